@@ -1,0 +1,128 @@
+"""Export the classifier to ONNX with torch.onnx (the dynamo exporter) and check parity with torch.
+
+Signature: inputs `input_ids`, `attention_mask` (int64, [batch, sequence], both dynamic), output
+`logits` [batch, classes]. The dynamo exporter was chosen over the legacy TorchScript one after
+measuring both (benchmarks/exporters.py, README): equal ORT speed, and it is the path torch maintains.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgecut.errors import ParityError
+
+OPSET = 18
+INPUT_NAMES = ("input_ids", "attention_mask")
+OUTPUT_NAMES = ("logits",)
+EXTERNAL_DATA_BYTES = 2 * 1024**3  # protobuf's hard limit: bigger graphs keep weights in model.onnx.data
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    opset: int
+    exporter: str
+    external_data: bool
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ParityResult:
+    max_abs_diff: float
+    argmax_agreement: float  # fraction of rows with the same predicted class
+    rows: int
+    atol: float
+
+    @property
+    def ok(self) -> bool:
+        return self.max_abs_diff <= self.atol and self.argmax_agreement == 1.0
+
+
+def _logits_only(classifier):
+    import torch
+
+    class LogitsOnly(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    return LogitsOnly(classifier).eval()
+
+
+def export_onnx(classifier, sample: dict[str, np.ndarray], path: Path, opset: int = OPSET) -> ExportResult:
+    """Write `path` (plus `path.data` when the weights pass 2 GB). `sample` is a padded batch of ≥2 rows."""
+    import torch
+
+    start = time.monotonic()
+    classifier = classifier.eval().float().to("cpu")
+    size = sum(p.numel() * p.element_size() for p in classifier.parameters())
+    external = size >= EXTERNAL_DATA_BYTES
+    batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    args = tuple(torch.from_numpy(np.ascontiguousarray(sample[name])) for name in INPUT_NAMES)
+    # The exporter is chatty (progress lines, warnings about torchvision ops); keep the user's terminal clean.
+    quiet = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(quiet), torch.no_grad():
+        warnings.simplefilter("ignore")
+        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+        torch.onnx.export(
+            _logits_only(classifier),
+            args,
+            str(path),
+            input_names=list(INPUT_NAMES),
+            output_names=list(OUTPUT_NAMES),
+            dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}},
+            opset_version=opset,
+            dynamo=True,
+            external_data=external,
+            optimize=True,
+        )
+    return ExportResult(Path(path), opset, f"torch.onnx dynamo (torch {torch.__version__})", external,
+                        time.monotonic() - start)
+
+
+def torch_logits(classifier, sequences: list[list[int]], pad_id: int, batch_size: int = 16,
+                 on_batch=None) -> np.ndarray:
+    """Logits from the torch model for token id lists, padded exactly as the runtime pads them."""
+    import torch
+
+    from edgecut.runtime import pad_batch
+
+    out = []
+    classifier = classifier.eval()
+    with torch.no_grad():
+        for start in range(0, len(sequences), batch_size):
+            chunk = sequences[start : start + batch_size]
+            feed = {k: torch.from_numpy(v) for k, v in pad_batch(chunk, pad_id).items()}
+            out.append(classifier(**feed).logits.float().numpy())
+            if on_batch:
+                on_batch(len(chunk))
+    return np.concatenate(out, axis=0)
+
+
+def check_parity(expected: np.ndarray, actual: np.ndarray, atol: float) -> ParityResult:
+    """Compare logits; raise ParityError naming both numbers when the graph disagrees with torch."""
+    if expected.shape != actual.shape:
+        raise ParityError(f"ONNX logits have shape {actual.shape}, torch {expected.shape}")
+    result = ParityResult(
+        max_abs_diff=float(np.abs(expected - actual).max()),
+        argmax_agreement=float((expected.argmax(-1) == actual.argmax(-1)).mean()),
+        rows=len(expected),
+        atol=atol,
+    )
+    if not result.ok:
+        raise ParityError(
+            f"ONNX export does not match torch: max |Δlogit| {result.max_abs_diff:.2e} (allowed {atol:.0e}), "
+            f"argmax agreement {result.argmax_agreement:.1%}"
+        )
+    return result
