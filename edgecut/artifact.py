@@ -67,8 +67,11 @@ def sha256_file(path: Path) -> str:
 
 
 def file_hashes(directory: Path) -> dict[str, str]:
-    return {p.relative_to(directory).as_posix(): sha256_file(p)
-            for p in sorted(directory.rglob("*")) if p.is_file() and p.name != MANIFEST}
+    return {
+        p.relative_to(directory).as_posix(): sha256_file(p)
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
 
 
 def write_golden(directory: Path, feed: dict[str, np.ndarray], logits: np.ndarray) -> Path:

@@ -43,6 +43,7 @@ def make_classifier(model, tokenizer, labels: Sequence[str], label_words: Sequen
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
         if tokenizer.pad_token_id is None:
             raise EdgecutError("the tokenizer has no pad, eos or unk token to pad with")
+    tokenizer.padding_side = "right"  # edgecut pads right everywhere (encoders pool the first token)
     config = copy.deepcopy(model.config)
     config.num_labels = len(labels)
     config.id2label = dict(enumerate(labels))

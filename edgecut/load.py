@@ -106,7 +106,12 @@ def load_model(source: str = DEFAULT_MODEL, trust_remote_code: bool = False) -> 
             if not (path / "config.json").is_file():
                 raise ModelNotFoundError(f"{source} has no config.json: give a Hugging Face model directory")
             location, hashed = str(path), _weight_files(path)
-    elif source.startswith((".", "/", "~")) or source.endswith(".gguf") or os.sep in source and Path(source).parent.exists():
+    elif (
+        source.startswith((".", "/", "~"))
+        or source.endswith(".gguf")
+        or os.sep in source
+        and Path(source).parent.exists()
+    ):
         raise ModelNotFoundError(f"model path {source} does not exist: check the path, or use --model {DEFAULT_MODEL}")
     elif _HUB_ID.match(source):
         location, hashed = _from_hub_cache(source, trust_remote_code)
@@ -124,8 +129,14 @@ def load_model(source: str = DEFAULT_MODEL, trust_remote_code: bool = False) -> 
     tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
     if not getattr(tokenizer, "is_fast", False):
         raise ModelNotFoundError(f"{source} has no fast tokenizer (tokenizer.json); edgecut artifacts need one")
-    return LoadedModel(model, tokenizer, source, location if not gguf_file else str(Path(location) / gguf_file),
-                       _hash_files(hashed), is_encoder)
+    return LoadedModel(
+        model,
+        tokenizer,
+        source,
+        location if not gguf_file else str(Path(location) / gguf_file),
+        _hash_files(hashed),
+        is_encoder,
+    )
 
 
 def _from_hub_cache(repo_id: str, trust_remote_code: bool) -> tuple[str, list[Path]]:
@@ -133,8 +144,11 @@ def _from_hub_cache(repo_id: str, trust_remote_code: bool) -> tuple[str, list[Pa
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-    patterns = ["*.json", "*.safetensors", "*.txt", "*.model", "*.py"] if trust_remote_code else \
-        ["*.json", "*.safetensors", "*.txt", "*.model"]
+    patterns = (
+        ["*.json", "*.safetensors", "*.txt", "*.model", "*.py"]
+        if trust_remote_code
+        else ["*.json", "*.safetensors", "*.txt", "*.model"]
+    )
     try:
         directory = snapshot_download(repo_id, local_files_only=True, allow_patterns=patterns)
     except (LocalEntryNotFoundError, OSError, ValueError):

@@ -40,7 +40,9 @@ def _layer_list(model):
     found = [
         (name, module)
         for name, module in model.named_modules()
-        if isinstance(module, torch.nn.ModuleList) and len(module) == n and name.split(".")[-1] in ("layers", "h", "layer")
+        if isinstance(module, torch.nn.ModuleList)
+        and len(module) == n
+        and name.split(".")[-1] in ("layers", "h", "layer")
     ]
     if len(found) != 1:
         raise EdgecutError(

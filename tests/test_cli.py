@@ -1,0 +1,242 @@
+"""The `edgecut` command end to end on tiny models, and every bad input ending in one line and exit 2."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edgecut.artifact import sha256_file
+from edgecut.cli import app
+
+runner = CliRunner()
+TEMPLATE = "Review: {text}\nSentiment:{label}"
+
+
+def _export(model_dir, data, out, *extra):
+    args = [
+        "export",
+        "--model",
+        str(model_dir),
+        "--data",
+        str(data),
+        "--layers",
+        "1",
+        "--labels",
+        "negative,positive",
+        "--template",
+        TEMPLATE,
+        "--epochs",
+        "2",
+        "--lr",
+        "2e-3",
+        "--batch-size",
+        "8",
+        "--test-size",
+        "40",
+        "-o",
+        str(out),
+        *extra,
+    ]
+    return runner.invoke(app, args)
+
+
+def _one_line_error(result, code=2, match=""):
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    # progress lines may come first; the error itself is exactly one line, and the last one
+    assert len(errors) == 1 and lines[-1] == errors[0], result.output
+    assert match.lower() in errors[0].lower(), errors[0]
+    return errors[0]
+
+
+@pytest.fixture(scope="module")
+def artifact(tiny_model_dirs, tiny_csv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("artifacts") / "llama-1"
+    result = _export(tiny_model_dirs["llama"], tiny_csv, out, "--demos")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_export_writes_a_complete_self_describing_artifact(artifact):
+    manifest = json.loads((artifact / "edgecut.json").read_text())
+    names = {p.name for p in artifact.iterdir()}
+    assert {"model.onnx", "config.json", "tokenizer.json", "edgecut.json", "golden.npz"} <= names
+    assert manifest["layers"] == {"kept": [0], "total": 3}
+    assert manifest["labels"] == ["negative", "positive"]
+    assert manifest["label_words"] == [" negative", " positive"]
+    assert manifest["prompt"]["template"] == TEMPLATE and len(manifest["prompt"]["demonstrations"]) == 2
+    assert manifest["precision"] == "fp32" and manifest["target"]["name"] == "cpu"
+    assert manifest["providers_used"][0] == "CPUExecutionProvider"
+    assert manifest["parameters"]["after"] < manifest["parameters"]["before"]
+    assert manifest["opset"] >= 18 and len(manifest["source_model"]["sha256"]) == 64
+    assert 0.0 <= manifest["metrics"]["onnx_accuracy"] <= 1.0
+    assert manifest["metrics"]["onnx_accuracy"] == manifest["metrics"]["torch_accuracy"]
+    assert set(manifest["metrics"]["latency"]) == {"batch_1", "batch_8"}
+    config = json.loads((artifact / "config.json").read_text())
+    assert config["id2label"] == {"0": "negative", "1": "positive"}
+    # every file is hashed, and the hashes are right
+    on_disk = {p.name for p in artifact.iterdir() if p.name != "edgecut.json"}
+    assert set(manifest["files"]) == on_disk
+    for name, digest in manifest["files"].items():
+        assert sha256_file(artifact / name) == digest
+
+
+def test_fine_tuning_learns_the_tiny_task(artifact):
+    manifest = json.loads((artifact / "edgecut.json").read_text())
+    assert manifest["metrics"]["torch_accuracy"] >= 0.75, manifest["metrics"]
+
+
+def test_golden_logits_reproduce_with_the_torch_free_runtime(artifact):
+    from edgecut.runtime import ArtifactClassifier
+
+    clf = ArtifactClassifier(artifact)
+    golden = np.load(artifact / "golden.npz", allow_pickle=False)
+    got = clf.session.run(["logits"], {"input_ids": golden["input_ids"], "attention_mask": golden["attention_mask"]})[0]
+    np.testing.assert_allclose(got, golden["logits"], atol=1e-4, rtol=0)
+    (pred,) = clf.predict(["good great lovely film"])
+    assert pred.label in ("negative", "positive") and abs(sum(pred.scores.values()) - 1) < 1e-5
+
+
+def test_existing_output_needs_force(artifact, tiny_model_dirs, tiny_csv):
+    before = sha256_file(artifact / "edgecut.json")
+    _one_line_error(_export(tiny_model_dirs["llama"], tiny_csv, artifact), match="--force")
+    assert sha256_file(artifact / "edgecut.json") == before
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, RuntimeError])
+def test_interrupted_export_leaves_nothing_and_keeps_the_old_artifact(
+    error, artifact, tiny_model_dirs, tiny_csv, monkeypatch, tmp_path
+):
+    import edgecut.validate
+
+    def boom(*args, **kwargs):
+        raise error("killed halfway")
+
+    monkeypatch.setattr(edgecut.validate, "validate", boom)
+    before = {p.name: sha256_file(p) for p in artifact.iterdir()}
+    siblings = set(artifact.parent.iterdir())
+    result = _export(tiny_model_dirs["llama"], tiny_csv, artifact, "--force")
+    assert result.exit_code != 0
+    assert {p.name: sha256_file(p) for p in artifact.iterdir()} == before  # old artifact untouched
+    assert set(artifact.parent.iterdir()) == siblings  # no .partial dir left behind
+    fresh = tmp_path / "new"
+    assert _export(tiny_model_dirs["llama"], tiny_csv, fresh).exit_code != 0
+    assert not fresh.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_int8_export_reports_the_accuracy_drop(tiny_model_dirs, tiny_csv, tmp_path):
+    result = _export(tiny_model_dirs["gpt2"], tiny_csv, tmp_path / "q", "--quantize", "int8")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "q" / "edgecut.json").read_text())
+    assert manifest["precision"] == "int8" and manifest["quantization"]["mode"] == "dynamic"
+    assert manifest["metrics"]["onnx_fp32_accuracy"] is not None
+    assert "drop" in result.output
+
+
+# --- bad input: one line, exit 2, nothing written -------------------------------------------------
+
+
+@pytest.fixture()
+def bad_csvs(tmp_path):
+    files = {
+        "empty": b"text,label\n",
+        "nocolumn": b"sentence,label\nhello,positive\n",
+        "latin1": "text,label\ncaf\xe9 good,positive\n".encode("latin-1"),
+        "extra_label": b"text,label\ngood,positive\nbad,negative\nmeh,neutral\n",
+    }
+    out = {}
+    for name, content in files.items():
+        out[name] = tmp_path / f"{name}.csv"
+        out[name].write_bytes(content)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--model", "./no/such/model"], "does not exist"),
+        (["--model", "smollm9-unknown"], "not a known alias"),
+        (["--layers", "0"], "out of range"),
+        (["--layers", "99"], "out of range"),
+        (["--target", "tpu"], "unknown target"),
+        (["--target", "./nope.toml"], "does not exist"),
+        (["--label-words", "bad"], "label words"),
+        (["--quantize", "int4"], "--quantize"),
+        (["--recipe", "fast"], "unknown recipe"),
+        (["--data", "no-such-file.csv"], "does not exist"),
+    ],
+)
+def test_bad_option_is_one_line_exit_2(args, match, tiny_model_dirs, tiny_csv, tmp_path):
+    base = {
+        "--model": str(tiny_model_dirs["llama"]),
+        "--data": str(tiny_csv),
+        "--layers": "1",
+        "--labels": "negative,positive",
+        "-o": str(tmp_path / "out"),
+    }
+    for key, value in zip(args[::2], args[1::2], strict=True):
+        base[key] = value
+    flat = [x for kv in base.items() for x in kv]
+    _one_line_error(runner.invoke(app, ["export", *flat, "--epochs", "1"]), match=match)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "match"),
+    [
+        ("empty", "no rows"),
+        ("nocolumn", "no column 'text'"),
+        ("latin1", "not UTF-8"),
+        ("extra_label", "not in --labels"),
+    ],
+)
+def test_bad_data_file_is_one_line_exit_2(name, match, bad_csvs, tiny_model_dirs, tmp_path):
+    result = runner.invoke(
+        app,
+        [
+            "export",
+            "--model",
+            str(tiny_model_dirs["llama"]),
+            "--data",
+            str(bad_csvs[name]),
+            "--labels",
+            "negative,positive",
+            "-o",
+            str(tmp_path / "out"),
+        ],
+    )
+    _one_line_error(result, match=match)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cuda_target_without_cuda_is_refused(tiny_model_dirs, tiny_csv, tmp_path):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this ONNX Runtime has CUDA")
+    result = runner.invoke(
+        app,
+        [
+            "export",
+            "--model",
+            str(tiny_model_dirs["llama"]),
+            "--data",
+            str(tiny_csv),
+            "--target",
+            "cuda",
+            "-o",
+            str(tmp_path / "out"),
+        ],
+    )
+    line = _one_line_error(result, match="CUDAExecutionProvider")
+    assert "onnxruntime-gpu" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_targets_command_lists_shipped_targets():
+    result = runner.invoke(app, ["targets"])
+    assert result.exit_code == 0
+    assert "cpu" in result.output and "cuda" in result.output

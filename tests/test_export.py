@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+import torch
+from conftest import DECODERS, FAMILIES, tiny_model
+
+from edgecut.classifier import make_classifier
+from edgecut.errors import ParityError
+from edgecut.export import check_parity, export_onnx, torch_logits
+from edgecut.prune import cut_to_first
+from edgecut.quantize import quantize_int8
+from edgecut.runtime import create_session, pad_batch, run_logits
+from edgecut.targets import load_target
+
+WORDS = [" negative", " positive"]
+TEXTS = [
+    "Review: good great film\nSentiment:",
+    "Review: the plot was dull and boring and bad\nSentiment:",
+    "Review: fine\nSentiment:",
+    "Review: a lovely moving story, the cast is superb and charming\nSentiment:",
+    "Review: awful\nSentiment:",
+]
+
+
+def _classifier(family, tokenizer, layers=1):
+    model = tiny_model(family, tokenizer, layers=3)
+    cut_to_first(model, layers)
+    init = "random" if family == "bert" else "lm"
+    torch.manual_seed(1)
+    return make_classifier(model, tokenizer, ["neg", "pos"], WORDS, init=init)
+
+
+def _ids(tokenizer, texts):
+    return [tokenizer(t)["input_ids"] for t in texts]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_onnx_matches_torch(family, tokenizer, tmp_path):
+    clf = _classifier(family, tokenizer, layers=2)
+    seqs = _ids(tokenizer, TEXTS)
+    pad = tokenizer.pad_token_id
+    result = export_onnx(clf, pad_batch(seqs[:2], pad), tmp_path / "model.onnx")
+    assert result.path.exists() and not result.external_data
+    session = create_session(result.path, load_target("cpu"))
+    assert [i.name for i in session.get_inputs()] == ["input_ids", "attention_mask"]
+    assert [o.name for o in session.get_outputs()] == ["logits"]
+    # Other batch sizes and lengths than the export sample: the axes are really dynamic.
+    for batch in (seqs[:1], seqs, seqs[2:] * 3):
+        expected = torch_logits(clf, batch, pad)
+        parity = check_parity(expected, run_logits(session, batch, pad), atol=1e-4)
+        assert parity.ok and parity.rows == len(batch)
+
+
+@pytest.mark.parametrize("family", DECODERS)
+def test_exported_graph_gives_the_same_logits_left_or_right_padded(family, tokenizer, tmp_path):
+    clf = _classifier(family, tokenizer, layers=2)
+    seqs = _ids(tokenizer, TEXTS)
+    pad = tokenizer.pad_token_id
+    export_onnx(clf, pad_batch(seqs[:2], pad), tmp_path / "model.onnx")
+    session = create_session(tmp_path / "model.onnx", load_target("cpu"))
+    right = pad_batch(seqs, pad)
+    width = right["input_ids"].shape[1]
+    left = {
+        "input_ids": np.full_like(right["input_ids"], pad),
+        "attention_mask": np.zeros_like(right["attention_mask"]),
+    }
+    for i, s in enumerate(seqs):
+        left["input_ids"][i, width - len(s) :] = s
+        left["attention_mask"][i, width - len(s) :] = 1
+    a = session.run(["logits"], right)[0]
+    b = session.run(["logits"], left)[0]
+    np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
+
+
+def test_parity_check_fails_on_a_real_difference():
+    expected = np.array([[0.0, 1.0], [2.0, 0.0]], dtype=np.float32)
+    with pytest.raises(ParityError, match="does not match"):
+        check_parity(expected, expected + np.float32(1e-3), atol=1e-4)
+    with pytest.raises(ParityError, match="argmax"):
+        check_parity(expected, expected[:, ::-1].copy(), atol=10.0)
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_int8_runs_smaller_and_keeps_most_argmaxes(family, tokenizer, tmp_path, tiny_csv):
+    import csv
+
+    clf = _classifier(family, tokenizer, layers=2)
+    pad = tokenizer.pad_token_id
+    with tiny_csv.open(encoding="utf-8") as f:
+        texts = [f"Review: {r['text']}\nSentiment:" for r in csv.DictReader(f)][:100]
+    seqs = _ids(tokenizer, texts)
+    fp32 = export_onnx(clf, pad_batch(seqs[:2], pad), tmp_path / "model.onnx").path
+    q = quantize_int8(fp32, tmp_path / "model_int8.onnx")
+    assert q.bytes_after < q.bytes_before
+    cpu = load_target("cpu")
+    a = run_logits(create_session(fp32, cpu), seqs, pad)
+    b = run_logits(create_session(q.path, cpu), seqs, pad)
+    assert b.shape == a.shape and np.isfinite(b).all()
+    assert (a.argmax(-1) == b.argmax(-1)).mean() >= 0.9

@@ -1,0 +1,74 @@
+import subprocess
+import sys
+
+import pytest
+
+from edgecut.errors import ProviderUnavailableError, TargetError
+from edgecut.runtime import check_session_providers, check_target_available
+from edgecut.targets import available_targets, load_target
+
+
+@pytest.mark.parametrize("name", sorted(available_targets()))
+def test_every_shipped_target_loads(name):
+    target = load_target(name)
+    assert target.name == name and target.providers and target.precision in ("fp32", "fp16", "int8")
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        (
+            'name="x"\ndescription="d"\nproviders=["CPUExecutionProvider"]\nprecision="fp32"\nspeed=1\n',
+            "unknown key 'speed'",
+        ),
+        (
+            'name="x"\ndescription="d"\nproviders="CPUExecutionProvider"\nprecision="fp32"\n',
+            "'providers' must be a list",
+        ),
+        ('name="x"\ndescription="d"\nproviders=["FooExecutionProvider"]\nprecision="fp32"\n', "unknown provider"),
+        ('name="x"\ndescription="d"\nproviders=["CPUExecutionProvider"]\nprecision="fp8"\n', "precision"),
+        ('name="x"\nproviders=["CPUExecutionProvider"]\nprecision="fp32"\n', "missing required key 'description'"),
+        (
+            'name="x"\ndescription="d"\nproviders=["CPUExecutionProvider"]\nprecision="fp32"\n[thresholds]\natol=1\n',
+            "thresholds.atol",
+        ),
+        ("name = [", "not valid TOML"),
+    ],
+)
+def test_schema_rejects_bad_target_files(body, match, tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text(body)
+    with pytest.raises(TargetError, match=match):
+        load_target(str(path))
+
+
+def test_own_target_file_by_path(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text(
+        'name="mine"\ndescription="d"\nproviders=["CPUExecutionProvider"]\nprecision="fp32"\n'
+        'graph_optimization="basic"\n[thresholds]\nparity_atol=1e-5\n'
+    )
+    target = load_target(str(path))
+    assert target.graph_optimization == "basic" and target.parity_atol == 1e-5
+
+
+def test_missing_provider_is_refused_before_any_session():
+    with pytest.raises(ProviderUnavailableError, match="onnxruntime-gpu"):
+        check_target_available(load_target("cuda"), available=["CPUExecutionProvider"])
+    check_target_available(load_target("cpu"), available=["CPUExecutionProvider"])
+
+
+def test_silent_cpu_fallback_is_refused():
+    # onnxruntime-gpu on a machine without a working GPU starts the session on CPU without a word.
+    with pytest.raises(ProviderUnavailableError, match="started the session on CPUExecutionProvider"):
+        check_session_providers(load_target("cuda"), ["CPUExecutionProvider"])
+    check_session_providers(load_target("cuda"), ["CUDAExecutionProvider", "CPUExecutionProvider"])
+
+
+def test_import_edgecut_does_not_import_torch():
+    code = (
+        "import sys, edgecut, edgecut.cli, edgecut.runtime, edgecut.targets, edgecut.data, edgecut.prompt; "
+        "print('torch' in sys.modules, 'transformers' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
