@@ -32,11 +32,23 @@ from edgecut.targets import load_target
 
 def _legacy_export(classifier, sample, path: Path) -> None:
     args = tuple(torch.from_numpy(sample[k]) for k in ("input_ids", "attention_mask"))
-    axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}, "logits": {0: "batch"}}
+    axes = {
+        "input_ids": {0: "batch", 1: "sequence"},
+        "attention_mask": {0: "batch", 1: "sequence"},
+        "logits": {0: "batch"},
+    }
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(_logits_only(classifier), args, str(path), input_names=["input_ids", "attention_mask"],
-                          output_names=["logits"], dynamic_axes=axes, opset_version=18, dynamo=False)
+        torch.onnx.export(
+            _logits_only(classifier),
+            args,
+            str(path),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["logits"],
+            dynamic_axes=axes,
+            opset_version=18,
+            dynamo=False,
+        )
 
 
 def main() -> None:
@@ -69,18 +81,31 @@ def main() -> None:
                     _legacy_export(clf, sample, path)
                 session = create_session(path, cpu)
                 diff = float(np.abs(run_logits(session, seqs, tok.pad_token_id) - reference).max())
-                lat = {b: measure_latency(session, seqs, tok.pad_token_id, b, warmup=20, runs=args.runs) for b in (1, 8)}
-                rows.append({"exporter": exporter, "attention": attention, "max_abs_diff": diff,
-                             **{f"p50_b{b}_ms": x.p50_ms for b, x in lat.items()},
-                             **{f"p90_b{b}_ms": x.p90_ms for b, x in lat.items()},
-                             "nodes": len(__import__("onnx").load(str(path), load_external_data=False).graph.node)})
+                lat = {
+                    b: measure_latency(session, seqs, tok.pad_token_id, b, warmup=20, runs=args.runs) for b in (1, 8)
+                }
+                rows.append(
+                    {
+                        "exporter": exporter,
+                        "attention": attention,
+                        "max_abs_diff": diff,
+                        **{f"p50_b{b}_ms": x.p50_ms for b, x in lat.items()},
+                        **{f"p90_b{b}_ms": x.p90_ms for b, x in lat.items()},
+                        "nodes": len(__import__("onnx").load(str(path), load_external_data=False).graph.node),
+                    }
+                )
     ref = rows[0]
     print(f"SmolLM2 N={args.layers}, {len(seqs)} rotten-tomatoes prompts, ORT CPU, {torch.get_num_threads()} threads")
-    print(f"{'exporter':8} {'attention':9} {'nodes':>5} {'max|Δ|':>8} {'p50 b1 ms':>10} {'x':>5} {'p50 b8 ms':>10} {'x':>5}")
+    print(
+        f"{'exporter':8} {'attention':9} {'nodes':>5} {'max|Δ|':>8} {'p50 b1 ms':>10} {'x':>5}"
+        f" {'p50 b8 ms':>10} {'x':>5}"
+    )
     for r in rows:
-        print(f"{r['exporter']:8} {r['attention']:9} {r['nodes']:5d} {r['max_abs_diff']:8.1e} "
-              f"{r['p50_b1_ms']:10.3f} {r['p50_b1_ms'] / ref['p50_b1_ms']:5.2f} "
-              f"{r['p50_b8_ms']:10.3f} {r['p50_b8_ms'] / ref['p50_b8_ms']:5.2f}")
+        print(
+            f"{r['exporter']:8} {r['attention']:9} {r['nodes']:5d} {r['max_abs_diff']:8.1e} "
+            f"{r['p50_b1_ms']:10.3f} {r['p50_b1_ms'] / ref['p50_b1_ms']:5.2f} "
+            f"{r['p50_b8_ms']:10.3f} {r['p50_b8_ms'] / ref['p50_b8_ms']:5.2f}"
+        )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"layers": args.layers, "rows": rows}, indent=2) + "\n")
 

@@ -20,6 +20,7 @@ import numpy as np
 from edgecut.errors import ParityError
 
 OPSET = 18
+EXPORT_ATOL = 1e-4  # fp32 graph vs torch on CPU: the export itself must be exact to this
 INPUT_NAMES = ("input_ids", "attention_mask")
 OUTPUT_NAMES = ("logits",)
 EXTERNAL_DATA_BYTES = 2 * 1024**3  # protobuf's hard limit: bigger graphs keep weights in model.onnx.data
@@ -39,11 +40,13 @@ class ParityResult:
     max_abs_diff: float
     argmax_agreement: float  # fraction of rows with the same predicted class
     rows: int
-    atol: float
+    atol: float | None
+    min_agreement: float = 1.0
 
     @property
     def ok(self) -> bool:
-        return self.max_abs_diff <= self.atol and self.argmax_agreement == 1.0
+        close = self.atol is None or self.max_abs_diff <= self.atol
+        return close and self.argmax_agreement >= self.min_agreement
 
 
 def _logits_only(classifier):
@@ -127,19 +130,36 @@ def torch_logits(
     return np.concatenate(out, axis=0)
 
 
-def check_parity(expected: np.ndarray, actual: np.ndarray, atol: float) -> ParityResult:
-    """Compare logits; raise ParityError naming both numbers when the graph disagrees with torch."""
+def check_parity(
+    expected: np.ndarray, actual: np.ndarray, atol: float | None, min_agreement: float = 1.0, what: str = "ONNX export"
+) -> ParityResult:
+    """Compare logits; raise ParityError naming the numbers when the graph disagrees with torch.
+
+    `atol=None` checks only the argmax agreement (int8, where logits move by design).
+    """
     if expected.shape != actual.shape:
-        raise ParityError(f"ONNX logits have shape {actual.shape}, torch {expected.shape}")
+        raise ParityError(f"{what}: logits have shape {actual.shape}, torch {expected.shape}")
     result = ParityResult(
         max_abs_diff=float(np.abs(expected - actual).max()),
         argmax_agreement=float((expected.argmax(-1) == actual.argmax(-1)).mean()),
         rows=len(expected),
         atol=atol,
+        min_agreement=min_agreement,
     )
     if not result.ok:
+        allowed = "not checked" if atol is None else f"allowed {atol:.0e}"
         raise ParityError(
-            f"ONNX export does not match torch: max |Δlogit| {result.max_abs_diff:.2e} (allowed {atol:.0e}), "
-            f"argmax agreement {result.argmax_agreement:.1%}"
+            f"{what} does not match torch: max |Δlogit| {result.max_abs_diff:.2e} ({allowed}), "
+            f"argmax agreement {result.argmax_agreement:.1%} (needs {min_agreement:.0%})"
         )
     return result
+
+
+def save_graph(source: Path, destination: Path) -> Path:
+    """Copy a graph to `destination`, weights inline below 2 GB, else in `destination.data`."""
+    import onnx
+
+    model = onnx.load(str(source))
+    external = sum(len(t.raw_data) for t in model.graph.initializer) >= EXTERNAL_DATA_BYTES
+    onnx.save_model(model, str(destination), save_as_external_data=external, location=destination.name + ".data")
+    return destination

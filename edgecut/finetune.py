@@ -40,15 +40,20 @@ class Recipe:
 
 
 RECIPES = {
+    # Measured on rotten-tomatoes, SmolLM2 N=1, 2 cores (README "Training recipes"): batch 32 with a warm-up
+    # and linear decay learns faster and steadier than batch 8 at a constant rate, and takes fewer
+    # optimizer steps over the 28 M embedding weights that dominate a 1-layer model's step time.
     "cpu": Recipe(
         "cpu",
-        epochs=1,
-        batch_size=8,
-        learning_rate=3e-4,
-        per_class_cap=2000,
+        epochs=2,
+        batch_size=32,
+        learning_rate=5e-4,
+        per_class_cap=4000,
         demonstrations=False,
         max_length=128,
         patience=3,
+        lr_scheduler="linear",
+        warmup_ratio=0.1,
     ),
     "paper": Recipe(
         "paper",

@@ -1,44 +1,190 @@
-"""Dynamic int8 quantization with ONNX Runtime's quantizer (weights int8, activations at run time).
+"""Change the precision of an exported fp32 graph with ONNX Runtime's own tools.
 
+int8 dynamic: weights int8, activations quantized at run time (no data needed).
+int8 static (QDQ): activation ranges calibrated on training prompts; per-channel weight scales.
+fp16: `onnxruntime.transformers.float16`, with the ops that overflow in fp16 kept fp32 and fp32/int64 I/O.
 Gather is quantized too: in a 1–2 layer model the embedding table is most of the weights.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import platform
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-OP_TYPES = ["MatMul", "Gemm", "Gather"]
+import numpy as np
+
+from edgecut.targets import Int8Settings
+
+OP_TYPES = ("MatMul", "Gemm", "Gather")
+# Fused contrib ops (transformer-fusion) defeat ONNX shape inference; their outputs are fp32.
+_FLOAT = 1  # onnx.TensorProto.FLOAT
 
 
 @dataclass(frozen=True)
 class QuantizeResult:
     path: Path
-    mode: str
+    precision: str
+    mode: str  # dynamic | static | fp16
     op_types: tuple[str, ...]
+    per_channel: bool
+    reduce_range: bool
+    calibration_size: int
     bytes_before: int
     bytes_after: int
     seconds: float
 
+    def as_dict(self) -> dict:
+        return {
+            "precision": self.precision,
+            "mode": self.mode,
+            "op_types": list(self.op_types),
+            "per_channel": self.per_channel,
+            "reduce_range": self.reduce_range,
+            "calibration_size": self.calibration_size,
+            "bytes_before": self.bytes_before,
+            "bytes_after": self.bytes_after,
+        }
 
-def quantize_int8(source: Path, destination: Path) -> QuantizeResult:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """The quantizer warns on the root logger that pre-processing is advised; edgecut's graphs are already
+    optimised (optimize.py), so that advice is noise in the user's terminal."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def cpu_has_vnni() -> bool:
+    """x86 VNNI (AVX512-VNNI or AVX-VNNI) or ARM dot-product: int8 matmuls without u8s8 saturation."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.machine().lower() in ("arm64", "aarch64")  # Apple silicon and Graviton have dot product
+    return any(f in flags for f in ("avx512_vnni", "avx_vnni", "asimddp"))
+
+
+def resolve_reduce_range(setting: bool | str) -> bool:
+    return (not cpu_has_vnni()) if setting == "auto" else bool(setting)
+
+
+def to_int8(
+    source: Path, destination: Path, settings: Int8Settings, calibration: Sequence[dict[str, np.ndarray]] = ()
+) -> QuantizeResult:
+    """Quantize `source` to int8 into `destination`; `calibration` feeds are needed for static mode."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
 
     start = time.monotonic()
-    quantize_dynamic(
-        model_input=str(source),
-        model_output=str(destination),
-        op_types_to_quantize=OP_TYPES,
-        weight_type=QuantType.QInt8,
-        per_channel=False,
-        extra_options={"WeightSymmetric": True},
-    )
+    reduce_range = resolve_reduce_range(settings.reduce_range)
+    if settings.mode == "dynamic":
+        with _quiet_root_logger():
+            quantize_dynamic(
+                model_input=str(source),
+                model_output=str(destination),
+                op_types_to_quantize=list(OP_TYPES),
+                weight_type=QuantType.QInt8,
+                per_channel=settings.per_channel,
+                reduce_range=reduce_range,
+                extra_options={"WeightSymmetric": True, "DefaultTensorType": _FLOAT},
+            )
+        used = 0
+    else:
+        feeds = list(calibration)[: settings.calibration_size]
+        if not feeds:
+            raise ValueError("static int8 needs calibration feeds")
+
+        class Reader(CalibrationDataReader):
+            def __init__(self):
+                self.items = iter(feeds)
+
+            def get_next(self):
+                return next(self.items, None)
+
+        with _quiet_root_logger():
+            quantize_static(
+                model_input=str(source),
+                model_output=str(destination),
+                calibration_data_reader=Reader(),
+                quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=list(OP_TYPES),
+                per_channel=settings.per_channel,
+                reduce_range=reduce_range,
+                activation_type=QuantType.QUInt8,  # u8 activations x s8 weights: the fast CPU kernels
+                weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+                extra_options={"WeightSymmetric": True, "ActivationSymmetric": False, "DefaultTensorType": _FLOAT},
+            )
+        used = len(feeds)
     return QuantizeResult(
-        destination, "dynamic", tuple(OP_TYPES), _size(source), _size(destination), time.monotonic() - start
+        destination,
+        "int8",
+        settings.mode,
+        OP_TYPES,
+        settings.per_channel,
+        reduce_range,
+        used,
+        graph_bytes(source),
+        graph_bytes(destination),
+        time.monotonic() - start,
     )
 
 
-def _size(path: Path) -> int:
+def to_fp16(source: Path, destination: Path, keep_fp32_ops: Sequence[str]) -> QuantizeResult:
+    """fp16 weights and activations; `keep_fp32_ops` stay fp32; graph inputs/outputs keep their types."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    start = time.monotonic()
+    model = onnx.load(str(source))
+    converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=list(keep_fp32_ops))
+    onnx.save(converted, str(destination))
+    return QuantizeResult(
+        destination,
+        "fp16",
+        "fp16",
+        (),
+        False,
+        False,
+        0,
+        graph_bytes(source),
+        graph_bytes(destination),
+        time.monotonic() - start,
+    )
+
+
+def graph_bytes(path: Path) -> int:
     data = path.with_name(path.name + ".data")
     return path.stat().st_size + (data.stat().st_size if data.exists() else 0)
+
+
+def build_precision(
+    source: Path, destination: Path, precision: str, target, calibration: Sequence[dict[str, np.ndarray]] = ()
+) -> QuantizeResult | None:
+    """Write the graph to ship at `destination` in `precision`, following the target's settings.
+
+    Returns None when the fp32 graph is shipped as is (fp32, or fp16 built by the provider itself).
+    """
+    from edgecut.export import save_graph
+
+    if precision == "int8":
+        return to_int8(source, destination, target.int8, calibration)
+    if precision == "fp16" and target.fp16.convert_graph:
+        return to_fp16(source, destination, target.fp16.keep_fp32_ops)
+    save_graph(source, destination)
+    return None

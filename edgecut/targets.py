@@ -30,17 +30,48 @@ KNOWN_PROVIDERS = (
     "QNNExecutionProvider",
     "XnnpackExecutionProvider",
 )
+OPTIMIZATIONS = ("transformer-fusion", "ort-offline")
 # key -> (type, required); the schema every target file is checked against.
 _SCHEMA: dict[str, tuple[type, bool]] = {
     "name": (str, True),
     "description": (str, True),
     "providers": (list, True),
     "precision": (str, True),
+    "allowed_precisions": (list, False),
     "graph_optimization": (str, False),
+    "optimizations": (list, False),
+    "io_binding": (bool, False),
+    "requires": (str, False),
     "provider_options": (dict, False),
     "thresholds": (dict, False),
+    "int8": (dict, False),
+    "fp16": (dict, False),
 }
-_THRESHOLDS: dict[str, type] = {"parity_atol": float}
+# sub-table -> key -> type
+_TABLES: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "thresholds": {"parity_atol": (float, int), "min_argmax_agreement": (float, int)},
+    "int8": {"mode": str, "per_channel": bool, "reduce_range": (bool, str), "calibration_size": int},
+    "fp16": {"keep_fp32_ops": list, "convert_graph": bool},
+}
+INT8_MODES = ("dynamic", "static")
+
+
+@dataclass(frozen=True)
+class Int8Settings:
+    """How `int8` is produced. Static QDQ calibrates activations on training prompts."""
+
+    mode: str = "dynamic"
+    per_channel: bool = False
+    reduce_range: bool | str = "auto"  # "auto": on when the CPU lacks VNNI (u8s8 overflow otherwise)
+    calibration_size: int = 128
+
+
+@dataclass(frozen=True)
+class Fp16Settings:
+    """Ops that stay fp32 in an fp16 graph because fp16 overflows or loses too much there."""
+
+    keep_fp32_ops: tuple[str, ...] = ()
+    convert_graph: bool = True  # False where the provider builds its own fp16 engine (TensorRT)
 
 
 @dataclass(frozen=True)
@@ -54,7 +85,28 @@ class Target:
     graph_optimization: str = "all"
     provider_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     parity_atol: float = 1e-4
+    min_argmax_agreement: float = 1.0  # of the shipped graph vs torch on the parity rows
+    allowed_precisions: tuple[str, ...] = ()
+    optimizations: tuple[str, ...] = ()
+    io_binding: bool = False
+    requires: str = ""
+    int8: Int8Settings = field(default_factory=Int8Settings)
+    fp16: Fp16Settings = field(default_factory=Fp16Settings)
     path: str = ""
+
+    def resolve_precision(self, quantize: str | None) -> str:
+        """The precision to build: the target's own, or what `--quantize` asks if this target allows it."""
+        if quantize in (None, "none"):
+            return self.precision
+        if quantize not in PRECISIONS:
+            raise TargetError(f"--quantize {quantize}: use none, {', '.join(p for p in PRECISIONS if p != 'fp32')}")
+        if quantize in self.allowed_precisions:
+            return quantize
+        others = [n for n in available_targets() if n != self.name and _precision_of(n) == quantize]
+        fix = f"use --target {others[0]}" if others else "no shipped target builds it"
+        raise TargetError(
+            f"target '{self.name}' does not build {quantize} (it allows {', '.join(self.allowed_precisions)}): {fix}"
+        )
 
     def provider_list(self) -> list[tuple[str, dict[str, Any]]]:
         """Providers with their options, in the form `onnxruntime.InferenceSession` takes."""
@@ -68,6 +120,10 @@ class Target:
             "graph_optimization": self.graph_optimization,
             "provider_options": self.provider_options,
             "parity_atol": self.parity_atol,
+            "optimizations": list(self.optimizations),
+            "int8": vars(self.int8),
+            "fp16": {"keep_fp32_ops": list(self.fp16.keep_fp32_ops), "convert_graph": self.fp16.convert_graph},
+            "io_binding": self.io_binding,
         }
 
 
@@ -81,6 +137,13 @@ def targets_dir() -> Path:
 
 def available_targets() -> dict[str, Path]:
     return {p.stem: p for p in sorted(targets_dir().glob("*.toml"))}
+
+
+def _precision_of(name: str) -> str | None:
+    try:
+        return load_target(name).precision
+    except TargetError:
+        return None
 
 
 def load_target(name_or_path: str | Path) -> Target:
@@ -134,12 +197,27 @@ def _validate(raw: dict[str, Any], path: Path) -> Target:
             raise TargetError(f"{where}: provider_options names '{p}', which is not in 'providers'")
         if not isinstance(opts, dict):
             raise TargetError(f"{where}: provider_options.{p} must be a table")
+    for table, keys in _TABLES.items():
+        for key, value in raw.get(table, {}).items():
+            if key not in keys:
+                raise TargetError(f"{where}: unknown key '{table}.{key}' (allowed: {', '.join(keys)})")
+            if not isinstance(value, keys[key]) or (isinstance(value, bool) and bool not in _as_tuple(keys[key])):
+                raise TargetError(f"{where}: '{table}.{key}' has the wrong type ({type(value).__name__})")
+    allowed = raw.get("allowed_precisions", [raw["precision"]])
+    if raw["precision"] not in allowed or any(p not in PRECISIONS for p in allowed):
+        raise TargetError(
+            f"{where}: 'allowed_precisions' must list precisions from {', '.join(PRECISIONS)} and include 'precision'"
+        )
+    passes = raw.get("optimizations", [])
+    for p in passes:
+        if p not in OPTIMIZATIONS:
+            raise TargetError(f"{where}: unknown optimization '{p}' (known: {', '.join(OPTIMIZATIONS)})")
+    int8 = Int8Settings(**raw.get("int8", {}))
+    if int8.mode not in INT8_MODES:
+        raise TargetError(f"{where}: 'int8.mode' must be one of {', '.join(INT8_MODES)}")
+    if isinstance(int8.reduce_range, str) and int8.reduce_range != "auto":
+        raise TargetError(f"{where}: 'int8.reduce_range' must be true, false or \"auto\"")
     thresholds = raw.get("thresholds", {})
-    for key, value in thresholds.items():
-        if key not in _THRESHOLDS:
-            raise TargetError(f"{where}: unknown key 'thresholds.{key}' (allowed: {', '.join(_THRESHOLDS)})")
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise TargetError(f"{where}: 'thresholds.{key}' must be a number")
     return Target(
         name=raw["name"],
         description=raw["description"],
@@ -148,5 +226,18 @@ def _validate(raw: dict[str, Any], path: Path) -> Target:
         graph_optimization=level,
         provider_options={p: dict(o) for p, o in options.items()},
         parity_atol=float(thresholds.get("parity_atol", 1e-4)),
+        min_argmax_agreement=float(thresholds.get("min_argmax_agreement", 1.0)),
+        allowed_precisions=tuple(allowed),
+        optimizations=tuple(passes),
+        io_binding=raw.get("io_binding", False),
+        requires=raw.get("requires", ""),
+        int8=int8,
+        fp16=Fp16Settings(
+            tuple(raw.get("fp16", {}).get("keep_fp32_ops", ())), raw.get("fp16", {}).get("convert_graph", True)
+        ),
         path=str(path),
     )
+
+
+def _as_tuple(kind) -> tuple:
+    return kind if isinstance(kind, tuple) else (kind,)

@@ -15,7 +15,7 @@ class ValidationReport:
     rows: int
     torch_accuracy: float
     onnx_accuracy: float  # the shipped graph (int8 when quantized)
-    onnx_fp32_accuracy: float | None = None  # set when the shipped graph is int8: the drop is visible
+    onnx_fp32_accuracy: float | None = None  # set when the shipped graph is int8/fp16: the drop is visible
     latency: list[Latency] = field(default_factory=list)
     providers: list[str] = field(default_factory=list)
 
@@ -39,6 +39,7 @@ def validate(
     pad_id: int,
     fp32_session=None,
     batch_sizes: tuple[int, ...] = (1, 8),
+    io_binding: bool = False,
     on_batch: Callable[[int], None] | None = None,
 ) -> ValidationReport:
     """Score the shipped session (and the fp32 one, if different) on the test prompts; time it."""
@@ -50,5 +51,5 @@ def validate(
     )
     if fp32_session is not None:
         report.onnx_fp32_accuracy = accuracy(run_logits(fp32_session, sequences, pad_id, on_batch=on_batch), labels)
-    report.latency = [measure_latency(session, sequences, pad_id, b) for b in batch_sizes]
+    report.latency = [measure_latency(session, sequences, pad_id, b, io_binding=io_binding) for b in batch_sizes]
     return report

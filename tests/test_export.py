@@ -7,7 +7,8 @@ from edgecut.classifier import make_classifier
 from edgecut.errors import ParityError
 from edgecut.export import check_parity, export_onnx, torch_logits
 from edgecut.prune import cut_to_first
-from edgecut.quantize import quantize_int8
+from edgecut.quantize import to_int8
+from edgecut.targets import Int8Settings
 from edgecut.runtime import create_session, pad_batch, run_logits
 from edgecut.targets import load_target
 
@@ -89,7 +90,7 @@ def test_int8_runs_smaller_and_keeps_most_argmaxes(family, tokenizer, tmp_path, 
         texts = [f"Review: {r['text']}\nSentiment:" for r in csv.DictReader(f)][:100]
     seqs = _ids(tokenizer, texts)
     fp32 = export_onnx(clf, pad_batch(seqs[:2], pad), tmp_path / "model.onnx").path
-    q = quantize_int8(fp32, tmp_path / "model_int8.onnx")
+    q = to_int8(fp32, tmp_path / "model_int8.onnx", Int8Settings())
     assert q.bytes_after < q.bytes_before
     cpu = load_target("cpu")
     a = run_logits(create_session(fp32, cpu), seqs, pad)

@@ -1,0 +1,175 @@
+"""Targets beyond fp32: int8 (dynamic and static QDQ), fp16, graph optimisation, precision rules."""
+
+import numpy as np
+import pytest
+from conftest import _sentences, tiny_model
+
+from edgecut.classifier import make_classifier
+from edgecut.errors import ProviderUnavailableError, TargetError
+from edgecut.export import export_onnx, torch_logits
+from edgecut.optimize import optimize_graph
+from edgecut.prune import cut_to_first
+from edgecut.quantize import cpu_has_vnni, resolve_reduce_range, to_fp16, to_int8
+from edgecut.runtime import check_target_available, create_session, measure_latency, pad_batch, run_logits
+from edgecut.targets import Int8Settings, load_target
+
+WORDS = [" negative", " positive"]
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory, tokenizer_dir):
+    """A tiny Llama classifier exported to fp32 ONNX, with 120 real prompts and its torch logits."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    model = tiny_model("llama", tok, layers=3)
+    cut_to_first(model, 2)
+    clf = make_classifier(model, tok, ["neg", "pos"], WORDS)
+    seqs = [tok(f"Review: {t}\nSentiment:")["input_ids"] for t, _ in _sentences(120, seed=5)]
+    path = tmp_path_factory.mktemp("graph") / "fp32.onnx"
+    export_onnx(clf, pad_batch(seqs[:2], tok.pad_token_id), path)
+    return {
+        "path": path,
+        "seqs": seqs,
+        "pad": tok.pad_token_id,
+        "torch": torch_logits(clf, seqs, tok.pad_token_id),
+        "config": clf.config,
+    }
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [Int8Settings("dynamic", False), Int8Settings("dynamic", True), Int8Settings("static", True, False, 64)],
+    ids=["dynamic", "dynamic-per-channel", "static-qdq-per-channel"],
+)
+def test_int8_keeps_argmax_agreement(settings, graph, tmp_path):
+    calibration = [pad_batch([s], graph["pad"]) for s in graph["seqs"][:64]]
+    result = to_int8(graph["path"], tmp_path / "int8.onnx", settings, calibration)
+    assert result.bytes_after < result.bytes_before
+    assert result.calibration_size == (64 if settings.mode == "static" else 0)
+    logits = run_logits(create_session(result.path, load_target("cpu")), graph["seqs"], graph["pad"])
+    agreement = (logits.argmax(-1) == graph["torch"].argmax(-1)).mean()
+    assert agreement >= 0.95, agreement
+    if settings.mode == "static":
+        import onnx
+
+        ops = {n.op_type for n in onnx.load(str(result.path)).graph.node}
+        assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # QDQ format
+
+
+def test_reduce_range_follows_vnni():
+    assert resolve_reduce_range("auto") is (not cpu_has_vnni())
+    assert resolve_reduce_range(True) is True and resolve_reduce_range(False) is False
+
+
+def test_fp16_graph_keeps_parity_where_ort_cpu_runs_it(graph, tmp_path):
+    target = load_target("cuda")
+    result = to_fp16(graph["path"], tmp_path / "fp16.onnx", target.fp16.keep_fp32_ops)
+    import onnx
+
+    def weight_bytes(path):
+        return sum(len(t.raw_data) for t in onnx.load(str(path)).graph.initializer)
+
+    assert weight_bytes(result.path) < 0.6 * weight_bytes(graph["path"])  # the weights really are fp16
+    try:
+        session = create_session(result.path, load_target("cpu"))
+        logits = run_logits(session, graph["seqs"], graph["pad"])
+    except Exception as e:  # ORT's CPU provider lacks fp16 kernels for some ops
+        pytest.skip(f"ONNX Runtime CPU cannot run this fp16 graph: {str(e)[:120]}")
+    assert [i.type for i in session.get_inputs()] == ["tensor(int64)"] * 2
+    assert session.get_outputs()[0].type == "tensor(float)"
+    np.testing.assert_allclose(logits, graph["torch"], atol=target.parity_atol, rtol=0)
+    assert (logits.argmax(-1) == graph["torch"].argmax(-1)).mean() >= target.min_argmax_agreement
+
+
+def test_optimisation_is_kept_only_with_parity(graph, tmp_path):
+    cpu = load_target("cpu")
+    ref = graph["torch"][:32]
+    result = optimize_graph(graph["path"], tmp_path, cpu, graph["config"], graph["seqs"], graph["pad"], ref)
+    assert set(result.passes) == {"transformer-fusion", "ort-offline"}
+    for name, record in result.passes.items():
+        assert record["kept"] == (name in result.applied)
+    logits = run_logits(create_session(result.path, cpu), graph["seqs"][:32], graph["pad"])
+    np.testing.assert_allclose(logits, ref, atol=cpu.parity_atol, rtol=0)
+
+
+def test_a_pass_that_breaks_parity_is_dropped(graph, tmp_path, monkeypatch, tokenizer):
+    import edgecut.optimize as opt
+
+    other = make_classifier(tiny_model("llama", tokenizer, layers=2, seed=7), tokenizer, ["neg", "pos"], WORDS)
+    wrong = tmp_path / "wrong.onnx"
+    export_onnx(other, pad_batch(graph["seqs"][:2], graph["pad"]), wrong)
+
+    def broken_pass(name, source, destination, target, config):
+        destination.write_bytes(wrong.read_bytes())
+        return "broken"
+
+    monkeypatch.setattr(opt, "_run_pass", broken_pass)
+    result = optimize_graph(
+        graph["path"], tmp_path, load_target("cpu"), graph["config"], graph["seqs"], graph["pad"], graph["torch"][:32]
+    )
+    assert result.applied == [] and result.path == graph["path"]
+    assert all(r["why"] == "parity" for r in result.passes.values())
+
+
+def test_io_binding_latency_runs_on_cpu(graph):
+    session = create_session(graph["path"], load_target("cpu"))
+    lat = measure_latency(session, graph["seqs"], graph["pad"], 8, warmup=2, runs=5, io_binding=True)
+    assert lat.runs == 5 and 0 < lat.p50_ms <= lat.p90_ms
+
+
+@pytest.mark.parametrize(
+    ("target", "ask", "match"),
+    [("cuda", "int8", "use --target cpu-int8"), ("cpu", "fp16", "use --target cuda"), ("cpu", "bf16", "--quantize")],
+)
+def test_impossible_precision_is_refused_naming_the_target_that_does_it(target, ask, match):
+    with pytest.raises(TargetError, match=match):
+        load_target(target).resolve_precision(ask)
+
+
+def test_precision_defaults_to_the_target():
+    assert load_target("cpu").resolve_precision("none") == "fp32"
+    assert load_target("cpu").resolve_precision("int8") == "int8"
+    assert load_target("cpu-int8").resolve_precision(None) == "int8"
+    assert load_target("cuda").resolve_precision(None) == "fp16"
+
+
+def test_tensorrt_target_is_refused_without_tensorrt():
+    import onnxruntime
+
+    if "TensorrtExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this ONNX Runtime has TensorRT")
+    with pytest.raises(ProviderUnavailableError, match="TensorRT"):
+        check_target_available(load_target("tensorrt"))
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        ('optimizations = ["magic"]', "unknown optimization 'magic'"),
+        ('[int8]\nmode = "fuzzy"', "int8.mode"),
+        ("[int8]\ncalibration_size = true", "int8.calibration_size"),
+        ('[fp16]\nkeep_fp32_ops = "Softmax"', "fp16.keep_fp32_ops"),
+        ("[fp16]\nspeed = 1", "unknown key 'fp16.speed'"),
+        ('allowed_precisions = ["int8"]', "allowed_precisions"),
+    ],
+)
+def test_schema_rejects_bad_precision_settings(extra, match, tmp_path):
+    path = tmp_path / "t.toml"
+    path.write_text(f'name="t"\ndescription="d"\nproviders=["CPUExecutionProvider"]\nprecision="fp32"\n{extra}\n')
+    with pytest.raises(TargetError, match=match):
+        load_target(str(path))
+
+
+@pytest.mark.cuda
+def test_cuda_fp16_session_runs_on_cuda(graph, tmp_path):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        pytest.skip("needs onnxruntime-gpu and a CUDA device")
+    target = load_target("cuda")
+    result = to_fp16(graph["path"], tmp_path / "fp16.onnx", target.fp16.keep_fp32_ops)
+    session = create_session(result.path, target)
+    assert session.get_providers()[0] == "CUDAExecutionProvider"
+    logits = run_logits(session, graph["seqs"], graph["pad"])
+    np.testing.assert_allclose(logits, graph["torch"], atol=target.parity_atol, rtol=0)
