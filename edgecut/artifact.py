@@ -80,6 +80,20 @@ def write_golden(directory: Path, feed: dict[str, np.ndarray], logits: np.ndarra
     return path
 
 
+def save_tokenizer(tokenizer, directory: Path) -> None:
+    """Save tokenizer files that transformers 4.x (optimum's) loads too.
+
+    transformers 5 records `tokenizer_class: "TokenizersBackend"`, a class 4.x does not have; the same
+    tokenizer.json loads in both as the plain `PreTrainedTokenizerFast`.
+    """
+    tokenizer.save_pretrained(directory)
+    path = directory / "tokenizer_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if config.get("tokenizer_class") == "TokenizersBackend":
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+        path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def library_versions() -> dict[str, str]:
     out = {"edgecut": __version__, "python": platform.python_version()}
     for name in ("torch", "transformers", "onnx", "onnxruntime", "onnxruntime-gpu", "tokenizers", "numpy"):

@@ -94,7 +94,9 @@ def export(
     time_budget: Annotated[float | None, typer.Option(help="Stop training after this many seconds.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for splits and training.")] = 0,
     test_size: Annotated[int, typer.Option(help="Test rows (at most a fifth of the data).")] = 1000,
-    quantize: Annotated[str, typer.Option(help="none or int8 (ONNX Runtime dynamic quantization).")] = "none",
+    quantize: Annotated[
+        str, typer.Option(help="none (the target's precision), int8 or fp16, where the target allows it.")
+    ] = "none",
     trust_remote_code: Annotated[bool, typer.Option(help="Allow model code from the hub (off by default).")] = False,
 ) -> None:
     """Cut, fine-tune, export, validate: write a self-describing ONNX artifact."""
@@ -139,21 +141,15 @@ def _export(
     from edgecut.data import DataSpec, encode_examples, load_dataset
     from edgecut.finetune import get_recipe
     from edgecut.prompt import PromptFormat
-    from edgecut.runtime import check_target_available, create_session, pad_batch
+    from edgecut.runtime import check_target_available, create_session, pad_batch, run_logits
     from edgecut.targets import load_target
 
     # Everything that can be checked without the model is checked first: bad input fails in a second.
     if layers < 1:
         raise EdgecutError(f"--layers {layers} is out of range: keep at least 1 layer")
-    if quantize not in ("none", "int8"):
-        raise EdgecutError(f"--quantize {quantize}: use none or int8")
     tgt = load_target(target)
+    precision = tgt.resolve_precision(quantize)
     check_target_available(tgt)
-    if quantize == "int8" and tgt.providers[0] != "CPUExecutionProvider":
-        raise EdgecutError(
-            f"--quantize int8 is dynamic int8 for the CPU provider; target '{tgt.name}' runs "
-            f"{tgt.providers[0]}: use --target cpu"
-        )
     art.check_destination(output.resolve(), force)
     rcp = get_recipe(
         recipe,
@@ -188,11 +184,12 @@ def _export(
     )
 
     from edgecut.classifier import label_token_ids, make_classifier
-    from edgecut.export import check_parity, export_onnx, torch_logits
+    from edgecut.export import EXPORT_ATOL, check_parity, export_onnx, torch_logits
     from edgecut.finetune import finetune
     from edgecut.load import load_model
+    from edgecut.optimize import OptimizeResult, optimize_graph
     from edgecut.prune import cut_to_first
-    from edgecut.quantize import quantize_int8
+    from edgecut.quantize import build_precision
     from edgecut.validate import validate
 
     with _step(f"load {model}"):
@@ -228,28 +225,39 @@ def _export(
         task = bar.add_task("torch accuracy", total=len(test_ids))
         reference = torch_logits(classifier, test_ids, tok.pad_token_id, on_batch=lambda n: bar.advance(task, n))
 
-    with art.staging(output, force) as tmp, tempfile.TemporaryDirectory(prefix="edgecut-fp32-") as scratch:
+    with art.staging(output, force) as tmp, tempfile.TemporaryDirectory(prefix="edgecut-graphs-") as scratch:
         fp32_path = Path(scratch) / "model.onnx"
-        sample = pad_batch(test_ids[:2], tok.pad_token_id)
+        parity_rows, pad = test_ids[:64], tok.pad_token_id
         with _step("export to ONNX"):
-            exported = export_onnx(classifier, sample, fp32_path)
-            fp32_session = create_session(fp32_path, tgt)
-            parity_rows = test_ids[:64]
+            exported = export_onnx(classifier, pad_batch(test_ids[:2], pad), fp32_path)
+            # The export itself is checked on the CPU in fp32, whatever the target: 1e-4 and identical argmax.
             parity = check_parity(
-                reference[: len(parity_rows)], _ort_logits(fp32_session, parity_rows, tok.pad_token_id), tgt.parity_atol
+                reference[: len(parity_rows)],
+                run_logits(create_session(fp32_path, load_target("cpu")), parity_rows, pad),
+                EXPORT_ATOL,
             )
         console.print(
             f"  parity: max |Δlogit| {parity.max_abs_diff:.1e} on {parity.rows} test prompts, argmax identical"
         )
-        quant = None
-        if quantize == "int8":
-            with _step("quantize to int8"):
-                quant = quantize_int8(fp32_path, tmp / "model.onnx")
-            session = create_session(tmp / "model.onnx", tgt)
+        if tgt.optimizations:
+            with _step(f"optimise the graph ({', '.join(tgt.optimizations)})"):
+                optimized = optimize_graph(
+                    fp32_path, Path(scratch), tgt, classifier.config, parity_rows, pad, reference[: len(parity_rows)]
+                )
+            console.print(f"  kept: {', '.join(optimized.applied) or 'none (no pass was faster with parity)'}")
         else:
-            for f in Path(scratch).iterdir():
-                f.rename(tmp / f.name)
-            session = fp32_session = create_session(tmp / "model.onnx", tgt)
+            optimized = OptimizeResult(fp32_path)
+        with _step(f"build {precision} graph"):
+            calibration = [pad_batch([f["input_ids"]], pad) for f in train[: tgt.int8.calibration_size]]
+            quant = build_precision(optimized.path, tmp / "model.onnx", precision, tgt, calibration)
+        session = create_session(tmp / "model.onnx", tgt)
+        shipped = check_parity(
+            reference[: len(parity_rows)],
+            run_logits(session, parity_rows, pad),
+            None if precision == "int8" else tgt.parity_atol,
+            tgt.min_argmax_agreement,
+            what=f"the {precision} graph on {tgt.providers[0]}",
+        )
 
         with _progress() as bar:
             task = bar.add_task("ONNX Runtime accuracy", total=len(test_ids) * (2 if quant else 1))
@@ -258,15 +266,16 @@ def _export(
                 session,
                 test_ids,
                 test_labels,
-                tok.pad_token_id,
-                fp32_session=fp32_session if quant else None,
+                pad,
+                fp32_session=create_session(optimized.path, tgt) if quant else None,
+                io_binding=tgt.io_binding,
                 on_batch=lambda n: bar.advance(task, n),
             )
 
-        golden_feed = pad_batch(test_ids[:8], tok.pad_token_id)
+        golden_feed = pad_batch(test_ids[:8], pad)
         art.write_golden(tmp, golden_feed, session.run(["logits"], golden_feed)[0])
         classifier.config.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
+        art.save_tokenizer(tok, tmp)
         art.write_manifest(
             tmp,
             {
@@ -280,11 +289,10 @@ def _export(
                 "label_token_ids": label_token_ids(tok, dataset.label_words) if init == "lm" else None,
                 "head_init": init,
                 "prompt": prompt.as_dict(),
-                "pad_token_id": tok.pad_token_id,
-                "precision": "int8" if quant else "fp32",
-                "quantization": None
-                if quant is None
-                else {"mode": quant.mode, "op_types": list(quant.op_types), "weight_type": "int8"},
+                "pad_token_id": pad,
+                "precision": precision,
+                "quantization": quant.as_dict() if quant else None,
+                "optimizations": {"applied": optimized.applied, "passes": optimized.passes},
                 "target": tgt.as_dict(),
                 "providers_used": report.providers,
                 "signature": {
@@ -294,7 +302,7 @@ def _export(
                 },
                 "opset": exported.opset,
                 "exporter": exported.exporter,
-                "external_data": exported.external_data,
+                "external_data": (tmp / "model.onnx.data").exists(),
                 "recipe": vars(rcp) | {},
                 "data": dataset.summary() | {"test_queries_truncated": test_cut},
                 "training": {
@@ -303,22 +311,24 @@ def _export(
                     "stopped_by": tuned.stopped_by,
                     "validation_accuracy": tuned.validation_accuracy,
                 },
-                "metrics": report.as_dict() | {"parity_max_abs_diff": parity.max_abs_diff},
-                "golden": {"file": art.GOLDEN, "atol": tgt.parity_atol if not quant else 1e-3},
+                "metrics": report.as_dict()
+                | {
+                    "parity_max_abs_diff": parity.max_abs_diff,
+                    "shipped_max_abs_diff": shipped.max_abs_diff,
+                    "shipped_argmax_agreement": shipped.argmax_agreement,
+                },
+                "golden": {
+                    "file": art.GOLDEN,
+                    "atol": tgt.parity_atol if precision == "fp32" else max(tgt.parity_atol, 1e-3),
+                },
             },
         )
         size = sum(f.stat().st_size for f in tmp.iterdir() if f.name.startswith("model.onnx"))
 
-    _summary(layers, pruned, report, size, output.resolve())
+    _summary(layers, pruned, precision, report, size, output.resolve())
 
 
-def _ort_logits(session, sequences, pad_id):
-    from edgecut.runtime import run_logits
-
-    return run_logits(session, sequences, pad_id)
-
-
-def _summary(layers, pruned, report, size: int, where: Path) -> None:
+def _summary(layers, pruned, precision: str, report, size: int, where: Path) -> None:
     table = Table(title="edgecut export", show_header=False)
     table.add_column(style="bold")
     table.add_column()
@@ -328,7 +338,7 @@ def _summary(layers, pruned, report, size: int, where: Path) -> None:
     if report.onnx_fp32_accuracy is not None:
         table.add_row("accuracy (ORT fp32)", f"{report.onnx_fp32_accuracy:.1%}")
         drop = (report.onnx_fp32_accuracy - report.onnx_accuracy) * 100
-        table.add_row("accuracy (ORT int8)", f"{report.onnx_accuracy:.1%} (drop {drop:+.1f} points)")
+        table.add_row(f"accuracy (ORT {precision})", f"{report.onnx_accuracy:.1%} (drop {drop:+.1f} points)")
     else:
         table.add_row("accuracy (ORT)", f"{report.onnx_accuracy:.1%}")
     for lat in report.latency:
@@ -349,9 +359,209 @@ def targets() -> None:
     for name in available_targets():
         try:
             t = load_target(name)
-            out.print(f"[bold]{name:10}[/] {t.description}", highlight=False)
+            out.print(f"[bold]{name:10}[/] {t.precision:5} {t.description}", highlight=False, soft_wrap=True)
         except EdgecutError as e:
-            out.print(f"[bold]{name:10}[/] [red]invalid: {e}[/]", highlight=False)
+            out.print(f"[bold]{name:10}[/] [red]invalid: {e}[/]", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def check(
+    artifact: Annotated[Path, typer.Argument(help="Artifact directory written by `edgecut export`.")],
+    target: Annotated[
+        str | None, typer.Option(help="Target name or .toml path; default: the one recorded in the artifact.")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option("--data", "-d", help="Labelled CSV/TSV/JSONL file to measure accuracy on.")
+    ] = None,
+    text_column: Annotated[str, typer.Option(help="Text column of the data file.")] = "text",
+    label_column: Annotated[str, typer.Option(help="Label column of the data file.")] = "label",
+    min_accuracy: Annotated[
+        float | None, typer.Option(help="Gate: accuracy on --data at least this (fraction, e.g. 0.85).")
+    ] = None,
+    max_latency_ms: Annotated[float | None, typer.Option(help="Gate: p50 latency at batch 1, in ms.")] = None,
+    max_p90_ms: Annotated[float | None, typer.Option(help="Gate: p90 latency at batch 1, in ms.")] = None,
+    baseline: Annotated[
+        Path | None, typer.Option(help="Previous artifact: no metric may be worse by more than the margins.")
+    ] = None,
+    accuracy_margin: Annotated[
+        float, typer.Option(help="Baseline: accuracy may drop at most this many percentage points.")
+    ] = 1.0,
+    latency_margin: Annotated[float, typer.Option(help="Baseline: latency may grow at most this many percent.")] = 20.0,
+    latency_runs: Annotated[int, typer.Option(help="Timed runs for the latency measurement.")] = 100,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")] = False,
+    junit: Annotated[Path | None, typer.Option(help="Also write a JUnit XML report, one testcase per check.")] = None,
+) -> None:
+    """Check an artifact: integrity, golden parity, quality gates. Exit 0 pass, 1 a gate failed, 2 broken."""
+    from edgecut.check import CheckSettings, check_artifact, input_error_report
+
+    try:
+        settings = CheckSettings(
+            target=target,
+            data=data,
+            text_column=text_column,
+            label_column=label_column,
+            min_accuracy=min_accuracy,
+            max_latency_ms=max_latency_ms,
+            max_p90_ms=max_p90_ms,
+            baseline=baseline,
+            accuracy_margin=accuracy_margin,
+            latency_margin=latency_margin,
+            latency_runs=latency_runs,
+        )
+        report = check_artifact(artifact, settings)
+    except EdgecutError as e:
+        if junit:  # CI still gets a report that says why nothing was checked
+            _write_report(junit, input_error_report(artifact, str(e)).to_junit())
+        _fail(str(e))
+    if junit:
+        _write_report(junit, report.to_junit())
+    if json_out:
+        typer.echo(report.to_json())
+    else:
+        _check_table(report)
+    failed = [r for r in report.results if r.passed is False]
+    if report.exit_code == 2:
+        console.print(
+            f"[bold red]error:[/] the artifact is broken: {failed[0].name}: {failed[0].detail}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    elif report.exit_code == 1:
+        names = ", ".join(r.name for r in failed)
+        console.print(f"[bold red]failed:[/] {len(failed)} gate(s): {names}", highlight=False, soft_wrap=True)
+    else:
+        console.print(f"[green]✓[/] all {len(report.results)} checks passed", highlight=False)
+    raise typer.Exit(report.exit_code)
+
+
+def _write_report(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        _fail(f"cannot write {path}: {e.strerror}: choose another --junit path")
+
+
+def _check_table(report) -> None:
+    marks = {"pass": "[green]✓ pass[/]", "fail": "[bold red]✗ fail[/]", "skip": "[dim]– skip[/]"}
+    table = Table(title=f"edgecut check {report.artifact}")
+    for column in ("check", "result", "measured", "threshold", "detail"):
+        table.add_column(column, overflow="fold")
+    for r in report.results:
+        table.add_row(r.name, marks[r.status], r.value_text(r.measured), r.value_text(r.threshold), r.detail)
+    out.print(table)
+
+
+@app.command()
+def predict(
+    artifact: Annotated[Path, typer.Argument(help="Artifact directory written by `edgecut export`.")],
+    texts: Annotated[
+        list[str] | None, typer.Argument(help="Texts to classify; none or '-' reads stdin, one text a line.")
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Read texts from a file: one a line, or JSONL.")
+    ] = None,
+    jsonl: Annotated[
+        bool, typer.Option(help="Input lines are JSON objects (automatic for .jsonl/.ndjson files).")
+    ] = False,
+    text_field: Annotated[str, typer.Option(help="Field holding the text in JSONL input.")] = "text",
+    target: Annotated[
+        str | None, typer.Option(help="Target name or .toml path; default: the one recorded in the artifact.")
+    ] = None,
+) -> None:
+    """Classify texts with an artifact (torch-free): one JSON object per text on stdout."""
+    import json
+
+    from edgecut.runtime import ArtifactClassifier, read_texts
+
+    try:
+        inputs = _predict_inputs(texts or [], file, jsonl, text_field, read_texts)
+        clf = ArtifactClassifier(artifact, target=target)
+        cut = 0
+        for text in inputs:
+            (p,) = clf.predict([text])
+            cut += p.truncated
+            record = {
+                "text": p.text,
+                "label": p.label,
+                "scores": p.scores,
+                "truncated": p.truncated,
+                "latency_ms": round(p.latency_ms, 4),
+            }
+            typer.echo(json.dumps(record, ensure_ascii=False))
+    except EdgecutError as e:
+        _fail(str(e))
+    if cut:
+        max_length = clf.prompt.max_length
+        console.print(
+            f"note: {cut} text(s) were longer than the artifact's max_length ({max_length} tokens): their end was "
+            'cut the way training cut them ("truncated": true)',
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _predict_inputs(texts: list[str], file: Path | None, jsonl: bool, field: str, read_texts) -> list[str]:
+    from edgecut.errors import DataError
+
+    out: list[str] = []
+    for t in texts:  # "-" reads stdin at its place among the arguments
+        if t == "-":
+            out += _stdin_texts(jsonl, field, read_texts)
+        else:
+            out.append(t)
+    if file is not None:
+        try:
+            content = file.read_bytes().decode("utf-8-sig")
+        except FileNotFoundError:
+            raise DataError(f"--file {file} does not exist: give a text or JSONL file") from None
+        except UnicodeDecodeError as e:
+            raise DataError(f"--file {file} is not UTF-8 (byte {e.start}): re-encode it") from e
+        is_jsonl = jsonl or file.suffix.lower() in (".jsonl", ".ndjson")
+        out += read_texts(content.splitlines(), is_jsonl, field, str(file))
+    if not texts and file is None:
+        out += _stdin_texts(jsonl, field, read_texts)
+    if not out:
+        raise DataError("no texts to classify: the input was empty")
+    return out
+
+
+def _stdin_texts(jsonl: bool, field: str, read_texts) -> list[str]:
+    from edgecut.errors import DataError
+
+    if sys.stdin.isatty():
+        raise DataError("no texts: give them as arguments, with --file, or on stdin (one a line)")
+    return read_texts(sys.stdin, jsonl, field, "stdin")
+
+
+@app.command()
+def deploy(
+    artifact: Annotated[Path, typer.Argument(help="Artifact directory written by `edgecut export`.")],
+    triton: Annotated[Path, typer.Option(help="Triton model repository to write the model into.")],
+    name: Annotated[str | None, typer.Option(help="Model name in the repository; default: the artifact's.")] = None,
+    max_batch_size: Annotated[int, typer.Option(help="Triton max_batch_size (dynamic batching up to it).")] = 8,
+    instances: Annotated[int, typer.Option(help="Model instances (instance_group count).")] = 1,
+    max_queue_delay_us: Annotated[
+        int, typer.Option(help="Dynamic batcher: longest wait for more requests, in microseconds.")
+    ] = 100,
+    force: Annotated[bool, typer.Option(help="Replace an existing REPO/NAME.")] = False,
+) -> None:
+    """Write a Triton model repository entry (onnxruntime backend) for an artifact."""
+    from edgecut.deploy import TritonSettings, deploy_triton
+
+    try:
+        settings = TritonSettings(triton, name, max_batch_size, instances, max_queue_delay_us, force)
+        done = deploy_triton(artifact, settings)
+    except EdgecutError as e:
+        _fail(str(e))
+    accel = f", accelerator {done.accelerator}" if done.accelerator else ""
+    console.print(f"[green]✓[/] Triton model '{done.name}' ({done.kind}{accel})", highlight=False)
+    out.print(str(done.path), highlight=False, soft_wrap=True)
+    console.print(
+        f"  serve: tritonserver --model-repository {done.path.parent}  (see examples/triton.md)",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def main() -> None:

@@ -100,7 +100,7 @@ def load_dataset(spec: DataSpec) -> Dataset:
         words = list(spec.label_words or builtin.label_words)
         template = spec.template or builtin.template
     else:
-        rows = _read_file(Path(spec.source), spec.text_column, spec.label_column)
+        rows = read_labelled_file(Path(spec.source), spec.text_column, spec.label_column)
         labels = list(spec.labels) or sorted({label for _, label in rows})
         words = list(spec.label_words) or [f" {label}" for label in labels]
         template = spec.template or DEFAULT_TEMPLATE
@@ -162,7 +162,8 @@ def _read_text(path: Path) -> str:
         ) from e
 
 
-def _read_file(path: Path, text_column: str, label_column: str) -> list[tuple[str, str]]:
+def read_labelled_file(path: Path, text_column: str, label_column: str) -> list[tuple[str, str]]:
+    """(text, label) rows of a CSV, TSV or JSONL file; DataError with the fix for every bad file."""
     text = _read_text(path)
     if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
         records = []

@@ -27,3 +27,7 @@ class OutputExistsError(EdgecutError):
 
 class ParityError(RuntimeError):
     """The exported graph does not reproduce the torch model within tolerance (a bug, not user input)."""
+
+
+class ArtifactError(EdgecutError):
+    """An artifact directory that is missing, unreadable or not one this edgecut can read."""

@@ -9,21 +9,22 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgecut.errors import EdgecutError, ProviderUnavailableError
+from edgecut.errors import ArtifactError, DataError, EdgecutError, ProviderUnavailableError
 from edgecut.prompt import PromptFormat
 from edgecut.targets import Target, load_target
 
 MANIFEST = "edgecut.json"
+# What runtime and `edgecut check` need from a manifest; older or hand-made ones without them are refused.
+MANIFEST_KEYS = ("model_file", "signature", "opset", "golden", "files", "labels", "prompt", "pad_token_id", "target")
 _INSTALL_HINT = {
     "CUDAExecutionProvider": "install onnxruntime-gpu instead of onnxruntime "
     "(pip uninstall -y onnxruntime && pip install 'edgecut[gpu]') on a machine with an NVIDIA GPU",
-    "TensorrtExecutionProvider": "install onnxruntime-gpu and TensorRT on a machine with an NVIDIA GPU",
 }
 
 
@@ -40,7 +41,7 @@ def check_target_available(target: Target, available: Iterable[str] | None = Non
     have = list(available) if available is not None else _ort().get_available_providers()
     wanted = target.providers[0]
     if wanted not in have:
-        hint = _INSTALL_HINT.get(wanted, f"install an onnxruntime build with {wanted}")
+        hint = target.requires or _INSTALL_HINT.get(wanted, f"install an onnxruntime build with {wanted}")
         raise ProviderUnavailableError(
             f"target '{target.name}' needs {wanted}, which this ONNX Runtime lacks "
             f"(it has {', '.join(have)}): {hint}, or use --target cpu"
@@ -111,20 +112,46 @@ class Latency:
 
 
 def measure_latency(
-    session, sequences: Sequence[Sequence[int]], pad_id: int, batch_size: int, warmup: int = 10, runs: int = 50
+    session,
+    sequences: Sequence[Sequence[int]],
+    pad_id: int,
+    batch_size: int,
+    warmup: int = 10,
+    runs: int = 50,
+    io_binding: bool = False,
 ) -> Latency:
-    """Wall-clock latency of one `session.run` on real prompts: warm-up, then median and p90."""
+    """Wall-clock latency of one run on real prompts: warm-up, then median and p90.
+
+    With `io_binding`, inputs are copied to the session's device once and the output stays there, as a
+    GPU server does; the time is then the graph's own, without host<->device copies of each call.
+    """
     batches = [pad_batch(sequences[i : i + batch_size], pad_id) for i in range(0, len(sequences), batch_size)]
     batches = [b for b in batches if len(b["input_ids"]) == batch_size] or batches
+    calls = [_bound_call(session, b) for b in batches] if io_binding else [_plain_call(session, b) for b in batches]
     for i in range(warmup):
-        session.run(["logits"], batches[i % len(batches)])
+        calls[i % len(calls)]()
     times = []
     for i in range(runs):
-        feed = batches[i % len(batches)]
+        call = calls[i % len(calls)]
         start = time.perf_counter()
-        session.run(["logits"], feed)
+        call()
         times.append((time.perf_counter() - start) * 1e3)
     return Latency(batch_size, float(np.percentile(times, 50)), float(np.percentile(times, 90)), runs)
+
+
+def _plain_call(session, feed: dict[str, np.ndarray]) -> Callable[[], object]:
+    return lambda: session.run(["logits"], feed)
+
+
+def _bound_call(session, feed: dict[str, np.ndarray]) -> Callable[[], object]:
+    ort = _ort()
+    provider = session.get_providers()[0]
+    device = "cuda" if provider in ("CUDAExecutionProvider", "TensorrtExecutionProvider") else "cpu"
+    binding = session.io_binding()
+    for name, array in feed.items():
+        binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, device, 0))
+    binding.bind_output("logits", device)
+    return lambda: session.run_with_iobinding(binding)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -146,13 +173,29 @@ class ArtifactClassifier:
     """Loads an edgecut artifact directory and classifies texts with it."""
 
     def __init__(self, directory: str | Path, target: str | Path | None = None):
+        """Args:
+            directory: what `edgecut export -o` wrote.
+            target: a target name or .toml path; default: the target recorded in the manifest.
+
+        Raises:
+            ArtifactError: not an artifact, a manifest this edgecut cannot read, or a file missing or unloadable.
+            TargetError: the target is unknown, or its provider is not available here.
+        """
         from tokenizers import Tokenizer
 
         self.directory = Path(directory)
-        self.manifest: dict[str, Any] = json.loads((self.directory / MANIFEST).read_text(encoding="utf-8"))
-        self.target = load_target(target or self.manifest["target"]["name"])
-        self.session = create_session(self.directory / self.manifest["model_file"], self.target)
-        self.tokenizer = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
+        self.manifest: dict[str, Any] = read_manifest(self.directory)
+        self.target = load_target(target) if target else recorded_target(self.manifest)
+        model = self.directory / self.manifest["model_file"]
+        tokenizer = self.directory / "tokenizer.json"
+        for path in (model, tokenizer):
+            if not path.is_file():
+                raise ArtifactError(f"{path} is missing: the artifact is incomplete; re-export it")
+        self.session = _open_session(model, self.target)
+        try:
+            self.tokenizer = Tokenizer.from_file(str(tokenizer))
+        except Exception as e:  # tokenizers raises a bare Exception for a file it cannot parse
+            raise ArtifactError(f"{tokenizer} cannot be read ({e}): the artifact is damaged; re-export it") from e
         self.prompt = PromptFormat.from_dict(self.manifest["prompt"])
         self.labels: list[str] = list(self.manifest["labels"])
         self.pad_id = int(self.manifest["pad_token_id"])
@@ -177,3 +220,99 @@ class ArtifactClassifier:
             scores = {label: float(p) for label, p in zip(self.labels, probs, strict=True)}
             results.append(Prediction(text, self.labels[int(np.argmax(logits))], scores, truncated, elapsed))
         return results
+
+
+def read_manifest(directory: str | Path) -> dict[str, Any]:
+    """The manifest of an artifact directory, checked for version and the keys runtime needs.
+
+    Raises:
+        ArtifactError: no such directory, no or unparsable edgecut.json, another manifest version.
+    """
+    from edgecut.artifact import MANIFEST_VERSION  # artifact imports this module; import late
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ArtifactError(f"{directory} is not a directory: give the artifact directory `edgecut export -o` wrote")
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise ArtifactError(f"{directory} has no {MANIFEST}: it is not an edgecut artifact (re-export it)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ArtifactError(f"{path} is not valid JSON ({e}): the artifact is damaged; re-export it") from e
+    if not isinstance(manifest, dict):
+        raise ArtifactError(f"{path} is not a JSON object: the artifact is damaged; re-export it")
+    version = manifest.get("manifest_version")
+    if version != MANIFEST_VERSION:
+        newer = isinstance(version, int) and version > MANIFEST_VERSION
+        fix = "upgrade edgecut" if newer else "re-export it with this edgecut"
+        raise ArtifactError(
+            f"{path} has manifest_version {version!r}; this edgecut reads version {MANIFEST_VERSION}: {fix}"
+        )
+    missing = [k for k in MANIFEST_KEYS if k not in manifest]
+    if missing:
+        raise ArtifactError(f"{path} lacks {', '.join(missing)}: the artifact is damaged; re-export it")
+    kinds = {"files": dict, "golden": dict, "signature": dict, "prompt": dict, "target": dict, "labels": list}
+    wrong = [f"{k} is not a {kind.__name__}" for k, kind in kinds.items() if not isinstance(manifest[k], kind)]
+    if not isinstance(manifest["model_file"], str):
+        wrong.append("model_file is not a string")
+    if wrong:
+        raise ArtifactError(f"{path}: {'; '.join(wrong)}: the artifact is damaged; re-export it")
+    return manifest
+
+
+def recorded_target(manifest: dict[str, Any]) -> Target:
+    """The target the artifact was exported for, rebuilt from the manifest (its .toml may not exist here)."""
+    t = manifest["target"]
+    try:
+        return Target(
+            name=t["name"],
+            description=f"recorded in the artifact ({t['name']})",
+            providers=tuple(t["providers"]),
+            precision=t["precision"],
+            graph_optimization=t.get("graph_optimization", "all"),
+            provider_options={p: dict(o) for p, o in t.get("provider_options", {}).items()},
+            parity_atol=float(t.get("parity_atol", 1e-4)),
+            # plain settings newer manifests record, where this Target has them
+            **{k: t[k] for k in ("io_binding", "requires") if k in t and k in {f.name for f in fields(Target)}},
+        )
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
+        raise ArtifactError(f"the manifest's target record is damaged ({e!r}): pass --target or re-export") from e
+
+
+def _open_session(model: Path, target: Target):
+    """create_session, with ONNX Runtime's load errors for a damaged file turned into an ArtifactError."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
+
+    load_errors = (ort_errors.Fail, ort_errors.InvalidProtobuf, ort_errors.InvalidGraph, ort_errors.NoSuchFile)
+    try:
+        return create_session(model, target)
+    except load_errors as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ArtifactError(
+            f"ONNX Runtime cannot load {model} ({first}): the artifact is damaged; `edgecut check` says what is wrong"
+        ) from e
+
+
+def read_texts(lines: Iterable[str], jsonl: bool, field: str = "text", source: str = "input") -> list[str]:
+    """Texts to classify: one per non-empty line, or the `field` of one JSON object per line.
+
+    Raises:
+        DataError: a JSONL line that is not an object with a string `field`.
+    """
+    texts = []
+    for n, line in enumerate(lines, 1):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        if not jsonl:
+            texts.append(line)
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{source}:{n} is not a JSON object ({e.msg}): write one object per line") from e
+        if not isinstance(record, dict) or not isinstance(record.get(field), str):
+            raise DataError(f"{source}:{n} has no string field '{field}': set --text-field or fix the line")
+        texts.append(record[field])
+    return texts

@@ -8,9 +8,8 @@ from edgecut.errors import ParityError
 from edgecut.export import check_parity, export_onnx, torch_logits
 from edgecut.prune import cut_to_first
 from edgecut.quantize import to_int8
-from edgecut.targets import Int8Settings
 from edgecut.runtime import create_session, pad_batch, run_logits
-from edgecut.targets import load_target
+from edgecut.targets import Int8Settings, load_target
 
 WORDS = [" negative", " positive"]
 TEXTS = [

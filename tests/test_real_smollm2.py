@@ -78,8 +78,20 @@ def test_short_finetune_with_demonstrations_to_int8(tmp_path):
 
     from edgecut.cli import app
 
-    args = ["export", "--layers", "2", "--demos", "--per-class-cap", "40", "--test-size", "200", "--quantize", "int8",
-            "-o", str(tmp_path / "b")]
+    args = [
+        "export",
+        "--layers",
+        "2",
+        "--demos",
+        "--per-class-cap",
+        "40",
+        "--test-size",
+        "200",
+        "--quantize",
+        "int8",
+        "-o",
+        str(tmp_path / "b"),
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "b" / "edgecut.json").read_text())

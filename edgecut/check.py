@@ -1,0 +1,598 @@
+"""`edgecut check`: is an artifact intact, does it reproduce its golden logits, is it good enough.
+
+Three kinds of check, run in this order because each needs the one before to mean anything:
+
+- integrity (no session): manifest, every file's sha256, `onnx.checker`, the graph's signature, the opset;
+- parity: golden.npz through ONNX Runtime on the target's providers, within the recorded tolerance and
+  with the same argmax;
+- gates: accuracy on a labelled file, latency at batch 1, and no metric worse than a baseline artifact's
+  by more than a margin.
+
+A failed integrity or parity check means the artifact is broken (exit 2); a failed gate means it works
+but is not good enough (exit 1). Torch-free: onnx, onnxruntime, numpy and tokenizers only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecut.errors import ArtifactError, DataError, EdgecutError
+from edgecut.runtime import (
+    MANIFEST,
+    ArtifactClassifier,
+    check_target_available,
+    measure_latency,
+    read_manifest,
+    recorded_target,
+    run_logits,
+)
+from edgecut.targets import load_target
+
+INTEGRITY, PARITY, GATE = "integrity", "parity", "gate"
+EXIT_PASS, EXIT_GATE, EXIT_BROKEN = 0, 1, 2
+LATENCY_ROWS = 64  # prompts cycled through by the latency measurement
+# ONNX TensorProto element types the signature may name (manifest "dtype" and the float logits).
+_ONNX_TYPES = {1: "float32", 6: "int32", 7: "int64", 10: "float16", 11: "float64", 16: "bfloat16"}
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """What to check beyond integrity and parity. Validated here, before any work.
+
+    Margins: the baseline comparison fails when accuracy is lower than the baseline's by more than
+    `accuracy_margin` points, or a latency higher by more than `latency_margin` percent.
+    """
+
+    target: str | None = None  # default: the target recorded in the artifact
+    data: Path | None = None
+    text_column: str = "text"
+    label_column: str = "label"
+    min_accuracy: float | None = None  # fraction, 0..1
+    max_latency_ms: float | None = None  # p50 at batch 1
+    max_p90_ms: float | None = None  # p90 at batch 1
+    baseline: Path | None = None
+    accuracy_margin: float = 1.0  # percentage points
+    latency_margin: float = 20.0  # percent
+    latency_runs: int = 100
+
+    def __post_init__(self) -> None:
+        if self.min_accuracy is not None and not 0.0 <= self.min_accuracy <= 1.0:
+            raise EdgecutError(f"--min-accuracy {self.min_accuracy:g} is a fraction: give 0..1, e.g. 0.85")
+        if self.min_accuracy is not None and self.data is None:
+            raise EdgecutError("--min-accuracy needs --data FILE, a labelled CSV/JSONL to measure accuracy on")
+        for flag, value in (("--max-latency-ms", self.max_latency_ms), ("--max-p90-ms", self.max_p90_ms)):
+            if value is not None and value <= 0:
+                raise EdgecutError(f"{flag} {value:g} must be above 0 (milliseconds)")
+        for flag, value in (("--accuracy-margin", self.accuracy_margin), ("--latency-margin", self.latency_margin)):
+            if value < 0:
+                raise EdgecutError(f"{flag} {value:g} must be 0 or more")
+        if self.latency_runs < 1:
+            raise EdgecutError(f"--latency-runs {self.latency_runs} must be at least 1")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check. `passed` is None when it was skipped because an earlier check failed."""
+
+    name: str
+    kind: str  # integrity, parity or gate
+    passed: bool | None
+    detail: str
+    measured: float | None = None
+    threshold: float | None = None
+    unit: str = ""  # "", "fraction", "ms", "logit"
+    seconds: float = 0.0
+
+    @property
+    def status(self) -> str:
+        return {True: "pass", False: "fail", None: "skip"}[self.passed]
+
+    def value_text(self, value: float | None) -> str:
+        if value is None:
+            return ""
+        if self.unit == "fraction":
+            return f"{value:.1%}"
+        if self.unit == "ms":
+            return f"{value:.3g} ms"
+        return f"{value:.2g}"
+
+
+@dataclass
+class CheckReport:
+    artifact: str
+    target: str = ""
+    providers: list[str] = field(default_factory=list)
+    results: list[CheckResult] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        failed = [r for r in self.results if r.passed is False]
+        if any(r.kind in (INTEGRITY, PARITY) for r in failed):
+            return EXIT_BROKEN
+        return EXIT_GATE if failed else EXIT_PASS
+
+    @property
+    def verdict(self) -> str:
+        return {EXIT_PASS: "pass", EXIT_GATE: "gate failed", EXIT_BROKEN: "broken"}[self.exit_code]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "artifact": self.artifact,
+            "target": self.target,
+            "providers": self.providers,
+            "verdict": self.verdict,
+            "exit_code": self.exit_code,
+            "settings": self.settings,
+            "checks": [asdict(r) | {"status": r.status} for r in self.results],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), indent=2)
+
+    def to_junit(self) -> str:
+        """JUnit XML, one testcase per check, so CI systems list them (failures and skips included)."""
+        failures = sum(r.passed is False for r in self.results)
+        skipped = sum(r.passed is None for r in self.results)
+        total = f"{sum(r.seconds for r in self.results):.3f}"
+        counts = {"tests": str(len(self.results)), "failures": str(failures), "errors": "0", "skipped": str(skipped)}
+        root = ET.Element("testsuites", {"name": "edgecut check", **counts, "time": total})
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            {
+                "name": f"edgecut check {Path(self.artifact).name}",
+                **counts,
+                "time": total,
+                "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            },
+        )
+        props = ET.SubElement(suite, "properties")
+        for key, value in {"artifact": self.artifact, "target": self.target, **self.settings}.items():
+            if value not in (None, ""):
+                ET.SubElement(props, "property", {"name": key, "value": str(value)})
+        for r in self.results:
+            case = ET.SubElement(
+                suite, "testcase", {"classname": f"edgecut.check.{r.kind}", "name": r.name, "time": f"{r.seconds:.3f}"}
+            )
+            if r.passed is False:
+                ET.SubElement(case, "failure", {"message": r.detail, "type": r.kind}).text = r.detail
+            elif r.passed is None:
+                ET.SubElement(case, "skipped", {"message": r.detail})
+            else:
+                ET.SubElement(case, "system-out").text = r.detail
+        ET.indent(root)
+        return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def check_artifact(directory: str | Path, settings: CheckSettings) -> CheckReport:
+    """Run every check on `directory` and return the report; the report's exit_code is the verdict.
+
+    Raises:
+        EdgecutError: wrong input rather than a broken artifact: no such directory, an unknown target or
+            one whose provider is missing here, a bad data file, labels the artifact lacks, a broken baseline.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ArtifactError(f"{directory} is not a directory: give the artifact directory `edgecut export -o` wrote")
+    # Wrong input fails before any work: an unknown target, a bad data file.
+    target = load_target(settings.target) if settings.target else None
+    rows = _read_rows(settings) if settings.data else None
+    baseline = _baseline(settings.baseline) if settings.baseline else None
+    report = CheckReport(
+        artifact=str(directory.resolve()),
+        settings={
+            "min_accuracy": settings.min_accuracy,
+            "max_latency_ms": settings.max_latency_ms,
+            "max_p90_ms": settings.max_p90_ms,
+            "baseline": str(settings.baseline) if settings.baseline else None,
+            "accuracy_margin_points": settings.accuracy_margin,
+            "latency_margin_percent": settings.latency_margin,
+            "latency_runs": settings.latency_runs,
+        },
+    )
+    report.results += integrity_checks(directory)
+    if report.results[0].passed:  # the manifest is readable: more wrong input to rule out
+        manifest = read_manifest(directory)
+        target = target or recorded_target(manifest)
+        check_target_available(target)
+        if rows is not None:
+            _check_labels(rows, manifest["labels"], settings)
+    report.target = target.name if target else ""
+    runtime = [("parity", PARITY), ("latency_p50", GATE), ("latency_p90", GATE)]
+    if rows is not None:
+        runtime.insert(1, ("accuracy", GATE))
+    if baseline is not None:
+        runtime += [("baseline_accuracy", GATE), ("baseline_latency_p50", GATE), ("baseline_latency_p90", GATE)]
+    if any(r.passed is False for r in report.results):
+        report.results += [
+            CheckResult(n, k, None, "skipped: the artifact failed an integrity check") for n, k in runtime
+        ]
+        return report
+
+    clf = ArtifactClassifier(directory, target=settings.target)
+    report.target, report.providers = clf.target.name, list(clf.session.get_providers())
+    parity = _timed(lambda: _parity(directory, clf))
+    report.results.append(parity)
+    if not parity.passed:
+        skipped = [(n, k) for n, k in runtime if n != "parity"]
+        report.results += [CheckResult(n, k, None, "skipped: the artifact failed the parity check") for n, k in skipped]
+        return report
+
+    measured = _measure(clf, rows, settings)
+    if rows is not None:
+        report.results.append(_accuracy_gate(measured, settings))
+    report.results += _latency_gates(measured, settings)
+    if baseline is not None:
+        base_clf = ArtifactClassifier(baseline, target=settings.target)
+        base_measured = _measure(base_clf, rows, settings)
+        report.results += _baseline_gates(measured, base_measured, clf.manifest, base_clf.manifest, settings)
+    return report
+
+
+# --- integrity ------------------------------------------------------------------------------------
+
+
+def integrity_checks(directory: Path) -> list[CheckResult]:
+    """manifest, files, onnx_checker, signature, opset. Later ones are skipped when they cannot mean anything."""
+    start = time.perf_counter()
+    try:
+        manifest = read_manifest(directory)
+    except ArtifactError as e:
+        rest = [CheckResult(n, INTEGRITY, None, "skipped: no readable manifest") for n in _AFTER_MANIFEST]
+        return [CheckResult("manifest", INTEGRITY, False, str(e), seconds=time.perf_counter() - start), *rest]
+    results = [
+        CheckResult(
+            "manifest",
+            INTEGRITY,
+            True,
+            f"{MANIFEST} version {manifest['manifest_version']}, {len(manifest['labels'])} labels",
+            seconds=time.perf_counter() - start,
+        ),
+        _timed(lambda: _files(directory, manifest)),
+    ]
+    checker = _timed(lambda: _onnx_checker(directory, manifest))
+    results.append(checker)
+    if not checker.passed:
+        results += [
+            CheckResult(n, INTEGRITY, None, "skipped: the ONNX file is not valid") for n in ("signature", "opset")
+        ]
+        return results
+    graph = _load_graph(directory / manifest["model_file"])
+    results.append(_timed(lambda: _signature(graph, manifest)))
+    results.append(_timed(lambda: _opset(graph, manifest)))
+    return results
+
+
+_AFTER_MANIFEST = ("files", "onnx_checker", "signature", "opset")
+
+
+def _timed(fn: Callable[[], CheckResult]) -> CheckResult:
+    start = time.perf_counter()
+    result = fn()
+    return CheckResult(**{**asdict(result), "seconds": time.perf_counter() - start})
+
+
+def _files(directory: Path, manifest: dict) -> CheckResult:
+    from edgecut.artifact import sha256_file
+
+    listed: dict[str, str] = manifest["files"]
+    if not isinstance(listed, dict) or not listed:
+        return CheckResult("files", INTEGRITY, False, "the manifest lists no files: re-export the artifact")
+    problems = []
+    for name, digest in listed.items():
+        path = directory / name
+        if not path.is_file():
+            problems.append(f"{name} is missing")
+        elif sha256_file(path) != digest:
+            problems.append(f"{name} does not match its sha256 (changed after export)")
+    for needed in (manifest["model_file"], manifest["golden"].get("file", "golden.npz"), "tokenizer.json"):
+        if needed not in listed:
+            problems.append(f"{needed} is not listed in the manifest's files")
+    if problems:
+        return CheckResult("files", INTEGRITY, False, "; ".join(problems))
+    extra = sorted(
+        p.relative_to(directory).as_posix()
+        for p in directory.rglob("*")
+        if p.is_file() and p.name != MANIFEST and p.relative_to(directory).as_posix() not in listed
+    )
+    note = f" ({len(extra)} unlisted file(s) ignored: {', '.join(extra[:5])})" if extra else ""
+    return CheckResult("files", INTEGRITY, True, f"{len(listed)} files match their sha256{note}")
+
+
+def _onnx_checker(directory: Path, manifest: dict) -> CheckResult:
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    name = manifest["model_file"]
+    path = directory / name
+    if not path.is_file():
+        return CheckResult("onnx_checker", INTEGRITY, False, f"{name} is missing")
+    try:
+        # By path, so external data (model.onnx.data) and models over 2 GB are checked too.
+        onnx.checker.check_model(str(path), full_check=False)
+    except onnx.checker.ValidationError as e:
+        if "No Op registered for" not in str(e):
+            return CheckResult("onnx_checker", INTEGRITY, False, f"{name}: {_first_line(e)}")
+        return _check_with_ort_ops(path, name, e)
+    except (DecodeError, OSError, ValueError) as e:
+        return CheckResult("onnx_checker", INTEGRITY, False, f"{name}: {_first_line(e)}")
+    return CheckResult("onnx_checker", INTEGRITY, True, f"{name} passes onnx.checker")
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def _check_with_ort_ops(path: Path, name: str, error: Exception) -> CheckResult:
+    """onnx.checker again, with ONNX Runtime's own default-domain ops set aside.
+
+    ORT's graph optimiser writes fused ops such as SimplifiedLayerNormalization into the default
+    domain, where onnx.checker knows no schema for them. Every other node is still checked; the set-aside
+    ops must be ones this ONNX Runtime registers (parity then runs them).
+    """
+    import onnx
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+
+    model = onnx.load(str(path), load_external_data=False)
+    opset = {o.domain or "ai.onnx": o.version for o in model.opset_import}.get("ai.onnx", 0)
+    default_domain = [n for n in model.graph.node if n.domain in ("", "ai.onnx")]
+    unknown = sorted({n.op_type for n in default_domain if not onnx.defs.has(n.op_type, opset, "")})
+    ort_ops = {s.name for s in ort_state.get_all_operator_schema() if s.domain in ("", "ai.onnx")}
+    foreign = [op for op in unknown if op not in ort_ops]
+    if not unknown or foreign:
+        return CheckResult("onnx_checker", INTEGRITY, False, f"{name}: {_first_line(error)}")
+    aside = "edgecut.ort_default_domain"  # a custom domain: the checker skips its nodes
+    for node in default_domain:
+        if node.op_type in unknown:
+            node.domain = aside
+    model.opset_import.append(onnx.helper.make_opsetid(aside, 1))
+    try:
+        onnx.checker.check_model(model, full_check=False)
+    except onnx.checker.ValidationError as e:
+        return CheckResult("onnx_checker", INTEGRITY, False, f"{name}: {_first_line(e)}")
+    detail = f"{name} passes onnx.checker; ONNX Runtime ops in the default domain left to parity: {', '.join(unknown)}"
+    return CheckResult("onnx_checker", INTEGRITY, True, detail)
+
+
+def _load_graph(path: Path):
+    import onnx
+
+    return onnx.load(str(path), load_external_data=False)
+
+
+def _dims(value_info) -> list[int | str | None]:
+    shape = value_info.type.tensor_type.shape
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in shape.dim]
+
+
+def _signature(model, manifest: dict) -> CheckResult:
+    sig = manifest["signature"]
+    graph = model.graph
+    problems = []
+    for kind, declared, actual in (
+        ("inputs", sig.get("inputs", {}), graph.input),
+        ("outputs", sig.get("outputs", {}), graph.output),
+    ):
+        by_name = {v.name: v for v in actual}
+        if list(by_name) != list(declared):
+            problems.append(f"graph {kind} {list(by_name)} but the manifest says {list(declared)}")
+            continue
+        for name, dims in declared.items():
+            got = _dims(by_name[name])
+            if len(got) != len(dims):
+                problems.append(f"{name} has rank {len(got)}, the manifest says {len(dims)}")
+                continue
+            for i, (want, have) in enumerate(zip(dims, got, strict=True)):
+                if isinstance(want, int) and have != want:
+                    problems.append(f"{name} dim {i} is {have}, the manifest says {want}")
+                if isinstance(want, str) and isinstance(have, int):
+                    problems.append(f"{name} dim {i} is fixed at {have}, the manifest says dynamic '{want}'")
+            elem = _ONNX_TYPES.get(by_name[name].type.tensor_type.elem_type, "unknown")
+            # Inputs: the manifest's dtype. Outputs: float logits (float16 where the target builds fp16 graphs).
+            wanted = (sig.get("dtype", "int64"),) if kind == "inputs" else ("float32", "float16", "bfloat16")
+            if elem not in wanted:
+                problems.append(f"{name} is {elem}, expected {' or '.join(wanted)}")
+    outputs = sig.get("outputs", {})
+    if "logits" in outputs and outputs["logits"][-1] != len(manifest["labels"]):
+        problems.append(
+            f"logits has {outputs['logits'][-1]} classes but the manifest has {len(manifest['labels'])} labels"
+        )
+    if problems:
+        return CheckResult("signature", INTEGRITY, False, "; ".join(problems))
+    described = ", ".join(f"{n} [{', '.join(map(str, d))}]" for n, d in {**sig.get("inputs", {}), **outputs}.items())
+    return CheckResult("signature", INTEGRITY, True, described)
+
+
+def _opset(model, manifest: dict) -> CheckResult:
+    versions = {o.domain or "ai.onnx": o.version for o in model.opset_import}
+    have = versions.get("ai.onnx")
+    if have != manifest["opset"]:
+        return CheckResult(
+            "opset", INTEGRITY, False, f"the graph imports opset {have}, the manifest records {manifest['opset']}"
+        )
+    return CheckResult("opset", INTEGRITY, True, f"opset {have}")
+
+
+# --- parity ---------------------------------------------------------------------------------------
+
+
+def _parity(directory: Path, clf: ArtifactClassifier) -> CheckResult:
+    golden_info = clf.manifest["golden"]
+    recorded = float(golden_info["atol"])
+    # Another target than the recorded one (a CPU artifact checked on CUDA) gets that target's tolerance too.
+    atol = recorded if clf.target.name == clf.manifest["target"]["name"] else max(recorded, clf.target.parity_atol)
+    try:
+        with np.load(directory / golden_info.get("file", "golden.npz"), allow_pickle=False) as golden:
+            feed = {"input_ids": golden["input_ids"], "attention_mask": golden["attention_mask"]}
+            expected = golden["logits"]
+    except (OSError, KeyError, ValueError) as e:
+        return CheckResult("parity", PARITY, False, f"golden file cannot be read: {e}")
+    got = clf.session.run(["logits"], feed)[0]
+    if got.shape != expected.shape:
+        return CheckResult("parity", PARITY, False, f"logits shape {got.shape}, golden {expected.shape}")
+    diff = float(np.abs(got - expected).max())
+    flips = int((got.argmax(-1) != expected.argmax(-1)).sum())
+    where = f"{len(expected)} golden prompts on {', '.join(clf.session.get_providers()[:1])}"
+    passed = diff <= atol and flips == 0
+    detail = f"max |Δlogit| {diff:.2g} (atol {atol:g}), {flips} argmax change(s) on {where}"
+    return CheckResult("parity", PARITY, passed, detail, measured=diff, threshold=atol, unit="logit")
+
+
+# --- gates ----------------------------------------------------------------------------------------
+
+
+def _read_rows(settings: CheckSettings) -> list[tuple[str, str]]:
+    from edgecut.data import read_labelled_file
+
+    return read_labelled_file(Path(settings.data), settings.text_column, settings.label_column)
+
+
+def _baseline(path: Path) -> Path:
+    """The baseline must itself be intact, or the comparison means nothing: wrong input, exit 2."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ArtifactError(f"--baseline {path} is not a directory: give the previous artifact's directory")
+    for r in integrity_checks(path):
+        if r.passed is False:
+            raise ArtifactError(f"--baseline {path} is broken ({r.name}: {r.detail}): run `edgecut check {path}`")
+    return path
+
+
+def _check_labels(rows: list[tuple[str, str]], labels: list[str], settings: CheckSettings) -> None:
+    unknown = sorted({label for _, label in rows} - set(labels))
+    if unknown:
+        raise DataError(
+            f"labels in {settings.data} that the artifact does not have: {', '.join(unknown[:10])} "
+            f"(it has {', '.join(labels)}): fix the file or --label-column"
+        )
+
+
+@dataclass(frozen=True)
+class _Measured:
+    accuracy: float | None
+    rows: int
+    truncated: int
+    p50_ms: float
+    p90_ms: float
+    latency_source: str
+    accuracy_seconds: float = 0.0
+    latency_seconds: float = 0.0
+
+
+def _measure(clf: ArtifactClassifier, rows: list[tuple[str, str]] | None, settings: CheckSettings) -> _Measured:
+    """Accuracy on the labelled rows (if any) and batch-1 latency, both with this artifact's own prompt."""
+    accuracy, truncated = None, 0
+    start = time.perf_counter()
+    if rows is not None:
+        _check_labels(rows, clf.labels, settings)
+        index = {label: i for i, label in enumerate(clf.labels)}
+        encoded = [clf.encode(text) for text, _ in rows]
+        truncated = sum(cut for _, cut in encoded)
+        sequences = [ids for ids, _ in encoded]
+        logits = run_logits(clf.session, sequences, clf.pad_id)
+        accuracy = float((logits.argmax(-1) == np.array([index[label] for _, label in rows])).mean())
+        latency_rows, source = sequences[:LATENCY_ROWS], f"{min(len(sequences), LATENCY_ROWS)} prompts of --data"
+    else:
+        with np.load(clf.directory / clf.manifest["golden"].get("file", "golden.npz"), allow_pickle=False) as g:
+            latency_rows = [list(ids[mask == 1]) for ids, mask in zip(g["input_ids"], g["attention_mask"], strict=True)]
+        source = f"{len(latency_rows)} golden prompts"
+    accuracy_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    # As the export measured it: with I/O binding where the target serves that way (GPU).
+    io_binding = bool(getattr(clf.target, "io_binding", False))
+    lat = measure_latency(
+        clf.session, latency_rows, clf.pad_id, batch_size=1, runs=settings.latency_runs, io_binding=io_binding
+    )
+    return _Measured(
+        accuracy,
+        len(rows or []),
+        truncated,
+        lat.p50_ms,
+        lat.p90_ms,
+        source,
+        accuracy_seconds if rows is not None else 0.0,
+        time.perf_counter() - start,
+    )
+
+
+def _accuracy_gate(m: _Measured, settings: CheckSettings) -> CheckResult:
+    cut = f", {m.truncated} cut to max_length" if m.truncated else ""
+    where = f"on {m.rows} rows of {settings.data}{cut}"
+    if settings.min_accuracy is None:
+        detail = f"{m.accuracy:.1%} {where}; no threshold (--min-accuracy)"
+        return CheckResult("accuracy", GATE, True, detail, m.accuracy, None, "fraction", m.accuracy_seconds)
+    passed = m.accuracy >= settings.min_accuracy
+    detail = f"{m.accuracy:.1%} {'≥' if passed else '<'} {settings.min_accuracy:.1%} {where}"
+    return CheckResult(
+        "accuracy", GATE, passed, detail, m.accuracy, settings.min_accuracy, "fraction", m.accuracy_seconds
+    )
+
+
+def _latency_gates(m: _Measured, settings: CheckSettings) -> list[CheckResult]:
+    out = []
+    for name, value, limit, flag, seconds in (  # one measurement gives both; its time goes to p50
+        ("latency_p50", m.p50_ms, settings.max_latency_ms, "--max-latency-ms", m.latency_seconds),
+        ("latency_p90", m.p90_ms, settings.max_p90_ms, "--max-p90-ms", 0.0),
+    ):
+        where = f"batch 1, {settings.latency_runs} runs over {m.latency_source}"
+        if limit is None:
+            detail = f"{value:.3g} ms ({where}); no threshold ({flag})"
+            out.append(CheckResult(name, GATE, True, detail, value, None, "ms", seconds))
+        else:
+            passed = value <= limit
+            detail = f"{value:.3g} ms {'≤' if passed else '>'} {limit:g} ms ({where})"
+            out.append(CheckResult(name, GATE, passed, detail, value, limit, "ms", seconds))
+    return out
+
+
+def _baseline_gates(
+    new: _Measured, base: _Measured, manifest: dict, base_manifest: dict, settings: CheckSettings
+) -> list[CheckResult]:
+    margin = settings.accuracy_margin / 100
+    if new.accuracy is not None:
+        acc_new, acc_base, how = new.accuracy, base.accuracy, f"measured on {settings.data}"
+    else:  # no --data: the accuracies each export recorded on its own test split
+        acc_new = manifest.get("metrics", {}).get("onnx_accuracy")
+        acc_base = base_manifest.get("metrics", {}).get("onnx_accuracy")
+        how = "recorded at export (pass --data to measure both on the same file)"
+    if acc_new is None or acc_base is None:
+        accuracy = CheckResult("baseline_accuracy", GATE, True, "no accuracy to compare: pass --data")
+    else:
+        floor = acc_base - margin
+        passed = acc_new >= floor - 1e-12
+        detail = (
+            f"{acc_new:.1%} vs baseline {acc_base:.1%}, {how}; may drop at most "
+            f"{settings.accuracy_margin:g} percentage points (--accuracy-margin)"
+        )
+        accuracy = CheckResult(
+            "baseline_accuracy", GATE, passed, detail, acc_new, floor, "fraction", base.accuracy_seconds
+        )
+    out = [accuracy]
+    factor = 1 + settings.latency_margin / 100
+    for name, value, ref in (
+        ("baseline_latency_p50", new.p50_ms, base.p50_ms),
+        ("baseline_latency_p90", new.p90_ms, base.p90_ms),
+    ):
+        limit = ref * factor
+        detail = (
+            f"{value:.3g} ms vs baseline {ref:.3g} ms, both measured here at batch 1; may be at most "
+            f"{settings.latency_margin:g} % slower (--latency-margin)"
+        )
+        seconds = base.latency_seconds if name.endswith("p50") else 0.0
+        out.append(CheckResult(name, GATE, value <= limit, detail, value, limit, "ms", seconds))
+    return out
+
+
+def input_error_report(artifact: str | Path, message: str) -> CheckReport:
+    """For --junit/--json when checking could not start (bad input): one failed `input` check, exit 2."""
+    return CheckReport(artifact=str(artifact), results=[CheckResult("input", INTEGRITY, False, message)])

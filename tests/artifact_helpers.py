@@ -1,0 +1,67 @@
+"""Helpers for the check/predict/deploy tests: export a tiny artifact through the CLI, and edit copies of it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from edgecut.cli import app
+
+TEMPLATE = "Review: {text}\nSentiment:{label}"
+
+
+def export_tiny(model_dir: Path, data: Path, out: Path, *extra: str) -> Path:
+    """`edgecut export` of a 1-layer tiny model on the tiny CSV, as tests/test_cli.py does."""
+    args = ["export", "--model", str(model_dir), "--data", str(data), "--layers", "1"]
+    args += ["--labels", "negative,positive", "--template", TEMPLATE, "--lr", "2e-3", "--batch-size", "8"]
+    args += ["--test-size", "40", "-o", str(out), *extra]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def copy_artifact(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def edit_manifest(directory: Path, **changes) -> dict:
+    path = directory / "edgecut.json"
+    manifest = json.loads(path.read_text())
+    manifest.update(changes)
+    path.write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+def rehash(directory: Path) -> None:
+    """Record the current sha256 of every file, as if the export had written them (a 'valid' edit)."""
+    from edgecut.artifact import file_hashes
+
+    edit_manifest(directory, files=file_hashes(directory))
+
+
+def negate_logits(src: Path, dst: Path) -> Path:
+    """A copy whose graph returns -logits: a self-consistent artifact that predicts the opposite class.
+
+    Its golden logits and file hashes are rewritten, so it passes every integrity and parity check and
+    only the quality gates can tell it is worse.
+    """
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    copy_artifact(src, dst)
+    model = onnx.load(str(dst / "model.onnx"))
+    (producer,) = [n for n in model.graph.node if "logits" in n.output]
+    producer.output[list(producer.output).index("logits")] = "logits_raw"
+    model.graph.node.append(onnx.helper.make_node("Neg", ["logits_raw"], ["logits"]))
+    onnx.save(model, str(dst / "model.onnx"))
+    golden = dict(np.load(dst / "golden.npz"))
+    session = ort.InferenceSession(str(dst / "model.onnx"), providers=["CPUExecutionProvider"])
+    feed = {"input_ids": golden["input_ids"], "attention_mask": golden["attention_mask"]}
+    np.savez(dst / "golden.npz", **feed, logits=session.run(["logits"], feed)[0])
+    rehash(dst)
+    return dst
