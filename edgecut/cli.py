@@ -25,6 +25,7 @@ app = typer.Typer(
     help="Cut an LLM to its first N layers, fine-tune it as a classifier, ship it as ONNX.",
 )
 console = Console(stderr=True)
+CALIBRATION_PROMPTS = 64  # training prompts that score layers for --select block-influence / angular
 out = Console()
 
 
@@ -65,6 +66,9 @@ def export(
         str, typer.Option("--data", "-d", help="CSV/JSONL file or built-in set (rotten-tomatoes, bbc-news).")
     ] = "rotten-tomatoes",
     layers: Annotated[int, typer.Option("--layers", "-n", help="Keep the first N transformer layers.")] = 1,
+    select: Annotated[
+        str, typer.Option(help="Which N layers: first (the paper), block-influence (ShortGPT) or angular (Gromov).")
+    ] = "first",
     target: Annotated[str, typer.Option(help="Target name (see `edgecut targets`) or path to a .toml file.")] = "cpu",
     output: Annotated[Path, typer.Option("--output", "-o", help="Artifact directory to create.")] = Path("edgecut-out"),
     force: Annotated[bool, typer.Option(help="Replace an existing output directory.")] = False,
@@ -114,6 +118,7 @@ def _export(
     model,
     data,
     layers,
+    select,
     target,
     output,
     force,
@@ -147,6 +152,10 @@ def _export(
     # Everything that can be checked without the model is checked first: bad input fails in a second.
     if layers < 1:
         raise EdgecutError(f"--layers {layers} is out of range: keep at least 1 layer")
+    from edgecut.select import METHODS
+
+    if select not in METHODS:
+        raise EdgecutError(f"--select {select}: use one of {', '.join(METHODS)}")
     tgt = load_target(target)
     precision = tgt.resolve_precision(quantize)
     check_target_available(tgt)
@@ -188,26 +197,29 @@ def _export(
     from edgecut.finetune import finetune
     from edgecut.load import load_model
     from edgecut.optimize import OptimizeResult, optimize_graph
-    from edgecut.prune import cut_to_first
+    from edgecut.prune import keep_layers
     from edgecut.quantize import build_precision
+    from edgecut.select import select_layers
     from edgecut.validate import validate
 
     with _step(f"load {model}"):
         loaded = load_model(model, trust_remote_code=trust_remote_code)
-    with _step(f"cut to the first {layers} layer(s)"):
-        pruned = cut_to_first(loaded.model, layers)
-    console.print(
-        f"  parameters {pruned.params_before / 1e6:.1f} M → {pruned.params_after / 1e6:.1f} M "
-        f"({pruned.depth_before} → {layers} layers)"
-    )
-
     tok = loaded.tokenizer
-    init = "random" if loaded.is_encoder else "lm"
-    classifier = make_classifier(loaded.model, tok, dataset.labels, dataset.label_words, init=init)
     prompt = PromptFormat(dataset.template, tuple(dataset.demonstrations), rcp.max_length)
     train, _ = encode_examples(tok, prompt, dataset.train)
     val, _ = encode_examples(tok, prompt, dataset.validation)
     test, test_cut = encode_examples(tok, prompt, dataset.test)
+    with _step(f"choose {layers} layer(s) ({select})"):
+        calibration = [f["input_ids"] for f in train[:CALIBRATION_PROMPTS]]
+        selection = select_layers(loaded.model, layers, select, calibration, tok.pad_token_id)
+        pruned = keep_layers(loaded.model, selection.kept)
+    console.print(
+        f"  kept layers {list(selection.kept)}; parameters {pruned.params_before / 1e6:.1f} M → "
+        f"{pruned.params_after / 1e6:.1f} M ({pruned.depth_before} → {layers} layers)"
+    )
+
+    init = "random" if loaded.is_encoder else "lm"
+    classifier = make_classifier(loaded.model, tok, dataset.labels, dataset.label_words, init=init)
     test_ids, test_labels = [f["input_ids"] for f in test], [f["labels"] for f in test]
 
     console.print(
@@ -282,7 +294,12 @@ def _export(
                 "model_file": "model.onnx",
                 "source_model": {"source": loaded.source, "resolved": loaded.resolved, "sha256": loaded.sha256},
                 "architecture": classifier.config.architectures[0],
-                "layers": {"kept": list(pruned.kept_layers), "total": pruned.depth_before},
+                "layers": {
+                    "kept": list(pruned.kept_layers),
+                    "total": pruned.depth_before,
+                    "select": selection.method,
+                    "scores": list(selection.scores),
+                },
                 "parameters": {"before": pruned.params_before, "after": pruned.params_after},
                 "labels": dataset.labels,
                 "label_words": dataset.label_words,

@@ -63,6 +63,13 @@ def keep_layers(model, indices: Sequence[int]):
     kept = tuple(indices)
     if not kept or len(set(kept)) != len(kept) or not all(0 <= i < total for i in kept):
         raise EdgecutError(f"layers to keep {list(kept)} must be distinct and within 0..{total - 1}")
+    if getattr(model.config, "scale_attn_by_inverse_layer_idx", False) and kept != tuple(range(len(kept))):
+        # GPT-2 fixes each attention's scale 1/(layer_idx+1) when the layer is built: a reloaded non-prefix
+        # cut would scale moved layers by their new index, silently changing the model.
+        raise EdgecutError(
+            "this GPT-2 config sets scale_attn_by_inverse_layer_idx, so only a prefix of layers can be kept: "
+            "use --select first"
+        )
     before = count_parameters(model)
     new_layers = torch.nn.ModuleList([layers[i] for i in kept])
     for new_index, layer in enumerate(new_layers):

@@ -44,7 +44,7 @@ def test_export_writes_a_complete_self_describing_artifact(artifact):
     manifest = json.loads((artifact / "edgecut.json").read_text())
     names = {p.name for p in artifact.iterdir()}
     assert {"model.onnx", "config.json", "tokenizer.json", "edgecut.json", "golden.npz"} <= names
-    assert manifest["layers"] == {"kept": [0], "total": 3}
+    assert manifest["layers"] == {"kept": [0], "total": 3, "select": "first", "scores": []}
     assert manifest["labels"] == ["negative", "positive"]
     assert manifest["label_words"] == [" negative", " positive"]
     assert manifest["prompt"]["template"] == TEMPLATE and len(manifest["prompt"]["demonstrations"]) == 2
@@ -116,6 +116,15 @@ def test_int8_export_reports_the_accuracy_drop(tiny_model_dirs, tiny_csv, tmp_pa
     assert "drop" in result.output
 
 
+def test_export_with_block_influence_selection_records_it(tiny_model_dirs, tiny_csv, tmp_path):
+    result = _export(tiny_model_dirs["qwen3"], tiny_csv, tmp_path / "bi", "--select", "block-influence")
+    assert result.exit_code == 0, result.output
+    layers = json.loads((tmp_path / "bi" / "edgecut.json").read_text())["layers"]
+    assert layers["select"] == "block-influence" and len(layers["scores"]) == 3
+    # the one kept layer is the one that changes the residual stream most
+    assert layers["kept"] == [max(range(3), key=lambda i: layers["scores"][i])]
+
+
 # --- bad input: one line, exit 2, nothing written -------------------------------------------------
 
 
@@ -146,6 +155,7 @@ def bad_csvs(tmp_path):
         (["--label-words", "bad"], "label words"),
         (["--quantize", "int4"], "--quantize"),
         (["--recipe", "fast"], "unknown recipe"),
+        (["--select", "middle"], "--select"),
         (["--data", "no-such-file.csv"], "does not exist"),
     ],
 )
