@@ -25,6 +25,8 @@ app = typer.Typer(
     help="Cut an LLM to its first N layers, fine-tune it as a classifier, ship it as ONNX.",
 )
 console = Console(stderr=True)
+SETTINGS = ("lm", "pcls", "cls")  # the paper's three fine-tuning settings
+PLAIN_TEMPLATE = "{text}{label}"  # cls: the text alone, no template words
 CALIBRATION_PROMPTS = 64  # training prompts that score layers for --select block-influence / angular
 out = Console()
 
@@ -84,6 +86,13 @@ def export(
     ] = None,
     text_column: Annotated[str, typer.Option(help="Text column of the data file.")] = "text",
     label_column: Annotated[str, typer.Option(help="Label column of the data file.")] = "label",
+    setting: Annotated[
+        str,
+        typer.Option(
+            help="The paper's settings: lm (prompt + label-word head, default), pcls (prompt + random head), "
+            "cls (plain text + random head)."
+        ),
+    ] = "lm",
     recipe: Annotated[
         str, typer.Option(help="Training preset: cpu (fast, default) or paper (the paper's recipe).")
     ] = "cpu",
@@ -127,6 +136,7 @@ def _export(
     template,
     text_column,
     label_column,
+    setting,
     recipe,
     epochs,
     batch_size,
@@ -156,6 +166,10 @@ def _export(
 
     if select not in METHODS:
         raise EdgecutError(f"--select {select}: use one of {', '.join(METHODS)}")
+    if setting not in SETTINGS:
+        raise EdgecutError(f"--setting {setting}: use one of {', '.join(SETTINGS)}")
+    if setting == "cls" and template:
+        raise EdgecutError("--setting cls classifies the plain text: drop --template (or use --setting pcls)")
     tgt = load_target(target)
     precision = tgt.resolve_precision(quantize)
     check_target_available(tgt)
@@ -180,11 +194,11 @@ def _export(
                 label_column=label_column,
                 labels=_split(labels),
                 label_words=_split(label_words),
-                template=template,
+                template=PLAIN_TEMPLATE if setting == "cls" else template,
                 seed=seed,
                 test_size=test_size,
                 per_class_cap=rcp.per_class_cap,
-                demonstrations=rcp.demonstrations,
+                demonstrations=rcp.demonstrations and setting != "cls",
             )
         )
     console.print(
@@ -218,7 +232,8 @@ def _export(
         f"{pruned.params_after / 1e6:.1f} M ({pruned.depth_before} → {layers} layers)"
     )
 
-    init = "random" if loaded.is_encoder else "lm"
+    # Encoders have no LM head; pcls/cls are the paper's settings with a freshly initialised head.
+    init = "lm" if setting == "lm" and not loaded.is_encoder else "random"
     classifier = make_classifier(loaded.model, tok, dataset.labels, dataset.label_words, init=init)
     test_ids, test_labels = [f["input_ids"] for f in test], [f["labels"] for f in test]
 
@@ -305,6 +320,7 @@ def _export(
                 "label_words": dataset.label_words,
                 "label_token_ids": label_token_ids(tok, dataset.label_words) if init == "lm" else None,
                 "head_init": init,
+                "setting": setting,
                 "prompt": prompt.as_dict(),
                 "pad_token_id": pad,
                 "precision": precision,

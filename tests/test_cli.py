@@ -13,9 +13,10 @@ runner = CliRunner()
 TEMPLATE = "Review: {text}\nSentiment:{label}"
 
 
-def _export(model_dir, data, out, *extra):
+def _export(model_dir, data, out, *extra, template=TEMPLATE):
     args = ["export", "--model", str(model_dir), "--data", str(data), "--layers", "1"]
-    args += ["--labels", "negative,positive", "--template", TEMPLATE, "--test-size", "40", "-o", str(out)]
+    args += ["--labels", "negative,positive", "--test-size", "40", "-o", str(out)]
+    args += ["--template", template] if template else []
     # a short, hot schedule: the tiny model learns the toy task in a second
     args += ["--epochs", "4", "--lr", "3e-3", "--batch-size", "8", *extra]
     return runner.invoke(app, args)
@@ -125,6 +126,25 @@ def test_export_with_block_influence_selection_records_it(tiny_model_dirs, tiny_
     assert layers["kept"] == [max(range(3), key=lambda i: layers["scores"][i])]
 
 
+@pytest.mark.parametrize("setting", ["pcls", "cls"])
+def test_paper_settings_with_a_random_head(setting, tiny_model_dirs, tiny_csv, tmp_path):
+    """pcls keeps the prompt, cls classifies the bare text; both start from a random head."""
+    template = None if setting == "cls" else TEMPLATE
+    result = _export(
+        tiny_model_dirs["llama"], tiny_csv, tmp_path / "s", "--setting", setting, "--demos", template=template
+    )
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "s" / "edgecut.json").read_text())
+    assert manifest["setting"] == setting and manifest["head_init"] == "random"
+    assert manifest["label_token_ids"] is None
+    prompt = manifest["prompt"]
+    if setting == "cls":
+        assert prompt["template"] == "{text}{label}" and prompt["demonstrations"] == []
+    else:
+        assert prompt["template"] != "{text}{label}" and len(prompt["demonstrations"]) == 2
+    assert manifest["metrics"]["torch_accuracy"] >= 0.75
+
+
 # --- bad input: one line, exit 2, nothing written -------------------------------------------------
 
 
@@ -156,6 +176,8 @@ def bad_csvs(tmp_path):
         (["--quantize", "int4"], "--quantize"),
         (["--recipe", "fast"], "unknown recipe"),
         (["--select", "middle"], "--select"),
+        (["--setting", "prefix"], "--setting"),
+        (["--setting", "cls", "--template", "Q: {text}\nA:{label}"], "drop --template"),
         (["--data", "no-such-file.csv"], "does not exist"),
     ],
 )
