@@ -212,7 +212,7 @@ def _export(
     from edgecut.load import load_model
     from edgecut.optimize import OptimizeResult, optimize_graph
     from edgecut.prune import keep_layers
-    from edgecut.quantize import build_precision
+    from edgecut.quantize import build_precision, cpu_has_vnni
     from edgecut.select import select_layers
     from edgecut.validate import validate
 
@@ -277,6 +277,12 @@ def _export(
         with _step(f"build {precision} graph"):
             calibration = [pad_batch([f["input_ids"]], pad) for f in train[: tgt.int8.calibration_size]]
             quant = build_precision(optimized.path, tmp / "model.onnx", precision, tgt, calibration)
+        if quant is not None and quant.precision == "int8":
+            vnni = "this CPU has VNNI" if cpu_has_vnni() else "this CPU lacks VNNI"
+            console.print(
+                f"  int8 {quant.mode}, per-channel {'on' if quant.per_channel else 'off'}, reduce_range "
+                f"{'on' if quant.reduce_range else 'off'} ({vnni}), {quant.calibration_size} calibration prompts"
+            )
         session = create_session(tmp / "model.onnx", tgt)
         shipped = check_parity(
             reference[: len(parity_rows)],

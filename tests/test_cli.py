@@ -108,13 +108,17 @@ def test_interrupted_export_leaves_nothing_and_keeps_the_old_artifact(
     assert not fresh.exists() and list(tmp_path.iterdir()) == []
 
 
-def test_int8_export_reports_the_accuracy_drop(tiny_model_dirs, tiny_csv, tmp_path):
-    result = _export(tiny_model_dirs["gpt2"], tiny_csv, tmp_path / "q", "--quantize", "int8")
+@pytest.mark.parametrize("how", [["--quantize", "int8"], ["--target", "cpu-int8"]])
+def test_int8_export_reports_the_accuracy_drop(how, tiny_model_dirs, tiny_csv, tmp_path):
+    result = _export(tiny_model_dirs["gpt2"], tiny_csv, tmp_path / "q", *how)
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "q" / "edgecut.json").read_text())
     assert manifest["precision"] == "int8" and manifest["quantization"]["mode"] == "dynamic"
+    assert manifest["quantization"]["per_channel"] is True  # the measured best (README "Targets, measured")
+    assert manifest["target"]["name"] == ("cpu" if how[0] == "--quantize" else "cpu-int8")
     assert manifest["metrics"]["onnx_fp32_accuracy"] is not None
-    assert "drop" in result.output
+    assert set(manifest["optimizations"]["passes"]) == {"transformer-fusion", "ort-offline"}
+    assert "drop" in result.output and "reduce_range" in result.output  # says which int8 it built
 
 
 def test_export_with_block_influence_selection_records_it(tiny_model_dirs, tiny_csv, tmp_path):
