@@ -15,7 +15,7 @@ import platform
 import shutil
 import tempfile
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -106,7 +106,7 @@ def write_manifest(directory: Path, manifest: dict) -> Path:
     """Add version, time, library versions and the sha256 of every file, then write edgecut.json."""
     full = {
         "manifest_version": MANIFEST_VERSION,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         **manifest,
         "versions": library_versions(),
         "files": file_hashes(directory),

@@ -8,11 +8,10 @@ onnxruntime.
 from __future__ import annotations
 
 import sys
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from edgecut.errors import TargetError
 

@@ -72,3 +72,14 @@ def test_import_edgecut_does_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_every_target_file_ships_in_the_wheel():
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    shipped = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    assert sorted(shipped["share/edgecut/targets"]) == sorted(
+        f"targets/{p.name}" for p in (root / "targets").glob("*.toml")
+    )
