@@ -67,7 +67,9 @@ def export(
     data: Annotated[
         str, typer.Option("--data", "-d", help="CSV/JSONL file or built-in set (rotten-tomatoes, bbc-news).")
     ] = "rotten-tomatoes",
-    layers: Annotated[int, typer.Option("--layers", "-n", help="Keep the first N transformer layers.")] = 1,
+    layers: Annotated[
+        str, typer.Option("--layers", "-n", help="Keep N transformer layers (a number, or 'full' for all).")
+    ] = "1",
     select: Annotated[
         str, typer.Option(help="Which N layers: first (the paper), block-influence (ShortGPT) or angular (Gromov).")
     ] = "first",
@@ -160,8 +162,8 @@ def _export(
     from edgecut.targets import load_target
 
     # Everything that can be checked without the model is checked first: bad input fails in a second.
-    if layers < 1:
-        raise EdgecutError(f"--layers {layers} is out of range: keep at least 1 layer")
+    if layers != "full" and (not layers.isdigit() or int(layers) < 1):
+        raise EdgecutError(f"--layers {layers} is out of range: keep at least 1 layer, or 'full'")
     from edgecut.select import METHODS
 
     if select not in METHODS:
@@ -211,7 +213,7 @@ def _export(
     from edgecut.finetune import finetune
     from edgecut.load import load_model
     from edgecut.optimize import OptimizeResult, optimize_graph
-    from edgecut.prune import keep_layers
+    from edgecut.prune import depth, keep_layers
     from edgecut.quantize import build_precision, cpu_has_vnni
     from edgecut.select import select_layers
     from edgecut.validate import validate
@@ -223,6 +225,7 @@ def _export(
     train, _ = encode_examples(tok, prompt, dataset.train)
     val, _ = encode_examples(tok, prompt, dataset.validation)
     test, test_cut = encode_examples(tok, prompt, dataset.test)
+    layers = depth(loaded.model) if layers == "full" else int(layers)
     with _step(f"choose {layers} layer(s) ({select})"):
         calibration = [f["input_ids"] for f in train[:CALIBRATION_PROMPTS]]
         selection = select_layers(loaded.model, layers, select, calibration, tok.pad_token_id)
@@ -600,6 +603,126 @@ def deploy(
         f"  serve: tritonserver --model-repository {done.path.parent}  (see examples/triton.md)",
         highlight=False,
         soft_wrap=True,
+    )
+
+
+@app.command()
+def sweep(
+    layers: Annotated[
+        str, typer.Option("--layers", "-n", help="Layer counts to try, e.g. 1,2,4,8,full.")
+    ] = "1,2,4,8,full",
+    seeds: Annotated[str, typer.Option(help="Seeds, e.g. 0,42,421 (accuracy is mean ± sd over them).")] = "0,42,421",
+    setting: Annotated[str, typer.Option(help="lm, pcls or cls (see export).")] = "lm",
+    select: Annotated[str, typer.Option(help="first, block-influence or angular (see export).")] = "first",
+    model: Annotated[str, typer.Option("--model", "-m", help="As in export.")] = "smollm2-135m",
+    data: Annotated[str, typer.Option("--data", "-d", help="As in export.")] = "rotten-tomatoes",
+    labels: Annotated[str | None, typer.Option(help="As in export.")] = None,
+    label_words: Annotated[str | None, typer.Option(help="As in export.")] = None,
+    template: Annotated[str | None, typer.Option(help="As in export.")] = None,
+    recipe: Annotated[str, typer.Option(help="Training preset for every run: cpu or paper.")] = "cpu",
+    epochs: Annotated[float | None, typer.Option(help="Override the recipe's epochs.")] = None,
+    per_class_cap: Annotated[int | None, typer.Option(help="Override the recipe's training rows per class.")] = None,
+    time_budget: Annotated[float | None, typer.Option(help="Training seconds per run at most.")] = None,
+    test_size: Annotated[int, typer.Option(help="Test rows per run.")] = 1000,
+    margin: Annotated[
+        float, typer.Option(help="Recommend the smallest N within this many accuracy points of the best.")
+    ] = 1.0,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Sweep directory (resumed if it exists).")] = Path(
+        "sweep-out"
+    ),
+) -> None:
+    """Export every (N, seed), then table, JSON and plot of accuracy and latency against N. Resumable."""
+    try:
+        _sweep(**locals())
+    except EdgecutError as e:
+        _fail(str(e))
+    except ParityError as e:
+        _fail(str(e), code=1)
+    except KeyboardInterrupt:
+        _fail(f"interrupted: finished runs are kept in {output}/runs; run the same command to resume", code=130)
+
+
+def _sweep(
+    layers,
+    seeds,
+    setting,
+    select,
+    model,
+    data,
+    labels,
+    label_words,
+    template,
+    recipe,
+    epochs,
+    per_class_cap,
+    time_budget,
+    test_size,
+    margin,
+    output,
+) -> None:
+    import inspect
+
+    from rich.progress_bar import ProgressBar
+
+    from edgecut import sweep as sw
+
+    runs = sw.plan(sw.parse_layers(layers), sw.parse_seeds(seeds))
+    if margin < 0:
+        raise EdgecutError(f"--margin {margin:g} must be 0 or more (accuracy points)")
+    # Every run is an ordinary export: same defaults, the sweep's options on top.
+    base = {name: p.default for name, p in inspect.signature(export).parameters.items()}
+    base |= dict(
+        setting=setting,
+        select=select,
+        model=model,
+        data=data,
+        labels=labels,
+        label_words=label_words,
+        template=template,
+        recipe=recipe,
+        epochs=epochs,
+        per_class_cap=per_class_cap,
+        time_budget=time_budget,
+        test_size=test_size,
+        force=False,
+    )
+    done = [r for r in runs if sw.is_done(output, r)]
+    console.print(f"sweep: {len(runs)} runs ({len(done)} already done) in {output}")
+    durations: list[float] = []
+    for i, run in enumerate(runs):
+        if sw.is_done(output, run):
+            continue
+        left = sw.eta_seconds(durations, sum(not sw.is_done(output, r) for r in runs))
+        eta = "estimating time left…" if left is None else f"about {left / 60:.0f} min left"
+        console.print(ProgressBar(total=len(runs), completed=i, width=40))
+        console.rule(f"run {i + 1}/{len(runs)}: N={run.layers}, seed {run.seed} — {eta}")
+        start = time.monotonic()
+        _export(**(base | {"layers": run.layers, "seed": run.seed, "output": sw.run_dir(output, run)}))
+        durations.append(time.monotonic() - start)
+    with _step("time fp32 and int8 graphs of every run"):
+        results = [sw.measure_run(output, r) for r in runs]
+    title = f"{Path(model).name} on {Path(data).name}: setting {setting}, select {select}"
+    summary = sw.summarize(results, margin, {"title": title, "layers": layers, "seeds": seeds, "recipe": recipe})
+    paths = sw.write_reports(summary, output)
+    table = Table(title=title)
+    for column in ("N", "seeds", "accuracy", "params", "fp32 MB", "int8 MB", "fp32 p50 ms", "int8 p50 ms"):
+        table.add_column(column, justify="right")
+    for r in summary.rows:
+        star = " ★" if r.layers == summary.recommended_layers else ""
+        table.add_row(
+            f"{r.layers}{star}",
+            str(r.seeds),
+            f"{r.accuracy_mean:.1%} ± {r.accuracy_sd * 100:.1f}",
+            f"{r.params / 1e6:.1f} M",
+            f"{r.artifact_mb:.1f}",
+            f"{r.int8_mb:.1f}",
+            f"{r.fp32_p50_ms:.2f}",
+            f"{r.int8_p50_ms:.2f}",
+        )
+    out.print(table)
+    out.print(
+        f"recommended: N = {summary.recommended_layers} (within {margin:g} points of the best mean, "
+        f"N = {summary.best_layers}); reports: {', '.join(str(p) for p in paths.values())}"
     )
 
 

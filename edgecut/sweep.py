@@ -1,0 +1,266 @@
+"""`edgecut sweep`: the paper's question for a user's task — the smallest N that is good enough.
+
+One export per (N, seed) into `OUT/runs/n{N}-s{seed}/` (an ordinary artifact, written atomically), so an
+interrupted sweep resumes where it stopped: a run whose artifact exists is not run again. After the runs,
+each artifact's fp32 graph and an int8 copy of it are timed side by side here, and the results become
+`sweep.json`, `sweep.md` and `sweep.png`. This module needs no torch; the CLI runs the exports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from edgecut.errors import EdgecutError
+from edgecut.runtime import MANIFEST
+
+FULL = "full"
+
+
+@dataclass(frozen=True)
+class Run:
+    layers: str  # a number, or "full"
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"n{self.layers}-s{self.seed}"
+
+
+def parse_layers(text: str) -> list[str]:
+    """`1,2,4,full` -> ["1", "2", "4", "full"]; refuses anything else with the fix."""
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    bad = [v for v in values if v != FULL and not (v.isdigit() and int(v) >= 1)]
+    if not values or bad:
+        raise EdgecutError(f"--layers {text!r}: give layer counts ≥ 1 and/or 'full', comma-separated, e.g. 1,2,4,full")
+    return list(dict.fromkeys(values))
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds:
+        raise EdgecutError(f"--seeds {text!r}: give integers, comma-separated, e.g. 0,42,421")
+    return list(dict.fromkeys(seeds))
+
+
+def plan(layers: list[str], seeds: list[int]) -> list[Run]:
+    return [Run(n, s) for n in layers for s in seeds]
+
+
+def run_dir(out: Path, run: Run) -> Path:
+    return out / "runs" / run.name
+
+
+def is_done(out: Path, run: Run) -> bool:
+    """Artifacts are renamed into place only when complete, so existence means done."""
+    return (run_dir(out, run) / MANIFEST).is_file()
+
+
+@dataclass
+class RunResult:
+    layers: int
+    seed: int
+    accuracy: float
+    params: int
+    artifact_mb: float
+    fp32_p50_ms: float
+    int8_p50_ms: float
+    int8_mb: float
+    train_seconds: float
+
+
+def measure_run(out: Path, run: Run) -> RunResult:
+    """Read one run's manifest and time its fp32 graph and an int8 copy side by side (cached on disk)."""
+    cache = run_dir(out, run).with_suffix(".timing.json")
+    manifest = json.loads((run_dir(out, run) / MANIFEST).read_text(encoding="utf-8"))
+    if cache.is_file():
+        timing = json.loads(cache.read_text(encoding="utf-8"))
+    else:
+        timing = _time_fp32_and_int8(run_dir(out, run), manifest)
+        _write_atomic(cache, json.dumps(timing, indent=1))
+    model = run_dir(out, run) / manifest["model_file"]
+    return RunResult(
+        layers=len(manifest["layers"]["kept"]),
+        seed=run.seed,
+        accuracy=manifest["metrics"]["onnx_accuracy"],
+        params=manifest["parameters"]["after"],
+        artifact_mb=_graph_bytes(model) / 1e6,
+        fp32_p50_ms=timing["fp32_p50_ms"],
+        int8_p50_ms=timing["int8_p50_ms"],
+        int8_mb=timing["int8_bytes"] / 1e6,
+        train_seconds=manifest["training"]["seconds"],
+    )
+
+
+def _time_fp32_and_int8(directory: Path, manifest: dict) -> dict:
+    import numpy as np
+
+    from edgecut.quantize import to_int8
+    from edgecut.runtime import create_session, measure_latency
+    from edgecut.targets import Int8Settings, load_target
+
+    golden = np.load(directory / "golden.npz", allow_pickle=False)
+    rows = zip(golden["input_ids"], golden["attention_mask"], strict=True)
+    seqs = [ids[mask.astype(bool)].tolist() for ids, mask in rows]  # unpadded golden prompts
+    pad, cpu = int(manifest["pad_token_id"]), load_target("cpu")
+    with tempfile.TemporaryDirectory(prefix="edgecut-sweep-") as tmp:
+        int8 = to_int8(directory / manifest["model_file"], Path(tmp) / "int8.onnx", Int8Settings(per_channel=True))
+        sessions = {
+            "fp32": create_session(directory / manifest["model_file"], cpu),
+            "int8": create_session(int8.path, cpu),
+        }
+        p50 = {k: measure_latency(s, seqs, pad, 1, warmup=20, runs=200).p50_ms for k, s in sessions.items()}
+    return {"fp32_p50_ms": p50["fp32"], "int8_p50_ms": p50["int8"], "int8_bytes": int8.bytes_after}
+
+
+@dataclass
+class LayerSummary:
+    layers: int
+    seeds: int
+    accuracy_mean: float
+    accuracy_sd: float
+    params: int
+    artifact_mb: float
+    int8_mb: float
+    fp32_p50_ms: float
+    int8_p50_ms: float
+
+
+@dataclass
+class SweepSummary:
+    rows: list[LayerSummary]
+    runs: list[RunResult]
+    margin_points: float
+    recommended_layers: int
+    best_layers: int
+    settings: dict = field(default_factory=dict)
+
+
+def summarize(results: list[RunResult], margin_points: float, settings: dict | None = None) -> SweepSummary:
+    """Mean ± sd over seeds per N; recommend the smallest N within `margin_points` of the best mean."""
+    rows = []
+    for n in sorted({r.layers for r in results}):
+        group = [r for r in results if r.layers == n]
+        accs = [r.accuracy for r in group]
+        rows.append(
+            LayerSummary(
+                layers=n,
+                seeds=len(group),
+                accuracy_mean=statistics.fmean(accs),
+                accuracy_sd=statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                params=group[0].params,
+                artifact_mb=group[0].artifact_mb,
+                int8_mb=group[0].int8_mb,
+                fp32_p50_ms=statistics.median(r.fp32_p50_ms for r in group),
+                int8_p50_ms=statistics.median(r.int8_p50_ms for r in group),
+            )
+        )
+    best = max(rows, key=lambda r: r.accuracy_mean)
+    good = [r for r in rows if r.accuracy_mean * 100 >= best.accuracy_mean * 100 - margin_points]
+    return SweepSummary(rows, results, margin_points, min(r.layers for r in good), best.layers, settings or {})
+
+
+def write_reports(summary: SweepSummary, out: Path) -> dict[str, Path]:
+    """sweep.json (everything), sweep.md (the table and the recommendation), sweep.png (the picture)."""
+    paths = {"json": out / "sweep.json", "md": out / "sweep.md", "png": out / "sweep.png"}
+    _write_atomic(paths["json"], json.dumps(asdict(summary), indent=2))
+    _write_atomic(paths["md"], to_markdown(summary))
+    plot(summary, paths["png"])
+    return paths
+
+
+def to_markdown(summary: SweepSummary) -> str:
+    lines = [
+        "| layers | seeds | accuracy (mean ± sd) | parameters | fp32 MB | int8 MB | fp32 p50 b1 ms | int8 p50 b1 ms |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in summary.rows:
+        mark = " **(recommended)**" if r.layers == summary.recommended_layers else ""
+        lines.append(
+            f"| {r.layers}{mark} | {r.seeds} | {r.accuracy_mean:.1%} ± {r.accuracy_sd * 100:.1f} | "
+            f"{r.params / 1e6:.1f} M | {r.artifact_mb:.1f} | {r.int8_mb:.1f} | "
+            f"{r.fp32_p50_ms:.2f} | {r.int8_p50_ms:.2f} |"
+        )
+    best = next(r for r in summary.rows if r.layers == summary.best_layers)
+    lines += [
+        "",
+        f"Recommended: **N = {summary.recommended_layers}**, the smallest N whose mean accuracy is within "
+        f"{summary.margin_points:g} points of the best ({best.accuracy_mean:.1%} at N = {best.layers}).",
+        "",
+        "![accuracy and latency against the number of layers](sweep.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def plot(summary: SweepSummary, path: Path) -> None:
+    """Accuracy (mean ± sd over seeds) and ORT latency (fp32, int8) against N, log-2 x axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = [r.layers for r in summary.rows]
+    fig, acc_ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    acc_ax.errorbar(
+        xs,
+        [r.accuracy_mean * 100 for r in summary.rows],
+        yerr=[r.accuracy_sd * 100 for r in summary.rows],
+        marker="o",
+        capsize=4,
+        color="tab:blue",
+        label="accuracy (mean ± sd)",
+    )
+    acc_ax.set_xscale("log", base=2)
+    acc_ax.set_xticks(xs, [str(x) for x in xs])
+    acc_ax.set_xlabel("layers kept (N)")
+    acc_ax.set_ylabel("test accuracy (%)", color="tab:blue")
+    acc_ax.axvline(
+        summary.recommended_layers,
+        color="tab:green",
+        linestyle=":",
+        label=f"recommended N={summary.recommended_layers}",
+    )
+    lat_ax = acc_ax.twinx()
+    # dashed: the latency lines belong to the right-hand axis
+    fp32 = [r.fp32_p50_ms for r in summary.rows]
+    lat_ax.plot(xs, fp32, "--", marker="s", color="tab:orange", label="ORT fp32 p50 (batch 1)")
+    int8 = [r.int8_p50_ms for r in summary.rows]
+    lat_ax.plot(xs, int8, "--", marker="^", color="tab:red", label="ORT int8 p50 (batch 1)")
+    lat_ax.set_ylabel("latency (ms)", color="tab:red")
+    lat_ax.set_ylim(bottom=0)
+    handles = acc_ax.get_legend_handles_labels()[0] + lat_ax.get_legend_handles_labels()[0]
+    acc_ax.legend(handles=handles, loc="lower right", fontsize=8)
+    title = summary.settings.get("title") or "edgecut sweep"
+    acc_ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _graph_bytes(path: Path) -> int:
+    data = path.with_name(path.name + ".data")
+    return path.stat().st_size + (data.stat().st_size if data.exists() else 0)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def eta_seconds(done_seconds: list[float], remaining: int) -> float | None:
+    """Time left, from the mean duration of the runs done in this session (None before the first)."""
+    if not remaining:
+        return 0.0
+    return statistics.fmean(done_seconds) * remaining if done_seconds else None

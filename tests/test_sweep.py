@@ -1,0 +1,119 @@
+"""`edgecut sweep` on a tiny model: 2 values of N x 1 seed, the reports, resuming, the recommendation."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from edgecut.cli import app
+from edgecut.sweep import RunResult, parse_layers, summarize
+
+runner = CliRunner()
+
+
+def _sweep(model_dir, data, out, *extra):
+    args = [
+        "sweep",
+        "--model",
+        str(model_dir),
+        "--data",
+        str(data),
+        "--labels",
+        "negative,positive",
+        "--layers",
+        "1,full",
+        "--seeds",
+        "0",
+        "--epochs",
+        "1",
+        "--test-size",
+        "40",
+        "-o",
+        str(out),
+        *extra,
+    ]
+    return runner.invoke(app, args)
+
+
+@pytest.fixture(scope="module")
+def swept(tiny_model_dirs, tiny_csv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep") / "s"
+    result = _sweep(tiny_model_dirs["llama"], tiny_csv, out)
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_sweep_writes_table_json_and_plot(swept):
+    out, output = swept
+    report = json.loads((out / "sweep.json").read_text())
+    assert [r["layers"] for r in report["rows"]] == [1, 3]  # "full" is the tiny model's 3 layers
+    for row in report["rows"]:
+        assert 0 <= row["accuracy_mean"] <= 1 and row["seeds"] == 1 and row["accuracy_sd"] == 0
+        assert row["fp32_p50_ms"] > 0 and row["int8_p50_ms"] > 0 and row["int8_mb"] < row["artifact_mb"]
+    assert report["rows"][0]["params"] < report["rows"][1]["params"]
+    assert report["recommended_layers"] in (1, 3)
+    md = (out / "sweep.md").read_text()
+    assert "Recommended: **N = " in md and "sweep.png" in md
+    assert sum(line.startswith("| ") for line in md.splitlines()) == 3  # header + one row per N
+    png = (out / "sweep.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert "recommended: N =" in output
+    for name in ("n1-s0", "nfull-s0"):
+        assert (out / "runs" / name / "edgecut.json").is_file()
+
+
+def test_sweep_resumes_without_redoing_finished_runs(swept, tiny_model_dirs, tiny_csv):
+    out, _ = swept
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/edgecut.json")}
+    result = _sweep(tiny_model_dirs["llama"], tiny_csv, out)
+    assert result.exit_code == 0, result.output
+    assert "(2 already done)" in result.output and "run 1/2" not in result.output
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+def test_sweep_redoes_only_the_missing_run(tiny_model_dirs, tiny_csv, tmp_path):
+    import shutil
+
+    out = tmp_path / "s"
+    assert _sweep(tiny_model_dirs["gpt2"], tiny_csv, out, "--layers", "1,2").exit_code == 0
+    kept = (out / "runs" / "n1-s0" / "edgecut.json").stat().st_mtime_ns
+    shutil.rmtree(out / "runs" / "n2-s0")  # as if the sweep had been killed during that run
+    result = _sweep(tiny_model_dirs["gpt2"], tiny_csv, out, "--layers", "1,2")
+    assert result.exit_code == 0, result.output
+    assert "(1 already done)" in result.output and "run 2/2" in result.output
+    assert (out / "runs" / "n1-s0" / "edgecut.json").stat().st_mtime_ns == kept
+
+
+def _result(layers, seed, accuracy):
+    return RunResult(layers, seed, accuracy, layers * 10, 1.0, 1.0, 0.5, 0.3, 1.0)
+
+
+def test_recommendation_is_the_smallest_n_within_the_margin():
+    results = [
+        _result(1, 0, 0.80),
+        _result(1, 1, 0.80),
+        _result(2, 0, 0.80),
+        _result(2, 1, 0.81),
+        _result(4, 0, 0.82),
+        _result(4, 1, 0.82),
+    ]
+    tight = summarize(results, margin_points=1.0)  # N=2 averages 80.5, below 82 - 1
+    assert tight.best_layers == 4 and tight.recommended_layers == 4
+    assert summarize(results, margin_points=1.6).recommended_layers == 2
+    assert summarize(results, margin_points=2.5).recommended_layers == 1
+    two = next(r for r in tight.rows if r.layers == 2)
+    assert two.accuracy_mean == pytest.approx(0.805) and two.accuracy_sd == pytest.approx(0.00707, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [(["--layers", "0,2"], "--layers"), (["--seeds", "a"], "--seeds"), (["--margin", "-1"], "--margin")],
+)
+def test_bad_sweep_options_are_one_line_exit_2(args, match, tmp_path):
+    result = runner.invoke(app, ["sweep", *args, "-o", str(tmp_path / "s")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1].startswith("error:") and match in result.output
+
+
+def test_parse_layers_keeps_order_and_full():
+    assert parse_layers("1, 2,full,2") == ["1", "2", "full"]
