@@ -37,6 +37,19 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 @contextmanager
+def _exit_codes(interrupted: str):
+    """User mistakes exit 2, an export that does not match torch exits 1, Ctrl-C 130: one line each."""
+    try:
+        yield
+    except EdgecutError as e:
+        _fail(str(e))
+    except ParityError as e:
+        _fail(str(e), code=1)
+    except KeyboardInterrupt:
+        _fail(interrupted, code=130)
+
+
+@contextmanager
 def _step(title: str):
     start = time.monotonic()
     with console.status(f"{title}…"):
@@ -115,14 +128,8 @@ def export(
     trust_remote_code: Annotated[bool, typer.Option(help="Allow model code from the hub (off by default).")] = False,
 ) -> None:
     """Cut, fine-tune, export, validate: write a self-describing ONNX artifact."""
-    try:
+    with _exit_codes(interrupted="interrupted: nothing was written"):
         _export(**locals())
-    except EdgecutError as e:
-        _fail(str(e))
-    except ParityError as e:
-        _fail(str(e), code=1)
-    except KeyboardInterrupt:
-        _fail("interrupted: nothing was written", code=130)
 
 
 def _export(
@@ -632,14 +639,10 @@ def sweep(
     ),
 ) -> None:
     """Export every (N, seed), then table, JSON and plot of accuracy and latency against N. Resumable."""
-    try:
+    with _exit_codes(
+        interrupted=f"interrupted: finished runs are kept in {output}/runs; run the same command to resume"
+    ):
         _sweep(**locals())
-    except EdgecutError as e:
-        _fail(str(e))
-    except ParityError as e:
-        _fail(str(e), code=1)
-    except KeyboardInterrupt:
-        _fail(f"interrupted: finished runs are kept in {output}/runs; run the same command to resume", code=130)
 
 
 def _sweep(
