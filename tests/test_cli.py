@@ -210,20 +210,7 @@ def test_bad_option_is_one_line_exit_2(args, match, tiny_model_dirs, tiny_csv, t
     ],
 )
 def test_bad_data_file_is_one_line_exit_2(name, match, bad_csvs, tiny_model_dirs, tmp_path):
-    result = runner.invoke(
-        app,
-        [
-            "export",
-            "--model",
-            str(tiny_model_dirs["llama"]),
-            "--data",
-            str(bad_csvs[name]),
-            "--labels",
-            "negative,positive",
-            "-o",
-            str(tmp_path / "out"),
-        ],
-    )
+    result = _export(tiny_model_dirs["llama"], bad_csvs[name], tmp_path / "out")
     _one_line_error(result, match=match)
     assert not (tmp_path / "out").exists()
 
@@ -233,20 +220,7 @@ def test_cuda_target_without_cuda_is_refused(tiny_model_dirs, tiny_csv, tmp_path
 
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("this ONNX Runtime has CUDA")
-    result = runner.invoke(
-        app,
-        [
-            "export",
-            "--model",
-            str(tiny_model_dirs["llama"]),
-            "--data",
-            str(tiny_csv),
-            "--target",
-            "cuda",
-            "-o",
-            str(tmp_path / "out"),
-        ],
-    )
+    result = _export(tiny_model_dirs["llama"], tiny_csv, tmp_path / "out", "--target", "cuda")
     line = _one_line_error(result, match="CUDAExecutionProvider")
     assert "onnxruntime-gpu" in line
     assert not (tmp_path / "out").exists()
