@@ -631,6 +631,9 @@ def sweep(
     per_class_cap: Annotated[int | None, typer.Option(help="Override the recipe's training rows per class.")] = None,
     time_budget: Annotated[float | None, typer.Option(help="Training seconds per run at most.")] = None,
     test_size: Annotated[int, typer.Option(help="Test rows per run.")] = 1000,
+    baselines: Annotated[
+        str, typer.Option(help="Baselines measured on the same split: tfidf (TF-IDF + logistic regression) or none.")
+    ] = "tfidf",
     margin: Annotated[
         float, typer.Option(help="Recommend the smallest N within this many accuracy points of the best.")
     ] = 1.0,
@@ -660,6 +663,7 @@ def _sweep(
     per_class_cap,
     time_budget,
     test_size,
+    baselines,
     margin,
     output,
 ) -> None:
@@ -670,6 +674,8 @@ def _sweep(
     from edgecut import sweep as sw
 
     runs = sw.plan(sw.parse_layers(layers), sw.parse_seeds(seeds))
+    if baselines not in ("tfidf", "none"):
+        raise EdgecutError(f"--baselines {baselines}: use tfidf or none")
     if margin < 0:
         raise EdgecutError(f"--margin {margin:g} must be 0 or more (accuracy points)")
     # Every run is an ordinary export: same defaults, the sweep's options on top.
@@ -704,8 +710,28 @@ def _sweep(
         durations.append(time.monotonic() - start)
     with _step("time fp32 and int8 graphs of every run"):
         results = [sw.measure_run(output, r) for r in runs]
+    floors = []
+    if baselines == "tfidf":
+        from edgecut.baselines import tfidf_baseline
+        from edgecut.data import DataSpec, load_dataset
+        from edgecut.finetune import get_recipe
+
+        cap = get_recipe(recipe, per_class_cap=per_class_cap).per_class_cap
+        with _step("TF-IDF + logistic regression baseline on the same splits"):
+            for seed in sw.parse_seeds(seeds):
+                spec = DataSpec(
+                    source=data,
+                    labels=_split(labels),
+                    label_words=_split(label_words),
+                    seed=seed,
+                    test_size=test_size,
+                    per_class_cap=cap,
+                    demonstrations=False,
+                )
+                floors.append(tfidf_baseline(load_dataset(spec), seed))
     title = f"{Path(model).name} on {Path(data).name}: setting {setting}, select {select}"
-    summary = sw.summarize(results, margin, {"title": title, "layers": layers, "seeds": seeds, "recipe": recipe})
+    settings = {"title": title, "layers": layers, "seeds": seeds, "recipe": recipe}
+    summary = sw.summarize(results, margin, settings, floors)
     paths = sw.write_reports(summary, output)
     table = Table(title=title)
     for column in ("N", "seeds", "accuracy", "params", "fp32 MB", "int8 MB", "fp32 p50 ms", "int8 p50 ms"):
@@ -721,6 +747,17 @@ def _sweep(
             f"{r.int8_mb:.1f}",
             f"{r.fp32_p50_ms:.2f}",
             f"{r.int8_p50_ms:.2f}",
+        )
+    for b in summary.baselines:
+        table.add_row(
+            f"{b.name} (baseline)",
+            str(b.seeds),
+            f"{b.accuracy_mean:.1%} ± {b.accuracy_sd * 100:.1f}",
+            f"{b.parameters / 1e6:.2f} M",
+            "",
+            "",
+            f"{b.p50_ms:.2f}",
+            "",
         )
     out.print(table)
     out.print(

@@ -12,6 +12,7 @@ import json
 import os
 import statistics
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -134,6 +135,16 @@ class LayerSummary:
 
 
 @dataclass
+class BaselineSummary:
+    name: str
+    seeds: int
+    accuracy_mean: float
+    accuracy_sd: float
+    p50_ms: float
+    parameters: int
+
+
+@dataclass
 class SweepSummary:
     rows: list[LayerSummary]
     runs: list[RunResult]
@@ -141,9 +152,15 @@ class SweepSummary:
     recommended_layers: int
     best_layers: int
     settings: dict = field(default_factory=dict)
+    baselines: list[BaselineSummary] = field(default_factory=list)
 
 
-def summarize(results: list[RunResult], margin_points: float, settings: dict | None = None) -> SweepSummary:
+BASELINE_NAMES = {"tfidf": "TF-IDF + logistic regression"}
+
+
+def summarize(
+    results: list[RunResult], margin_points: float, settings: dict | None = None, baselines: Sequence = ()
+) -> SweepSummary:
     """Mean ± sd over seeds per N; recommend the smallest N within `margin_points` of the best mean."""
     rows = []
     for n in sorted({r.layers for r in results}):
@@ -164,7 +181,21 @@ def summarize(results: list[RunResult], margin_points: float, settings: dict | N
         )
     best = max(rows, key=lambda r: r.accuracy_mean)
     good = [r for r in rows if r.accuracy_mean * 100 >= best.accuracy_mean * 100 - margin_points]
-    return SweepSummary(rows, results, margin_points, min(r.layers for r in good), best.layers, settings or {})
+    floors = []
+    for name in sorted({b.name for b in baselines}):
+        group = [b for b in baselines if b.name == name]
+        accs = [b.accuracy for b in group]
+        floors.append(
+            BaselineSummary(
+                name=name,
+                seeds=len(group),
+                accuracy_mean=statistics.fmean(accs),
+                accuracy_sd=statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                p50_ms=statistics.median(b.p50_ms for b in group),
+                parameters=group[0].parameters,
+            )
+        )
+    return SweepSummary(rows, results, margin_points, min(r.layers for r in good), best.layers, settings or {}, floors)
 
 
 def write_reports(summary: SweepSummary, out: Path) -> dict[str, Path]:
@@ -187,6 +218,11 @@ def to_markdown(summary: SweepSummary) -> str:
             f"| {r.layers}{mark} | {r.seeds} | {r.accuracy_mean:.1%} ± {r.accuracy_sd * 100:.1f} | "
             f"{r.params / 1e6:.1f} M | {r.artifact_mb:.1f} | {r.int8_mb:.1f} | "
             f"{r.fp32_p50_ms:.2f} | {r.int8_p50_ms:.2f} |"
+        )
+    for b in summary.baselines:
+        lines.append(
+            f"| {BASELINE_NAMES.get(b.name, b.name)} (baseline) | {b.seeds} | {b.accuracy_mean:.1%} ± "
+            f"{b.accuracy_sd * 100:.1f} | {b.parameters / 1e6:.2f} M | | | {b.p50_ms:.2f} (scikit-learn) | |"
         )
     best = next(r for r in summary.rows if r.layers == summary.best_layers)
     lines += [
@@ -228,6 +264,14 @@ def plot(summary: SweepSummary, path: Path) -> None:
         linestyle=":",
         label=f"recommended N={summary.recommended_layers}",
     )
+    for b in summary.baselines:
+        acc_ax.axhline(
+            b.accuracy_mean * 100,
+            color="gray",
+            linestyle="-.",
+            linewidth=1,
+            label=f"{BASELINE_NAMES.get(b.name, b.name)} ({b.accuracy_mean:.1%})",
+        )
     lat_ax = acc_ax.twinx()
     # dashed: the latency lines belong to the right-hand axis
     fp32 = [r.fp32_p50_ms for r in summary.rows]

@@ -52,9 +52,12 @@ def test_sweep_writes_table_json_and_plot(swept):
         assert row["fp32_p50_ms"] > 0 and row["int8_p50_ms"] > 0 and row["int8_mb"] < row["artifact_mb"]
     assert report["rows"][0]["params"] < report["rows"][1]["params"]
     assert report["recommended_layers"] in (1, 3)
+    (tfidf,) = report["baselines"]  # the floor, on the same split
+    assert tfidf["name"] == "tfidf" and tfidf["seeds"] == 1 and tfidf["accuracy_mean"] >= 0.9  # the toy task is easy
+    assert "TF-IDF + logistic regression (baseline)" in (out / "sweep.md").read_text()
     md = (out / "sweep.md").read_text()
     assert "Recommended: **N = " in md and "sweep.png" in md
-    assert sum(line.startswith("| ") for line in md.splitlines()) == 3  # header + one row per N
+    assert sum(line.startswith("| ") for line in md.splitlines()) == 4  # header, one row per N, the baseline
     png = (out / "sweep.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert "recommended: N =" in output
@@ -107,7 +110,12 @@ def test_recommendation_is_the_smallest_n_within_the_margin():
 
 @pytest.mark.parametrize(
     ("args", "match"),
-    [(["--layers", "0,2"], "--layers"), (["--seeds", "a"], "--seeds"), (["--margin", "-1"], "--margin")],
+    [
+        (["--layers", "0,2"], "--layers"),
+        (["--seeds", "a"], "--seeds"),
+        (["--margin", "-1"], "--margin"),
+        (["--baselines", "bert"], "--baselines"),
+    ],
 )
 def test_bad_sweep_options_are_one_line_exit_2(args, match, tmp_path):
     result = runner.invoke(app, ["sweep", *args, "-o", str(tmp_path / "s")])
