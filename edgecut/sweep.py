@@ -158,6 +158,11 @@ class SweepSummary:
 BASELINE_NAMES = {"tfidf": "TF-IDF + logistic regression"}
 
 
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation over seeds (sd 0 for a single seed)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
 def summarize(
     results: list[RunResult], margin_points: float, settings: dict | None = None, baselines: Sequence = ()
 ) -> SweepSummary:
@@ -165,13 +170,13 @@ def summarize(
     rows = []
     for n in sorted({r.layers for r in results}):
         group = [r for r in results if r.layers == n]
-        accs = [r.accuracy for r in group]
+        mean, sd = _mean_sd([r.accuracy for r in group])
         rows.append(
             LayerSummary(
                 layers=n,
                 seeds=len(group),
-                accuracy_mean=statistics.fmean(accs),
-                accuracy_sd=statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                accuracy_mean=mean,
+                accuracy_sd=sd,
                 params=group[0].params,
                 artifact_mb=group[0].artifact_mb,
                 int8_mb=group[0].int8_mb,
@@ -184,13 +189,13 @@ def summarize(
     floors = []
     for name in sorted({b.name for b in baselines}):
         group = [b for b in baselines if b.name == name]
-        accs = [b.accuracy for b in group]
+        mean, sd = _mean_sd([b.accuracy for b in group])
         floors.append(
             BaselineSummary(
                 name=name,
                 seeds=len(group),
-                accuracy_mean=statistics.fmean(accs),
-                accuracy_sd=statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                accuracy_mean=mean,
+                accuracy_sd=sd,
                 p50_ms=statistics.median(b.p50_ms for b in group),
                 parameters=group[0].parameters,
             )
