@@ -221,7 +221,7 @@ def _export(
     from edgecut.load import load_model
     from edgecut.optimize import OptimizeResult, optimize_graph
     from edgecut.prune import depth, keep_layers
-    from edgecut.quantize import build_precision, cpu_has_vnni
+    from edgecut.quantize import build_precision, cpu_has_vnni, graph_bytes
     from edgecut.select import select_layers
     from edgecut.validate import validate
 
@@ -265,11 +265,12 @@ def _export(
     with art.staging(output, force) as tmp, tempfile.TemporaryDirectory(prefix="edgecut-graphs-") as scratch:
         fp32_path = Path(scratch) / "model.onnx"
         parity_rows, pad = test_ids[:64], tok.pad_token_id
+        parity_reference = reference[: len(parity_rows)]
         with _step("export to ONNX"):
             exported = export_onnx(classifier, pad_batch(test_ids[:2], pad), fp32_path)
             # The export itself is checked on the CPU in fp32, whatever the target: 1e-4 and identical argmax.
             parity = check_parity(
-                reference[: len(parity_rows)],
+                parity_reference,
                 run_logits(create_session(fp32_path, load_target("cpu")), parity_rows, pad),
                 EXPORT_ATOL,
             )
@@ -279,7 +280,7 @@ def _export(
         if tgt.optimizations:
             with _step(f"optimise the graph ({', '.join(tgt.optimizations)})"):
                 optimized = optimize_graph(
-                    fp32_path, Path(scratch), tgt, classifier.config, parity_rows, pad, reference[: len(parity_rows)]
+                    fp32_path, Path(scratch), tgt, classifier.config, parity_rows, pad, parity_reference
                 )
             console.print(f"  kept: {', '.join(optimized.applied) or 'none (no pass was faster with parity)'}")
         else:
@@ -295,7 +296,7 @@ def _export(
             )
         session = create_session(tmp / "model.onnx", tgt)
         shipped = check_parity(
-            reference[: len(parity_rows)],
+            parity_reference,
             run_logits(session, parity_rows, pad),
             None if precision == "int8" else tgt.parity_atol,
             tgt.min_argmax_agreement,
@@ -372,7 +373,7 @@ def _export(
                 },
             },
         )
-        size = sum(f.stat().st_size for f in tmp.iterdir() if f.name.startswith("model.onnx"))
+        size = graph_bytes(tmp / "model.onnx")
 
     _summary(layers, pruned, precision, report, size, output.resolve())
 

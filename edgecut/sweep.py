@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from edgecut.errors import EdgecutError
+from edgecut.quantize import graph_bytes
 from edgecut.runtime import MANIFEST
 
 FULL = "full"
@@ -92,7 +93,7 @@ def measure_run(out: Path, run: Run) -> RunResult:
         seed=run.seed,
         accuracy=manifest["metrics"]["onnx_accuracy"],
         params=manifest["parameters"]["after"],
-        artifact_mb=_graph_bytes(model) / 1e6,
+        artifact_mb=graph_bytes(model) / 1e6,
         fp32_p50_ms=timing["fp32_p50_ms"],
         int8_p50_ms=timing["int8_p50_ms"],
         int8_mb=timing["int8_bytes"] / 1e6,
@@ -294,11 +295,6 @@ def plot(summary: SweepSummary, path: Path) -> None:
     fig.savefig(tmp)
     plt.close(fig)
     os.replace(tmp, path)
-
-
-def _graph_bytes(path: Path) -> int:
-    data = path.with_name(path.name + ".data")
-    return path.stat().st_size + (data.stat().st_size if data.exists() else 0)
 
 
 def _write_atomic(path: Path, text: str) -> None:
