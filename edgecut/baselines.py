@@ -1,7 +1,8 @@
 """What a user would pick instead of a cut LLM, measured on the same split: the floor for the sweep table.
 
 `tfidf`: TF-IDF (word 1–2-grams, sublinear tf) + logistic regression, scikit-learn. It sees the same
-training rows (after the per-class cap) and the same test rows as the sweep's exports.
+training rows (after the per-class cap) and the same test rows as the sweep's exports. The other baseline,
+all-MiniLM-L6, is an ordinary export of an encoder (see `edgecut.sweep.ENCODER_BASELINES`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import numpy as np
 from edgecut.data import Dataset
 from edgecut.errors import EdgecutError
 
-BASELINES = ("tfidf",)
-
 
 @dataclass(frozen=True)
 class BaselineResult:
@@ -23,7 +22,11 @@ class BaselineResult:
     seed: int
     accuracy: float
     p50_ms: float  # one text at a time, like batch 1
-    parameters: int  # weights of the linear model (features x classes + biases)
+    parameters: int  # weights of the model (for TF-IDF: features x classes + biases)
+    runtime: str = "scikit-learn"
+    artifact_mb: float | None = None  # the rest: only baselines exported as ONNX artifacts
+    int8_mb: float | None = None
+    int8_p50_ms: float | None = None
 
 
 def tfidf_baseline(dataset: Dataset, seed: int, runs: int = 200) -> BaselineResult:

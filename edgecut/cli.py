@@ -633,7 +633,11 @@ def sweep(
     time_budget: Annotated[float | None, typer.Option(help="Training seconds per run at most.")] = None,
     test_size: Annotated[int, typer.Option(help="Test rows per run.")] = 1000,
     baselines: Annotated[
-        str, typer.Option(help="Baselines measured on the same split: tfidf (TF-IDF + logistic regression) or none.")
+        str,
+        typer.Option(
+            help="Baselines on the same split, comma-separated: tfidf (TF-IDF + logistic regression), minilm "
+            "(all-MiniLM-L6-v2 fine-tuned and exported the same way), or none."
+        ),
     ] = "tfidf",
     margin: Annotated[
         float, typer.Option(help="Recommend the smallest N within this many accuracy points of the best.")
@@ -674,14 +678,12 @@ def _sweep(
 
     from edgecut import sweep as sw
 
-    runs = sw.plan(sw.parse_layers(layers), sw.parse_seeds(seeds))
-    if baselines not in ("tfidf", "none"):
-        raise EdgecutError(f"--baselines {baselines}: use tfidf or none")
+    seed_list, wanted = sw.parse_seeds(seeds), sw.parse_baselines(baselines)
+    runs = sw.plan(sw.parse_layers(layers), seed_list, wanted)
     if margin < 0:
         raise EdgecutError(f"--margin {margin:g} must be 0 or more (accuracy points)")
     # Every run is an ordinary export: same defaults, the sweep's options on top.
-    base = {name: p.default for name, p in inspect.signature(export).parameters.items()}
-    base |= dict(
+    options = dict(
         setting=setting,
         select=select,
         model=model,
@@ -694,8 +696,9 @@ def _sweep(
         per_class_cap=per_class_cap,
         time_budget=time_budget,
         test_size=test_size,
-        force=False,
     )
+    sw.check_options(output, options)
+    base = {name: p.default for name, p in inspect.signature(export).parameters.items()} | options
     done = [r for r in runs if sw.is_done(output, r)]
     console.print(f"sweep: {len(runs)} runs ({len(done)} already done) in {output}")
     durations: list[float] = []
@@ -705,21 +708,28 @@ def _sweep(
         left = sw.eta_seconds(durations, sum(not sw.is_done(output, r) for r in runs))
         eta = "estimating time left…" if left is None else f"about {left / 60:.0f} min left"
         console.print(ProgressBar(total=len(runs), completed=i, width=40))
-        console.rule(f"run {i + 1}/{len(runs)}: N={run.layers}, seed {run.seed} — {eta}")
+        what = f"baseline {run.baseline}" if run.baseline else f"N={run.layers}"
+        console.rule(f"run {i + 1}/{len(runs)}: {what}, seed {run.seed} — {eta}")
+        overrides = {"layers": run.layers, "seed": run.seed, "output": sw.run_dir(output, run), "force": False}
+        if run.baseline:  # the encoder at full depth, plain text into a fresh head
+            overrides |= {"model": sw.ENCODER_BASELINES[run.baseline], "setting": "cls", "select": "first"}
         start = time.monotonic()
-        _export(**(base | {"layers": run.layers, "seed": run.seed, "output": sw.run_dir(output, run)}))
+        _export(**(base | overrides))
         durations.append(time.monotonic() - start)
+    # The reports cover every finished run in the directory (earlier invocations may have added other N).
+    measured = [r for r in dict.fromkeys(runs + sw.finished_runs(output)) if not r.baseline or r.baseline in wanted]
     with _step("time fp32 and int8 graphs of every run"):
-        results = [sw.measure_run(output, r) for r in runs]
-    floors = []
-    if baselines == "tfidf":
+        results = {run: sw.measure_run(output, run) for run in measured}
+    by_depth = {(res.layers, run.seed): res for run, res in results.items() if not run.baseline}
+    floors = [sw.as_baseline(run, res) for run, res in results.items() if run.baseline]
+    if "tfidf" in wanted:
         from edgecut.baselines import tfidf_baseline
         from edgecut.data import DataSpec, load_dataset
         from edgecut.finetune import get_recipe
 
         cap = get_recipe(recipe, per_class_cap=per_class_cap).per_class_cap
         with _step("TF-IDF + logistic regression baseline on the same splits"):
-            for seed in sw.parse_seeds(seeds):
+            for seed in sorted({seed for _, seed in by_depth}):
                 spec = DataSpec(
                     source=data,
                     labels=_split(labels),
@@ -731,8 +741,8 @@ def _sweep(
                 )
                 floors.append(tfidf_baseline(load_dataset(spec), seed))
     title = f"{Path(model).name} on {Path(data).name}: setting {setting}, select {select}"
-    settings = {"title": title, "layers": layers, "seeds": seeds, "recipe": recipe}
-    summary = sw.summarize(results, margin, settings, floors)
+    settings = {"title": title, "layers": layers, "seeds": seeds, "recipe": recipe} | options
+    summary = sw.summarize(list(by_depth.values()), margin, settings, floors)
     paths = sw.write_reports(summary, output)
     table = Table(title=title)
     for column in ("N", "seeds", "accuracy", "params", "fp32 MB", "int8 MB", "fp32 p50 ms", "int8 p50 ms"):
@@ -740,7 +750,7 @@ def _sweep(
     for r in summary.rows:
         star = " ★" if r.layers == summary.recommended_layers else ""
         table.add_row(
-            f"{r.layers}{star}",
+            f"{sw.layer_label(r)}{star}",
             str(r.seeds),
             f"{r.accuracy_mean:.1%} ± {r.accuracy_sd * 100:.1f}",
             f"{r.params / 1e6:.1f} M",
@@ -755,10 +765,7 @@ def _sweep(
             str(b.seeds),
             f"{b.accuracy_mean:.1%} ± {b.accuracy_sd * 100:.1f}",
             f"{b.parameters / 1e6:.2f} M",
-            "",
-            "",
-            f"{b.p50_ms:.2f}",
-            "",
+            *sw.baseline_cells(b),
         )
     out.print(table)
     out.print(

