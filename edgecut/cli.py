@@ -741,7 +741,7 @@ def _sweep(
                 )
                 floors.append(tfidf_baseline(load_dataset(spec), seed))
     title = f"{Path(model).name} on {Path(data).name}: setting {setting}, select {select}"
-    settings = {"title": title, "layers": layers, "seeds": seeds, "recipe": recipe} | options
+    settings = {"title": title} | options  # N and seeds: per row (a directory may mix invocations)
     summary = sw.summarize(list(by_depth.values()), margin, settings, floors)
     paths = sw.write_reports(summary, output)
     table = Table(title=title)
