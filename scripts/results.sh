@@ -13,8 +13,8 @@ OUT="${OUT:-docs/results}"
 # 500 test rows. The `cpu` recipe's other settings (batch 32, lr 5e-4, warm-up, early stopping) are kept.
 RECIPE="${RECIPE---per-class-cap 1000 --epochs 1 --test-size 500}"
 SEEDS=0,42,421
-edgecut=(.venv/bin/edgecut)
-[ -x "${edgecut[0]}" ] || edgecut=(edgecut)
+edgecut=(.venv/bin/edgecut) python=(.venv/bin/python)
+[ -x "${edgecut[0]}" ] || edgecut=(edgecut) python=(python3)
 
 for data in rotten-tomatoes bbc-news; do
   # lm setting (the paper's prompt + LM-head init), first N layers, three seeds, all-MiniLM-L6 baseline
@@ -32,3 +32,6 @@ for data in rotten-tomatoes bbc-news; do
   # added to the lm directory; the reports then cover every run in it.
   "${edgecut[@]}" sweep -d "$data" --layers full --seeds 0 --baselines tfidf,minilm $RECIPE -o "$OUT/$data/lm"
 done
+
+# One figure of the whole grid for docs/results.md
+"${python[@]}" scripts/results_figure.py "$OUT"
