@@ -30,6 +30,7 @@ OPTIONS = "sweep-options.json"
 # Baselines exported through the same pipeline (full depth, `cls` setting): name -> model alias.
 ENCODER_BASELINES = {"minilm": "all-minilm-l6-v2"}
 BASELINE_NAMES = {"tfidf": "TF-IDF + logistic regression", "minilm": "all-MiniLM-L6-v2, fine-tuned (cls)"}
+BASELINE_STYLE = {"tfidf": ("gray", "-."), "minilm": ("tab:brown", "--")}  # plot colour, line style
 
 
 @dataclass(frozen=True)
@@ -347,7 +348,7 @@ def plot(summary: SweepSummary, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     xs = [r.layers for r in summary.rows]
-    fig, acc_ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    fig, acc_ax = plt.subplots(figsize=(7, 5), dpi=120)
     acc_ax.errorbar(
         xs,
         [r.accuracy_mean * 100 for r in summary.rows],
@@ -368,11 +369,12 @@ def plot(summary: SweepSummary, path: Path) -> None:
         label=f"recommended N={summary.recommended_layers}",
     )
     for b in summary.baselines:
+        colour, style = BASELINE_STYLE.get(b.name, ("black", ":"))
         acc_ax.axhline(
             b.accuracy_mean * 100,
-            color="gray",
-            linestyle="-.",
-            linewidth=1,
+            color=colour,
+            linestyle=style,
+            linewidth=1.2,
             label=f"{BASELINE_NAMES.get(b.name, b.name)} ({b.accuracy_mean:.1%})",
         )
     lat_ax = acc_ax.twinx()
@@ -384,7 +386,8 @@ def plot(summary: SweepSummary, path: Path) -> None:
     lat_ax.set_ylabel("latency (ms)", color="tab:red")
     lat_ax.set_ylim(bottom=0)
     handles = acc_ax.get_legend_handles_labels()[0] + lat_ax.get_legend_handles_labels()[0]
-    acc_ax.legend(handles=handles, loc="lower right", fontsize=8)
+    # below the axes: with baselines the legend would cover the points
+    acc_ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8)
     title = summary.settings.get("title") or "edgecut sweep"
     acc_ax.set_title(title, fontsize=10)
     fig.tight_layout()

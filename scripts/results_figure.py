@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from edgecut.sweep import BASELINE_NAMES  # noqa: E402
+from edgecut.sweep import BASELINE_NAMES, BASELINE_STYLE  # noqa: E402
 
 STYLE = {  # sweep folder -> label, marker, colour
     "lm": ("lm setting, first N (mean ± sd)", "o", "tab:blue"),
@@ -24,7 +24,6 @@ STYLE = {  # sweep folder -> label, marker, colour
     "select-block-influence": ("lm, block-influence layers", "^", "tab:orange"),
     "select-angular": ("lm, angular layers", "v", "tab:red"),
 }
-BASELINE_STYLE = {"tfidf": ("gray", "-."), "minilm": ("tab:green", "--")}
 
 
 def draw(root: Path) -> Path:
