@@ -91,10 +91,14 @@ def check_options(out: Path, options: dict) -> None:
     before = json.loads(path.read_text(encoding="utf-8"))
     changed = sorted(k for k in options.keys() | before.keys() if options.get(k) != before.get(k))
     if changed:
-        was = ", ".join(f"--{k.replace('_', '-')} {before.get(k)}" for k in changed)
+        was = ", ".join(f"--{k.replace('_', '-')} {_shown(before.get(k))}" for k in changed)
         raise EdgecutError(
             f"{out} holds a sweep made with {was}: repeat those options to resume or extend it, or use a new --output"
         )
+
+
+def _shown(value) -> str:
+    return "(not given)" if value is None else str(value)
 
 
 def finished_runs(out: Path) -> list[Run]:

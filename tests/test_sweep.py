@@ -6,6 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgecut.cli import app
+from edgecut.errors import EdgecutError
 from edgecut.sweep import RunResult, parse_layers, summarize
 
 runner = CliRunner()
@@ -96,6 +97,16 @@ def test_a_sweep_directory_refuses_other_options(swept, tiny_model_dirs, tiny_cs
     assert result.exit_code == 2 and "Traceback" not in result.output
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("error:") and "--epochs 1" in last and "--output" in last
+
+
+def test_options_of_a_sweep_directory_are_compared_key_by_key(tmp_path):
+    from edgecut.sweep import OPTIONS, check_options
+
+    check_options(tmp_path, {"epochs": 1.0, "template": None})
+    assert json.loads((tmp_path / OPTIONS).read_text()) == {"epochs": 1.0, "template": None}
+    check_options(tmp_path, {"template": None, "epochs": 1.0})  # the same: no error
+    with pytest.raises(EdgecutError, match=r"made with --template \(not given\):"):
+        check_options(tmp_path, {"epochs": 1.0, "template": "Q: {text}\nA:{label}"})
 
 
 def test_extending_a_sweep_reports_all_its_runs_and_the_encoder_baseline(
