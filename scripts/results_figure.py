@@ -2,7 +2,8 @@
 
 Reads the `sweep.json` files that `scripts/results.sh` leaves under `docs/results/<data>/<sweep>/` and
 draws one panel per dataset: the `lm` sweep with error bars over seeds, the `cls` sweep, each `--select`
-method, and the baselines as horizontal lines. Usage: python scripts/results_figure.py [docs/results]
+method, the longer-training check, and the baselines as horizontal lines.
+Usage: python scripts/results_figure.py [docs/results]
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ STYLE = {  # sweep folder -> label, marker, colour
     "cls": ("cls setting, first N", "s", "tab:purple"),
     "select-block-influence": ("lm, block-influence layers", "^", "tab:orange"),
     "select-angular": ("lm, angular layers", "v", "tab:red"),
+    "lm-5-epochs": ("lm, first N, 5 epochs", "D", "tab:cyan"),
 }
 
 
