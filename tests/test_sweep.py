@@ -176,3 +176,29 @@ def test_bad_sweep_options_are_one_line_exit_2(args, match, tmp_path):
 
 def test_parse_layers_keeps_order_and_full():
     assert parse_layers("1, 2,full,2") == ["1", "2", "full"]
+
+
+def test_results_figure_draws_one_panel_per_dataset_from_sweep_json(tmp_path):
+    """scripts/results_figure.py (docs/results.md's picture) reads what `edgecut sweep` writes."""
+    import importlib.util
+    from pathlib import Path
+
+    from edgecut.baselines import BaselineResult
+    from edgecut.sweep import write_reports
+
+    results = [_result(1, 0, 0.6), _result(2, 0, 0.7)]
+    for data in ("a", "b"):
+        for folder in ("lm", "cls"):
+            floor = [BaselineResult("tfidf", 0, 0.65, 0.4, 1000)] if folder == "lm" else []
+            write_reports(summarize(results, 1.0, {}, floor), tmp_path / data / folder)
+    (tmp_path / "c" / "cls").mkdir(parents=True)  # no lm sweep: not a panel
+    script = Path(__file__).parents[1] / "scripts" / "results_figure.py"
+    spec = importlib.util.spec_from_file_location("results_figure", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    png = module.draw(tmp_path)
+    assert png == tmp_path / "results.png"
+    from PIL import Image
+
+    with Image.open(png) as image:
+        assert image.size[0] > 1.8 * image.size[1]  # two panels side by side
