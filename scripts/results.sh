@@ -4,7 +4,7 @@
 # ordinary resumable `edgecut sweep`: stop it any time and run this script again to continue.
 #
 #   bash scripts/results.sh                      # the grid as published, budget recipe (below)
-#   RECIPE="" bash scripts/results.sh            # the full `cpu` recipe (4000 rows/class, 2 epochs)
+#   RECIPE="" OUT=grid-full bash scripts/results.sh  # the full `cpu` recipe (4000 rows/class, 2 epochs)
 #   OUT=/tmp/grid bash scripts/results.sh        # somewhere else
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +32,9 @@ for data in rotten-tomatoes bbc-news; do
   # added to the lm directory; the reports then cover every run in it.
   "${edgecut[@]}" sweep -d "$data" --layers full --seeds 0 --baselines tfidf,minilm $RECIPE -o "$OUT/$data/lm"
 done
+# Is it the budget? bbc-news at N = 1, 2 with five epochs instead of one (seed 0).
+"${edgecut[@]}" sweep -d bbc-news --layers 1,2 --seeds 0 --per-class-cap 1000 --epochs 5 --test-size 500 \
+  -o "$OUT/bbc-news/lm-5-epochs"
 
 # One figure of the whole grid for docs/results.md
 "${python[@]}" scripts/results_figure.py "$OUT"
