@@ -711,8 +711,9 @@ def _sweep(
         what = f"baseline {run.baseline}" if run.baseline else f"N={run.layers}"
         console.rule(f"run {i + 1}/{len(runs)}: {what}, seed {run.seed} — {eta}")
         overrides = {"layers": run.layers, "seed": run.seed, "output": sw.run_dir(output, run), "force": False}
-        if run.baseline:  # the encoder at full depth, plain text into a fresh head
-            overrides |= {"model": sw.ENCODER_BASELINES[run.baseline], "setting": "cls", "select": "first"}
+        if run.baseline:  # the encoder at full depth, plain text into a fresh head (no template)
+            encoder = {"model": sw.ENCODER_BASELINES[run.baseline], "setting": "cls", "select": "first"}
+            overrides |= encoder | {"template": None}
         start = time.monotonic()
         _export(**(base | overrides))
         durations.append(time.monotonic() - start)

@@ -83,9 +83,13 @@ def plan(layers: list[str], seeds: list[int], baselines: Sequence[str] = ()) -> 
 
 
 def check_options(out: Path, options: dict) -> None:
-    """One configuration per sweep directory: resuming or extending it with other options would mix runs."""
+    """One configuration per sweep directory: resuming or extending it with other options would mix runs.
+
+    Options are only binding once a run has finished: a first attempt that failed on a typo leaves
+    nothing to mix, so the corrected command simply takes the directory over.
+    """
     path = out / OPTIONS
-    if not path.is_file():
+    if not path.is_file() or not finished_runs(out):
         _write_atomic(path, json.dumps(options, indent=1, sort_keys=True))
         return
     before = json.loads(path.read_text(encoding="utf-8"))

@@ -100,9 +100,12 @@ def test_a_sweep_directory_refuses_other_options(swept, tiny_model_dirs, tiny_cs
 
 
 def test_options_of_a_sweep_directory_are_compared_key_by_key(tmp_path):
-    from edgecut.sweep import OPTIONS, check_options
+    from edgecut.sweep import MANIFEST, OPTIONS, check_options
 
-    check_options(tmp_path, {"epochs": 1.0, "template": None})
+    check_options(tmp_path, {"epochs": 2.0, "template": None})  # a first attempt that finished no run ...
+    check_options(tmp_path, {"epochs": 1.0, "template": None})  # ... is simply taken over
+    (tmp_path / "runs" / "n1-s0").mkdir(parents=True)
+    (tmp_path / "runs" / "n1-s0" / MANIFEST).write_text("{}")  # from now on the options bind
     assert json.loads((tmp_path / OPTIONS).read_text()) == {"epochs": 1.0, "template": None}
     check_options(tmp_path, {"template": None, "epochs": 1.0})  # the same: no error
     with pytest.raises(EdgecutError, match=r"made with --template \(not given\):"):
