@@ -750,24 +750,9 @@ def _sweep(
         table.add_column(column, justify="right")
     for r in summary.rows:
         star = " ★" if r.layers == summary.recommended_layers else ""
-        table.add_row(
-            f"{sw.layer_label(r)}{star}",
-            str(r.seeds),
-            f"{r.accuracy_mean:.1%} ± {r.accuracy_sd * 100:.1f}",
-            f"{r.params / 1e6:.1f} M",
-            f"{r.artifact_mb:.1f}",
-            f"{r.int8_mb:.1f}",
-            f"{r.fp32_p50_ms:.2f}",
-            f"{r.int8_p50_ms:.2f}",
-        )
+        table.add_row(f"{sw.layer_label(r)}{star}", *sw.layer_cells(r))
     for b in summary.baselines:
-        table.add_row(
-            f"{b.name} (baseline)",
-            str(b.seeds),
-            f"{b.accuracy_mean:.1%} ± {b.accuracy_sd * 100:.1f}",
-            f"{b.parameters / 1e6:.2f} M",
-            *sw.baseline_cells(b),
-        )
+        table.add_row(f"{b.name} (baseline)", *sw.baseline_cells(b))
     out.print(table)
     out.print(
         f"recommended: N = {summary.recommended_layers} (within {margin:g} points of the best mean, "

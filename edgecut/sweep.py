@@ -107,12 +107,9 @@ def _shown(value) -> str:
 
 def finished_runs(out: Path) -> list[Run]:
     """Every complete run in the directory, also those an earlier invocation made with other N or seeds."""
-    runs = []
-    for directory in sorted((out / "runs").glob("*")) if (out / "runs").is_dir() else []:
-        match = _RUN_NAME.match(directory.name)
-        if match and (directory / MANIFEST).is_file():
-            runs.append(Run(match["layers"] or FULL, int(match["seed"]), match["baseline"]))
-    return runs
+    named = [_RUN_NAME.match(d.name) for d in sorted((out / "runs").glob("*"))]
+    runs = [Run(m["layers"] or FULL, int(m["seed"]), m["baseline"]) for m in named if m]
+    return [run for run in runs if is_done(out, run)]
 
 
 def run_dir(out: Path, run: Run) -> Path:
@@ -246,6 +243,11 @@ def _median(values: list[float | None]) -> float | None:
     return None if None in values else statistics.median(values)
 
 
+def _grouped(items: Sequence, key: str) -> list[list]:
+    """Items with the same `key` attribute together, in sorted key order (one group per N or baseline)."""
+    return [[i for i in items if getattr(i, key) == k] for k in sorted({getattr(i, key) for i in items})]
+
+
 def summarize(
     results: list[RunResult],
     margin_points: float,
@@ -254,12 +256,11 @@ def summarize(
 ) -> SweepSummary:
     """Mean ± sd over seeds per N; recommend the smallest N within `margin_points` of the best mean."""
     rows = []
-    for n in sorted({r.layers for r in results}):
-        group = [r for r in results if r.layers == n]
+    for group in _grouped(results, "layers"):
         mean, sd = _mean_sd([r.accuracy for r in group])
         rows.append(
             LayerSummary(
-                layers=n,
+                layers=group[0].layers,
                 seeds=len(group),
                 accuracy_mean=mean,
                 accuracy_sd=sd,
@@ -274,12 +275,11 @@ def summarize(
     best = max(rows, key=lambda r: r.accuracy_mean)
     good = [r for r in rows if r.accuracy_mean * 100 >= best.accuracy_mean * 100 - margin_points]
     floors = []
-    for name in sorted({b.name for b in baselines}):
-        group = [b for b in baselines if b.name == name]
+    for group in _grouped(baselines, "name"):
         mean, sd = _mean_sd([b.accuracy for b in group])
         floors.append(
             BaselineSummary(
-                name=name,
+                name=group[0].name,
                 seeds=len(group),
                 accuracy_mean=mean,
                 accuracy_sd=sd,
@@ -310,17 +310,9 @@ def to_markdown(summary: SweepSummary) -> str:
     ]
     for r in summary.rows:
         mark = " **(recommended)**" if r.layers == summary.recommended_layers else ""
-        lines.append(
-            f"| {layer_label(r)}{mark} | {r.seeds} | {r.accuracy_mean:.1%} ± {r.accuracy_sd * 100:.1f} | "
-            f"{r.params / 1e6:.1f} M | {r.artifact_mb:.1f} | {r.int8_mb:.1f} | "
-            f"{r.fp32_p50_ms:.2f} | {r.int8_p50_ms:.2f} |"
-        )
+        lines.append("| " + " | ".join([f"{layer_label(r)}{mark}", *layer_cells(r)]) + " |")
     for b in summary.baselines:
-        cells = baseline_cells(b)
-        lines.append(
-            f"| {BASELINE_NAMES.get(b.name, b.name)} (baseline) | {b.seeds} | {b.accuracy_mean:.1%} ± "
-            f"{b.accuracy_sd * 100:.1f} | {b.parameters / 1e6:.2f} M | {' | '.join(cells)} |"
-        )
+        lines.append("| " + " | ".join([f"{BASELINE_NAMES.get(b.name, b.name)} (baseline)", *baseline_cells(b)]) + " |")
     best = next(r for r in summary.rows if r.layers == summary.best_layers)
     lines += [
         "",
@@ -337,10 +329,30 @@ def layer_label(row: LayerSummary) -> str:
     return f"{row.layers} (full)" if row.full else str(row.layers)
 
 
+def _accuracy_cell(mean: float, sd: float) -> str:
+    return f"{mean:.1%} ± {sd * 100:.1f}"
+
+
+def layer_cells(r: LayerSummary) -> list[str]:
+    """The table's cells after the label: seeds, accuracy, parameters, MB and p50 for fp32 and int8."""
+    return [
+        str(r.seeds),
+        _accuracy_cell(r.accuracy_mean, r.accuracy_sd),
+        f"{r.params / 1e6:.1f} M",
+        f"{r.artifact_mb:.1f}",
+        f"{r.int8_mb:.1f}",
+        f"{r.fp32_p50_ms:.2f}",
+        f"{r.int8_p50_ms:.2f}",
+    ]
+
+
 def baseline_cells(b: BaselineSummary) -> list[str]:
-    """fp32 MB, int8 MB, fp32 p50, int8 p50 of a baseline row ('' where it has none)."""
+    """The same cells for a baseline row ('' where it has none, e.g. no int8 graph for TF-IDF)."""
     where = "" if b.runtime == "onnxruntime" else f" ({b.runtime})"
     return [
+        str(b.seeds),
+        _accuracy_cell(b.accuracy_mean, b.accuracy_sd),
+        f"{b.parameters / 1e6:.2f} M",
         "" if b.artifact_mb is None else f"{b.artifact_mb:.1f}",
         "" if b.int8_mb is None else f"{b.int8_mb:.1f}",
         f"{b.p50_ms:.2f}{where}",
