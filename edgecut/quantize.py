@@ -95,7 +95,7 @@ def to_int8(
     if settings.mode == "dynamic":
         with _quiet_root_logger():
             quantize_dynamic(
-                model_input=str(source),
+                model_input=_without_initializer_shapes(source),
                 model_output=str(destination),
                 op_types_to_quantize=list(OP_TYPES),
                 weight_type=QuantType.QInt8,
@@ -145,14 +145,36 @@ def to_int8(
     )
 
 
+def _without_initializer_shapes(source: Path):
+    """The graph without value_info entries for its initializers (torch.onnx writes them; they repeat
+    what the initializer already says).
+
+    onnxruntime(-gpu) < 1.32's dynamic quantizer turns Gemm(transB=1) into MatMul by transposing the weight
+    in place but leaves its stale value_info, and ONNX shape inference then stops on the mismatch.
+    """
+    import onnx
+
+    model = onnx.load(str(source))
+    initializers = {tensor.name for tensor in model.graph.initializer}
+    kept = [info for info in model.graph.value_info if info.name not in initializers]
+    del model.graph.value_info[:]
+    model.graph.value_info.extend(kept)
+    return model
+
+
 def to_fp16(source: Path, destination: Path, keep_fp32_ops: Sequence[str]) -> QuantizeResult:
     """fp16 weights and activations; `keep_fp32_ops` stay fp32; graph inputs/outputs keep their types."""
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
 
     start = time.monotonic()
     model = onnx.load(str(source))
     converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=list(keep_fp32_ops))
+    drop_repeated_nodes(converted.graph)
+    # The converter appends its Casts after their consumers: ORT sorts for itself, the ONNX checker
+    # (`edgecut check`, other runtimes) refuses an unsorted graph.
+    OnnxModel.graph_topological_sort(converted.graph)
     onnx.save(converted, str(destination))
     return QuantizeResult(
         destination,
@@ -166,6 +188,28 @@ def to_fp16(source: Path, destination: Path, keep_fp32_ops: Sequence[str]) -> Qu
         graph_bytes(destination),
         time.monotonic() - start,
     )
+
+
+def drop_repeated_nodes(graph) -> int:
+    """Keep one of each node that appears more than once, byte for byte; returns how many were dropped.
+
+    onnxruntime(-gpu) < 1.32's fp16 converter inserts one Cast per consumer of an fp16 tensor feeding two
+    kept-fp32 ops, all with the same name and output, and ORT then refuses the graph ("two nodes with same
+    node name"). onnxruntime-gpu 1.31 is what PyPI has for the `cuda` target, so repair it here.
+    """
+    from onnx import NodeProto, ValueInfoProto
+
+    def unique(items) -> list[bytes]:
+        return list(dict.fromkeys(item.SerializeToString(deterministic=True) for item in items))
+
+    nodes, infos = unique(graph.node), unique(graph.value_info)
+    dropped = len(graph.node) - len(nodes)
+    if dropped:
+        del graph.node[:]
+        graph.node.extend(NodeProto.FromString(b) for b in nodes)
+        del graph.value_info[:]
+        graph.value_info.extend(ValueInfoProto.FromString(b) for b in infos)
+    return dropped
 
 
 def graph_bytes(path: Path) -> int:

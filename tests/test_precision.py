@@ -1,6 +1,8 @@
 """Targets beyond fp32: int8 (dynamic and static QDQ), fp16, graph optimisation, precision rules."""
 
 import numpy as np
+import onnx
+import onnxruntime
 import pytest
 from conftest import _sentences, tiny_model
 
@@ -9,7 +11,7 @@ from edgecut.errors import ProviderUnavailableError, TargetError
 from edgecut.export import export_onnx, torch_logits
 from edgecut.optimize import optimize_graph
 from edgecut.prune import cut_to_first
-from edgecut.quantize import cpu_has_vnni, resolve_reduce_range, to_fp16, to_int8
+from edgecut.quantize import cpu_has_vnni, drop_repeated_nodes, resolve_reduce_range, to_fp16, to_int8
 from edgecut.runtime import check_target_available, create_session, measure_latency, pad_batch, run_logits
 from edgecut.targets import Int8Settings, load_target
 
@@ -80,6 +82,73 @@ def test_fp16_graph_keeps_parity_where_ort_cpu_runs_it(graph, tmp_path):
     assert session.get_outputs()[0].type == "tensor(float)"
     np.testing.assert_allclose(logits, graph["torch"], atol=target.parity_atol, rtol=0)
     assert (logits.argmax(-1) == graph["torch"].argmax(-1)).mean() >= target.min_argmax_agreement
+
+
+def test_fp16_graph_passes_the_onnx_checker(graph, tmp_path):
+    # `edgecut check` runs the ONNX checker on every artifact: nodes sorted, names unique.
+    import onnx
+
+    result = to_fp16(graph["path"], tmp_path / "fp16.onnx", load_target("cuda").fp16.keep_fp32_ops)
+    model = onnx.load(str(result.path))
+    onnx.checker.check_model(model)  # what `edgecut check` runs
+    names = [node.name for node in model.graph.node]
+    assert len(names) == len(set(names))
+
+
+def test_repeated_casts_from_old_fp16_converters_are_dropped():
+    # What onnxruntime-gpu 1.31's converter writes when one fp16 tensor feeds two kept-fp32 ops.
+    from onnx import TensorProto, helper
+
+    cast = helper.make_node("Cast", ["x"], ["x_cast_to_fp32"], to=TensorProto.FLOAT, name="x_cast_to_fp32_node")
+    graph = helper.make_graph(
+        [
+            cast,
+            helper.make_node("Softmax", ["x_cast_to_fp32"], ["a"], name="softmax"),
+            cast,
+            helper.make_node("Sqrt", ["x_cast_to_fp32"], ["b"], name="sqrt"),
+            helper.make_node("Add", ["a", "b"], ["y"], name="add"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [1, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+    cpu = ["CPUExecutionProvider"]
+    with pytest.raises(Exception, match="same node name"):
+        onnxruntime.InferenceSession(model.SerializeToString(), providers=cpu)
+    assert drop_repeated_nodes(model.graph) == 1
+    assert [n.name for n in model.graph.node] == ["x_cast_to_fp32_node", "softmax", "sqrt", "add"]
+    x = np.array([[1.0, 4.0, 9.0]], dtype=np.float16)
+    (y,) = onnxruntime.InferenceSession(model.SerializeToString(), providers=cpu).run(None, {"x": x})
+    expected = np.exp(x.astype(np.float32)) / np.exp(x.astype(np.float32)).sum() + np.sqrt(x.astype(np.float32))
+    np.testing.assert_allclose(y, expected, rtol=1e-6)
+    assert drop_repeated_nodes(model.graph) == 0
+
+
+def test_int8_of_a_gemm_head_with_torch_style_value_info(tmp_path):
+    # torch.onnx records value_info for initializers; ORT < 1.32's dynamic quantizer transposes a
+    # Gemm(transB=1) weight in place, and the stale record then stopped quantization (the BERT baseline).
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgecut.quantize import _without_initializer_shapes
+
+    rng = np.random.default_rng(0)
+    weight = rng.normal(size=(2, 64)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1, name="head")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+        [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(np.zeros(2, np.float32), "b")],
+        value_info=[helper.make_tensor_value_info("w", TensorProto.FLOAT, [2, 64])],
+    )
+    source = tmp_path / "gemm.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10), str(source))
+    assert [v.name for v in _without_initializer_shapes(source).graph.value_info] == []
+    result = to_int8(source, tmp_path / "int8.onnx", Int8Settings(mode="dynamic", per_channel=True))
+    x = rng.normal(size=(1, 64)).astype(np.float32)
+    session = onnxruntime.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"x": x})[0], x @ weight.T, atol=0.3)
 
 
 def test_optimisation_is_kept_only_with_parity(graph, tmp_path):
