@@ -100,7 +100,10 @@ def _accuracy(eval_pred) -> dict[str, float]:
 def finetune(
     classifier, tokenizer, train: list[dict], validation: list[dict], recipe: Recipe, show_progress: bool = True
 ) -> FinetuneResult:
-    """Train `classifier` in place on encoded features; the model with the best validation accuracy wins."""
+    """Train `classifier` in place on encoded features; the model with the best validation accuracy wins.
+
+    Training runs on the GPU when torch sees one; the model comes back on the CPU either way.
+    """
     from transformers import (
         DataCollatorWithPadding,
         EarlyStoppingCallback,
@@ -161,7 +164,9 @@ def finetune(
         )
         trainer.train()
         history = [log["eval_accuracy"] for log in trainer.state.log_history if "eval_accuracy" in log]
-        model = trainer.model.eval()
+        # Trainer puts the model on the GPU when there is one; everything after training (reference
+        # logits, ONNX export) feeds it CPU tensors, so hand it back on the CPU.
+        model = trainer.model.eval().to("cpu")
         steps = trainer.state.global_step
         epochs_done = trainer.state.epoch or 0
     if budget.hit:

@@ -6,7 +6,9 @@ target names, or fail" lives in one place.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
@@ -26,6 +28,9 @@ _INSTALL_HINT = {
     "CUDAExecutionProvider": "install onnxruntime-gpu instead of onnxruntime "
     "(pip uninstall -y onnxruntime && pip install 'edgecut[gpu]') on a machine with an NVIDIA GPU",
 }
+
+
+_GPU_PROVIDERS = {"CUDAExecutionProvider", "TensorrtExecutionProvider"}
 
 
 def _ort():
@@ -59,10 +64,24 @@ def check_session_providers(target: Target, used: Sequence[str]) -> None:
         )
 
 
+def preload_gpu_libraries(target: Target) -> None:
+    """Load the CUDA/cuDNN libraries of pip's nvidia-* wheels before a GPU session, as onnxruntime-gpu asks.
+
+    Without torch in the process (checking, serving) nothing else loads them, and ORT's CUDA provider then
+    fails to start. ORT's own messages go to stderr so that stdout stays the command's output.
+    """
+    ort = _ort()
+    if not set(target.providers) & _GPU_PROVIDERS or not hasattr(ort, "preload_dlls"):
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        ort.preload_dlls()
+
+
 def create_session(model_path: str | Path, target: Target):
     """An InferenceSession on exactly the target's providers, or a ProviderUnavailableError."""
     ort = _ort()
     check_target_available(target)
+    preload_gpu_libraries(target)
     options = ort.SessionOptions()
     options.graph_optimization_level = {
         "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -146,7 +165,7 @@ def _plain_call(session, feed: dict[str, np.ndarray]) -> Callable[[], object]:
 def _bound_call(session, feed: dict[str, np.ndarray]) -> Callable[[], object]:
     ort = _ort()
     provider = session.get_providers()[0]
-    device = "cuda" if provider in ("CUDAExecutionProvider", "TensorrtExecutionProvider") else "cpu"
+    device = "cuda" if provider in _GPU_PROVIDERS else "cpu"
     binding = session.io_binding()
     for name, array in feed.items():
         binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, device, 0))

@@ -1,6 +1,8 @@
 """The `edgecut` command end to end on tiny models, and every bad input ending in one line and exit 2."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -224,6 +226,29 @@ def test_cuda_target_without_cuda_is_refused(tiny_model_dirs, tiny_csv, tmp_path
     line = _one_line_error(result, match="CUDAExecutionProvider")
     assert "onnxruntime-gpu" in line
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.cuda
+def test_export_target_cuda_runs_on_the_gpu(tiny_model_dirs, tiny_csv, tmp_path):
+    # The whole road on a GPU machine: training on the GPU (when torch sees one), reference logits and
+    # export on the CPU, validation on CUDA; then the artifact served by the runtime alone, without torch.
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        pytest.skip("needs onnxruntime-gpu and a CUDA device")
+    out = tmp_path / "out"
+    result = _export(tiny_model_dirs["llama"], tiny_csv, out, "--target", "cuda")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "edgecut.json").read_text())
+    assert manifest["target"]["name"] == "cuda" and manifest["precision"] == "fp16"
+    assert manifest["providers_used"][0] == "CUDAExecutionProvider"
+    code = (
+        "import sys; from edgecut.runtime import ArtifactClassifier; "
+        f"c = ArtifactClassifier({str(out)!r}); c.predict(['a fine film']); "
+        "print(c.session.get_providers()[0], 'torch' in sys.modules)"
+    )
+    served = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert served.stdout.split() == ["CUDAExecutionProvider", "False"], served.stderr
 
 
 def test_targets_command_lists_shipped_targets():

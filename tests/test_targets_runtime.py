@@ -4,7 +4,7 @@ import sys
 import pytest
 
 from edgecut.errors import ProviderUnavailableError, TargetError
-from edgecut.runtime import check_session_providers, check_target_available
+from edgecut.runtime import check_session_providers, check_target_available, preload_gpu_libraries
 from edgecut.targets import available_targets, load_target
 
 
@@ -63,6 +63,26 @@ def test_silent_cpu_fallback_is_refused():
     with pytest.raises(ProviderUnavailableError, match="started the session on CPUExecutionProvider"):
         check_session_providers(load_target("cuda"), ["CPUExecutionProvider"])
     check_session_providers(load_target("cuda"), ["CUDAExecutionProvider", "CPUExecutionProvider"])
+
+
+def test_gpu_targets_preload_the_cuda_libraries_quietly(monkeypatch, capsys):
+    # Without torch in the process, onnxruntime-gpu finds pip's CUDA libraries only through preload_dlls.
+    import onnxruntime
+
+    calls = []
+
+    def fake_preload():
+        calls.append(True)
+        print("Failed to load libcudart.so.13")  # what ORT prints on a machine without them
+
+    monkeypatch.setattr(onnxruntime, "preload_dlls", fake_preload, raising=False)
+    preload_gpu_libraries(load_target("cpu"))
+    assert calls == []
+    for name in ("cuda", "tensorrt"):
+        preload_gpu_libraries(load_target(name))
+    assert len(calls) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and "libcudart" in out.err  # stdout stays the command's (JSON) output
 
 
 def test_import_edgecut_does_not_import_torch():
