@@ -20,7 +20,7 @@ import numpy as np
 from edgecut.errors import ParityError
 
 OPSET = 18
-EXPORT_ATOL = 1e-4  # fp32 graph vs torch on CPU: the export itself must be exact to this
+EXPORT_ATOL = 1e-4  # fp32 graph vs torch on CPU, per unit of the largest logit (see export_tolerance)
 INPUT_NAMES = ("input_ids", "attention_mask")
 OUTPUT_NAMES = ("logits",)
 EXTERNAL_DATA_BYTES = 2 * 1024**3  # protobuf's hard limit: bigger graphs keep weights in model.onnx.data
@@ -130,6 +130,15 @@ def torch_logits(
     return np.concatenate(out, axis=0)
 
 
+def export_tolerance(reference: np.ndarray) -> float:
+    """How far the fp32 graph may stray from torch: EXPORT_ATOL, scaled by the largest logit when above 1.
+
+    fp32 rounding grows with the size of the numbers and the depth: a 30-layer SmolLM with logits near 15
+    differs from torch by 1e-5 to 2e-4 between seeds, while a real export bug moves logits by 1e-2 or more.
+    """
+    return EXPORT_ATOL * max(1.0, float(np.abs(reference).max()))
+
+
 def check_parity(
     expected: np.ndarray, actual: np.ndarray, atol: float | None, min_agreement: float = 1.0, what: str = "ONNX export"
 ) -> ParityResult:
@@ -147,7 +156,7 @@ def check_parity(
         min_agreement=min_agreement,
     )
     if not result.ok:
-        allowed = "not checked" if atol is None else f"allowed {atol:.0e}"
+        allowed = "not checked" if atol is None else f"allowed {atol:.1e}"
         raise ParityError(
             f"{what} does not match torch: max |Δlogit| {result.max_abs_diff:.2e} ({allowed}), "
             f"argmax agreement {result.argmax_agreement:.1%} (needs {min_agreement:.0%})"
