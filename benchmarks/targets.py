@@ -1,11 +1,13 @@
 """Accuracy, latency and size of each runtime/precision, per number of kept layers (README "Targets").
 
 For SmolLM2 cut to each N in --layers: a short fine-tune on rotten-tomatoes (the same for every runtime),
-then torch eager, ORT fp32, ORT int8 dynamic and ORT int8 static QDQ (per-channel), all measured side by
-side in this one process on the same test prompts. Latency is p50 of `session.run` at batch 1 and 8;
-ratios are to torch eager of the same N. Writes a table to stdout and JSON to --json.
+then torch eager (CPU), ORT fp32, ORT int8 dynamic and ORT int8 static QDQ (per-channel), and with --cuda
+ORT CUDA fp32 and fp16 (IO binding), all measured side by side in this one process on the same test
+prompts. Latency is p50 of `session.run` at batch 1 and 8; ratios are to torch eager of the same N.
+Writes a table to stdout and JSON to --json.
 
     .venv/bin/python benchmarks/targets.py --layers 1,2,4,30 --json benchmarks/results/targets.json
+    python benchmarks/targets.py --cuda --json benchmarks/results/targets-cuda.json   # on a GPU machine
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import onnxruntime
 import torch
 
 from edgecut.classifier import make_classifier
@@ -28,8 +31,8 @@ from edgecut.finetune import finetune, get_recipe
 from edgecut.load import load_model
 from edgecut.prompt import PromptFormat
 from edgecut.prune import cut_to_first
-from edgecut.quantize import cpu_has_vnni, graph_bytes, to_int8
-from edgecut.runtime import create_session, measure_latency, pad_batch, run_logits
+from edgecut.quantize import cpu_has_vnni, graph_bytes, to_fp16, to_int8
+from edgecut.runtime import check_target_available, create_session, measure_latency, pad_batch, run_logits
 from edgecut.targets import Int8Settings, load_target
 from edgecut.validate import accuracy
 
@@ -52,6 +55,20 @@ def _torch_latency(model, seqs, pad, batch, runs) -> float:
             if i >= 10:
                 times.append((time.perf_counter() - start) * 1e3)
     return float(np.median(times))
+
+
+def _ort_row(path: Path, target, seqs, labels, reference, pad, runs) -> dict:
+    """Accuracy, agreement with torch and p50 latency of one graph on one target (IO binding where it says)."""
+    session = create_session(path, target)
+    logits = run_logits(session, seqs, pad)
+    timing = {"io_binding": target.io_binding, "runs": runs}
+    return {
+        "accuracy": accuracy(logits, labels),
+        "argmax_agreement_vs_torch": float((logits.argmax(-1) == reference.argmax(-1)).mean()),
+        "p50_b1_ms": measure_latency(session, seqs, pad, 1, warmup=20, **timing).p50_ms,
+        "p50_b8_ms": measure_latency(session, seqs, pad, 8, warmup=5, **timing).p50_ms,
+        "bytes": graph_bytes(path),
+    }
 
 
 def bench_layers(n: int, ds, args) -> list[dict]:
@@ -81,23 +98,18 @@ def bench_layers(n: int, ds, args) -> list[dict]:
         }
     ]
     calibration = [pad_batch([f["input_ids"]], pad) for f in train[:128]]
+    measured = (seqs, labels, reference, pad, args.runs)
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = export_onnx(clf, pad_batch(seqs[:2], pad), Path(tmp) / "fp32.onnx").path
         for name, settings in VARIANTS.items():
             path = fp32 if settings is None else to_int8(fp32, Path(tmp) / f"{name}.onnx", settings, calibration).path
-            session = create_session(path, cpu)
-            logits = run_logits(session, seqs, pad)
-            rows.append(
-                {
-                    "layers": n,
-                    "runtime": name,
-                    "accuracy": accuracy(logits, labels),
-                    "argmax_agreement_vs_torch": float((logits.argmax(-1) == reference.argmax(-1)).mean()),
-                    "p50_b1_ms": measure_latency(session, seqs, pad, 1, warmup=20, runs=args.runs).p50_ms,
-                    "p50_b8_ms": measure_latency(session, seqs, pad, 8, warmup=5, runs=args.runs).p50_ms,
-                    "bytes": graph_bytes(path),
-                }
-            )
+            rows.append({"layers": n, "runtime": name} | _ort_row(path, cpu, *measured))
+        if args.cuda:
+            # The `cuda` target's graph (fp16, norms and softmax fp32) against fp32 on the same provider.
+            cuda = load_target("cuda")
+            fp16 = to_fp16(fp32, Path(tmp) / "fp16.onnx", cuda.fp16.keep_fp32_ops).path
+            for name, path in (("ort-cuda-fp32", fp32), ("ort-cuda-fp16", fp16)):
+                rows.append({"layers": n, "runtime": name} | _ort_row(path, cuda, *measured))
     base = rows[0]
     for r in rows:
         r["b1_vs_torch"] = r["p50_b1_ms"] / base["p50_b1_ms"]
@@ -113,7 +125,10 @@ def main() -> None:
     parser.add_argument("--time-budget", type=float, default=240, help="training seconds per N at most")
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/targets.json"))
+    parser.add_argument("--cuda", action="store_true", help="add ORT CUDA rows, fp32 and fp16 (needs a GPU)")
     args = parser.parse_args()
+    if args.cuda:
+        check_target_available(load_target("cuda"))  # fail before training, not after
     ds = load_dataset(DataSpec(demonstrations=False, per_class_cap=args.per_class))
     rows = []
     for n in [int(x) for x in args.layers.split(",")]:
@@ -123,6 +138,9 @@ def main() -> None:
         "cpu": platform.processor() or platform.machine(),
         "vnni": cpu_has_vnni(),
         "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "onnxruntime": onnxruntime.__version__,
+        "train_device": "cuda" if torch.cuda.is_available() else "cpu",
     }
     print(f"\nSmolLM2 on rotten-tomatoes ({args.rows} test rows), {machine}")
     print(
