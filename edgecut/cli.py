@@ -702,6 +702,7 @@ def _sweep(
     done = [r for r in runs if sw.is_done(output, r)]
     console.print(f"sweep: {len(runs)} runs ({len(done)} already done) in {output}")
     durations: list[float] = []
+    failed: list[str] = []
     for i, run in enumerate(runs):
         if sw.is_done(output, run):
             continue
@@ -715,10 +716,19 @@ def _sweep(
             encoder = {"model": sw.ENCODER_BASELINES[run.baseline], "setting": "cls", "select": "first"}
             overrides |= encoder | {"template": None}
         start = time.monotonic()
-        _export(**(base | overrides))
+        try:
+            _export(**(base | overrides))
+        except ParityError as e:  # this run's numbers, not the sweep's inputs: the other runs still count
+            failed.append(f"{run.name}: {e}")
+            console.print(f"[bold red]✗[/] {run.name} left out: {e}", highlight=False)
+            continue
         durations.append(time.monotonic() - start)
+    if failed and not sw.finished_runs(output):
+        raise ParityError(f"no run finished; {'; '.join(failed)}")
     # The reports cover every finished run in the directory (earlier invocations may have added other N).
-    measured = [r for r in dict.fromkeys(runs + sw.finished_runs(output)) if not r.baseline or r.baseline in wanted]
+    # Failed runs are not finished, and baseline runs count only when asked for.
+    candidates = dict.fromkeys(runs + sw.finished_runs(output))
+    measured = [r for r in candidates if sw.is_done(output, r) and (not r.baseline or r.baseline in wanted)]
     with _step("time fp32 and int8 graphs of every run"):
         results = {run: sw.measure_run(output, run) for run in measured}
     by_depth = {(res.layers, run.seed): res for run, res in results.items() if not run.baseline}
@@ -758,6 +768,10 @@ def _sweep(
         f"recommended: N = {summary.recommended_layers} (within {margin:g} points of the best mean, "
         f"N = {summary.best_layers}); reports: {', '.join(str(p) for p in paths.values())}"
     )
+    if failed:
+        raise ParityError(
+            f"{len(failed)} run(s) left out of the reports ({'; '.join(failed)}); the same command retries only them"
+        )
 
 
 def main() -> None:
