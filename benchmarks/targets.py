@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import random
 import tempfile
 import time
 from dataclasses import replace
@@ -57,6 +58,10 @@ def _torch_latency(model, seqs, pad, batch, runs) -> float:
     return float(np.median(times))
 
 
+def _sample(examples: list, n: int) -> list:
+    return random.Random(0).sample(examples, min(n, len(examples)))
+
+
 def _ort_row(path: Path, target, seqs, labels, reference, pad, runs) -> dict:
     """Accuracy, agreement with torch and p50 latency of one graph on one target (IO binding where it says)."""
     session = create_session(path, target)
@@ -78,8 +83,9 @@ def bench_layers(n: int, ds, args) -> list[dict]:
     clf = make_classifier(loaded.model, tok, ds.labels, ds.label_words)
     prompt = PromptFormat(ds.template, (), 128)
     train, _ = encode_examples(tok, prompt, ds.train)
-    val, _ = encode_examples(tok, prompt, ds.validation[:200])
-    test, _ = encode_examples(tok, prompt, ds.test[: args.rows])
+    # The splits come grouped by class: sample, never slice, or a short split holds one class only.
+    val, _ = encode_examples(tok, prompt, _sample(ds.validation, 200))
+    test, _ = encode_examples(tok, prompt, _sample(ds.test, args.rows))
     # The default cpu recipe, capped in time so the 30-layer model fits a benchmark run (stated in the output).
     recipe = replace(get_recipe("cpu"), per_class_cap=args.per_class, time_budget_s=args.time_budget)
     tuned = finetune(clf, tok, train, val, recipe, show_progress=False)
