@@ -67,13 +67,15 @@ def check_session_providers(target: Target, used: Sequence[str]) -> None:
 def preload_gpu_libraries(target: Target) -> None:
     """Load the CUDA/cuDNN libraries of pip's nvidia-* wheels before a GPU session, as onnxruntime-gpu asks.
 
-    Without torch in the process (checking, serving) nothing else loads them, and ORT's CUDA provider then
-    fails to start. ORT's own messages go to stderr so that stdout stays the command's output.
+    When CUDA comes from pip wheels rather than the system, nothing else loads them in a process without
+    torch (checking, serving), and ORT's CUDA provider cannot start. ORT's messages go to stderr so that
+    stdout stays the command's output.
     """
     ort = _ort()
     if not set(target.providers) & _GPU_PROVIDERS or not hasattr(ort, "preload_dlls"):
         return
-    with contextlib.redirect_stdout(sys.stderr):
+    # Best effort: if CUDA still cannot start, check_session_providers says so in one line.
+    with contextlib.redirect_stdout(sys.stderr), contextlib.suppress(OSError, RuntimeError):
         ort.preload_dlls()
 
 
