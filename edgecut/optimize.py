@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecut.export import scaled_tolerance
 from edgecut.runtime import create_session, measure_latency, run_logits
 from edgecut.targets import Target
 
@@ -63,7 +64,7 @@ def optimize_graph(
         same = bool((logits.argmax(-1) == reference.argmax(-1)).all())
         p50 = _p50(session, rows, pad_id)
         record = {"max_abs_diff": diff, "p50_ms_before": best_p50, "p50_ms_after": p50, "model_type": produced}
-        if diff > target.parity_atol or not same:
+        if diff > scaled_tolerance(target.parity_atol, reference) or not same:
             record |= {"kept": False, "why": "parity"}
         elif p50 > best_p50 * MIN_SPEEDUP:
             record |= {"kept": False, "why": "not faster"}

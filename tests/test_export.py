@@ -5,7 +5,7 @@ from conftest import DECODERS, FAMILIES, tiny_model
 
 from edgecut.classifier import make_classifier
 from edgecut.errors import ParityError
-from edgecut.export import EXPORT_ATOL, check_parity, export_onnx, export_tolerance, torch_logits
+from edgecut.export import EXPORT_ATOL, check_parity, export_onnx, scaled_tolerance, torch_logits
 from edgecut.prune import cut_to_first
 from edgecut.quantize import to_int8
 from edgecut.runtime import create_session, pad_batch, run_logits
@@ -79,14 +79,14 @@ def test_parity_check_fails_on_a_real_difference():
         check_parity(expected, expected[:, ::-1].copy(), atol=10.0)
 
 
-def test_export_tolerance_grows_with_the_logits_only_above_one():
+def test_scaled_tolerance_grows_with_the_logits_only_above_one():
     small = np.array([[0.2, -0.9]], dtype=np.float32)
     large = np.array([[15.0, -3.0]], dtype=np.float32)
-    assert export_tolerance(small) == EXPORT_ATOL
-    assert export_tolerance(large) == pytest.approx(15 * EXPORT_ATOL)
-    check_parity(large, large + np.float32(2e-4), export_tolerance(large))  # fp32 noise of a deep model
+    assert scaled_tolerance(EXPORT_ATOL, small) == EXPORT_ATOL
+    assert scaled_tolerance(EXPORT_ATOL, large) == pytest.approx(15 * EXPORT_ATOL)
+    check_parity(large, large + np.float32(2e-4), scaled_tolerance(EXPORT_ATOL, large))  # fp32 noise, deep model
     with pytest.raises(ParityError, match="allowed 1.5e-03"):
-        check_parity(large, large + np.float32(1e-2), export_tolerance(large))  # an export bug
+        check_parity(large, large + np.float32(1e-2), scaled_tolerance(EXPORT_ATOL, large))  # an export bug
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
