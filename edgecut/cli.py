@@ -723,12 +723,12 @@ def _sweep(
             console.print(f"[bold red]✗[/] {run.name} left out: {e}", highlight=False)
             continue
         durations.append(time.monotonic() - start)
-    if failed and not sw.finished_runs(output):
+    finished = sw.finished_runs(output)  # failed runs are not among them
+    if failed and not finished:
         raise ParityError(f"no run finished; {'; '.join(failed)}")
-    # The reports cover every finished run in the directory (earlier invocations may have added other N).
-    # Failed runs are not finished, and baseline runs count only when asked for.
-    candidates = dict.fromkeys(runs + sw.finished_runs(output))
-    measured = [r for r in candidates if sw.is_done(output, r) and (not r.baseline or r.baseline in wanted)]
+    # The reports cover every finished run in the directory (earlier invocations may have added other N);
+    # baseline runs count only when asked for.
+    measured = [r for r in finished if not r.baseline or r.baseline in wanted]
     with _step("time fp32 and int8 graphs of every run"):
         results = {run: sw.measure_run(output, run) for run in measured}
     by_depth = {(res.layers, run.seed): res for run, res in results.items() if not run.baseline}

@@ -24,7 +24,7 @@ import onnxruntime, torch
 print("onnxruntime", onnxruntime.__version__, onnxruntime.get_available_providers())
 print("torch", torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")
 EOF
-"${python[@]}" -m pytest -m cuda -q -p no:cacheprovider
+"${python[@]}" -m pytest -m cuda -q
 rm -rf "$OUT/artifact"
 edgecut export --layers 1 --target cuda -o "$OUT/artifact"
 edgecut check "$OUT/artifact" --json > "$OUT/check.json"
