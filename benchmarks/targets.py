@@ -27,6 +27,7 @@ import torch
 
 from edgecut.classifier import make_classifier
 from edgecut.data import DataSpec, encode_examples, load_dataset
+from edgecut.errors import EdgecutError
 from edgecut.export import export_onnx, torch_logits
 from edgecut.finetune import finetune, get_recipe
 from edgecut.load import load_model
@@ -134,7 +135,10 @@ def main() -> None:
     parser.add_argument("--cuda", action="store_true", help="add ORT CUDA rows, fp32 and fp16 (needs a GPU)")
     args = parser.parse_args()
     if args.cuda:
-        check_target_available(load_target("cuda"))  # fail before training, not after
+        try:
+            check_target_available(load_target("cuda"))  # fail before training, not after
+        except EdgecutError as e:
+            parser.exit(2, f"error: {e}\n")
     ds = load_dataset(DataSpec(demonstrations=False, per_class_cap=args.per_class))
     rows = []
     for n in [int(x) for x in args.layers.split(",")]:
