@@ -169,3 +169,79 @@ def test_bad_input_is_one_line_exit_2(args, input, match, artifact, tmp_path):
     assert "Traceback" not in result.output and result.stdout == ""
     lines = [line for line in result.output.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and match in lines[0], result.output
+
+
+# Lengths vary (a word, a sentence, a truncated review) and are interleaved, so sorting matters.
+MIXED = [
+    "good",
+    LONG,
+    "bad awful dull boring plot and the cast was weak",
+    "lovely",
+    "the film was a moving and charming story of a cast",
+    " ".join(["dull"] * 40),
+    "great",
+    "tedious clumsy bland",
+]
+
+
+class _RecordingSession:
+    """Wraps an InferenceSession and records the shape of every input_ids it is fed."""
+
+    def __init__(self, session):
+        self.session, self.shapes = session, []
+
+    def run(self, names, feed):
+        self.shapes.append(feed["input_ids"].shape)
+        return self.session.run(names, feed)
+
+
+@pytest.mark.parametrize("batch_size", [3, 32])
+def test_batched_predict_matches_one_at_a_time_in_input_order(artifact, batch_size):
+    from edgecut.runtime import ArtifactClassifier
+
+    clf = ArtifactClassifier(artifact)
+    one = clf.predict(MIXED, batch_size=1)
+    many = clf.predict(MIXED, batch_size=batch_size)
+    assert [p.text for p in many] == MIXED == [p.text for p in one]
+    assert [p.label for p in many] == [p.label for p in one]
+    assert [p.truncated for p in many] == [p.truncated for p in one]
+    assert any(p.truncated for p in many) and not all(p.truncated for p in many)
+    for a, b in zip(many, one, strict=True):
+        assert list(a.scores) == clf.labels
+        assert a.scores == pytest.approx(b.scores, abs=1e-5, rel=0)
+
+
+def test_batches_are_cut_from_texts_sorted_by_token_length(artifact):
+    from edgecut.runtime import ArtifactClassifier
+
+    clf = ArtifactClassifier(artifact)
+    lengths = sorted(len(clf.encode(t)[0]) for t in MIXED)
+    clf.session = _RecordingSession(clf.session)
+    predictions = clf.predict(MIXED, batch_size=3)
+    # 8 texts in batches of 3, 3, 2, each padded to the longest of its slice of the sorted lengths
+    assert clf.session.shapes == [(3, lengths[2]), (3, lengths[5]), (2, lengths[7])]
+    # latency_ms is per batch divided by its size: texts of one batch share it
+    by_length = sorted(predictions, key=lambda p: len(clf.encode(p.text)[0]))
+    assert len({p.latency_ms for p in by_length[:3]}) == 1 and len({p.latency_ms for p in by_length[6:]}) == 1
+    assert all(p.latency_ms > 0 for p in predictions)
+
+
+def test_batched_predict_of_nothing_and_of_one_text(artifact):
+    from edgecut.runtime import ArtifactClassifier
+
+    clf = ArtifactClassifier(artifact)
+    clf.session = _RecordingSession(clf.session)
+    assert clf.predict([], batch_size=32) == []
+    assert clf.session.shapes == []  # no empty batch reaches ONNX Runtime
+    (single,) = clf.predict(["good film"], batch_size=32)
+    (reference,) = clf.predict(["good film"], batch_size=1)
+    assert single.text == "good film" and single.label == reference.label
+    assert single.scores == pytest.approx(reference.scores, abs=1e-5, rel=0)
+
+
+def test_batch_size_below_one_is_refused(artifact):
+    from edgecut.errors import EdgecutError
+    from edgecut.runtime import ArtifactClassifier
+
+    with pytest.raises(EdgecutError, match="--batch-size 0 must be at least 1"):
+        ArtifactClassifier(artifact).predict(["good film"], batch_size=0)
