@@ -1,20 +1,38 @@
-"""The artifact directory: written in a temp dir beside the destination and renamed at the end.
+"""The artifact directory: written in a partial directory beside the destination and renamed at the end.
 
-An interrupted export leaves no half artifact and never clobbers a good one; replacing an existing
-directory needs force=True. Layout (Hugging Face / optimum ONNX): model.onnx [+ model.onnx.data],
-config.json, tokenizer files, plus edgecut.json (manifest) and golden.npz (inputs + expected logits).
+An interrupted export leaves no half artifact and never clobbers a good one. What may be replaced is
+narrow on purpose, because `--force` deletes: only a directory that `is_replaceable` recognises (by
+default an edgecut artifact, one with a readable `edgecut.json`), and never a protected path (the model
+or data being read, the working directory, home, `/`) nor a directory above one. The final rename never
+replaces anything it did not check: without force it renames onto a path that must still not exist
+(atomically where the kernel can), with force it moves the old directory aside, checks what it moved and
+puts it back if that is no longer replaceable.
+
+The partial is `.NAME.partial-PID-XXXXXXXX`; it holds `.edgecut-staging/` (owner record and scratch
+space), removed just before the rename. A partial whose process is gone (kill -9, power loss) is
+removed by the next staging of the same destination.
+
+Layout (Hugging Face / optimum ONNX): model.onnx [+ model.onnx.data], config.json, tokenizer files, plus
+edgecut.json (manifest) and golden.npz (inputs + expected logits).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import hashlib
 import json
 import os
 import platform
+import re
+import secrets
 import shutil
-import tempfile
-from collections.abc import Iterator
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -22,95 +40,349 @@ from pathlib import Path
 import numpy as np
 
 from edgecut import __version__
-from edgecut.errors import OutputExistsError
+from edgecut.errors import OutputExistsError, OutputNotWritableError, Terminated
+from edgecut.manifest import is_artifact
 from edgecut.runtime import MANIFEST
 
 MANIFEST_VERSION = 1
 GOLDEN = "golden.npz"
+# Inside a partial, never part of the artifact: the owner record and scratch space (training
+# checkpoints, intermediate graphs), so removing the partial removes everything an export wrote.
+STAGING = ".edgecut-staging"
+_OWNER = "owner.json"
+_SCRATCH = "scratch"
 
 
-def check_destination(out: Path, force: bool) -> None:
-    """Fail before any work when the destination is taken."""
-    if out.exists() and not force:
-        raise OutputExistsError(f"{out} already exists: choose another -o/--output or pass --force to replace it")
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"{out} exists and is not a directory: choose another -o/--output")
+def is_artifact_dir(path: Path) -> bool:
+    """An edgecut artifact (a readable edgecut.json with a manifest_version): what export --force replaces."""
+    return is_artifact(path)
+
+
+def check_destination(
+    out: Path,
+    force: bool,
+    protected: Sequence[Path] = (),
+    is_replaceable: Callable[[Path], bool] = is_artifact_dir,
+) -> None:
+    """Fail before any expensive work when `out` cannot become the output.
+
+    Creates missing parent directories and probes that a directory can be made beside `out`, so a
+    read-only or impossible location is found before fine-tuning, not after it.
+
+    Args:
+        out: the destination directory.
+        force: replace an existing `out` (only if `is_replaceable(out)`).
+        protected: paths being read (files or directories) that must survive: `out` may be neither one
+            of them nor a directory above one. Paths that do not exist (hub ids) are ignored.
+        is_replaceable: whether an existing directory is one this command wrote and may replace.
+
+    Raises:
+        OutputExistsError: `out` exists and force is off, or it is not something force may replace.
+        OutputNotWritableError: no directory can be created beside `out`.
+    """
+    out = Path(out)
+    target = out.resolve()
+    if os.path.lexists(target):
+        if not force:
+            raise OutputExistsError(f"{out} already exists: choose another output or pass --force to replace it")
+        if not target.is_dir():
+            raise OutputExistsError(f"{out} exists and is not a directory: choose another output")
+        guard = _guarded_by(target, protected)
+        if guard:
+            raise OutputExistsError(f"--force will not replace {out}: it is {guard}; choose another output")
+        if not is_replaceable(target):
+            raise OutputExistsError(
+                f"--force will not replace {out}: it is not a directory edgecut wrote (no readable "
+                f"{_what(is_replaceable)}); choose another output, or remove it yourself"
+            )
+    _probe_writable(out, target)
+
+
+def _what(is_replaceable: Callable[[Path], bool]) -> str:
+    return getattr(is_replaceable, "describes", MANIFEST)
+
+
+def _guarded_by(target: Path, protected: Sequence[Path]) -> str | None:
+    """What `target` would destroy if replaced: a protected path it is, or a directory above one."""
+    guards = [(Path("/"), "the root directory"), (Path.home(), "your home directory")]
+    guards.append((Path.cwd(), "the working directory"))
+    guards += [(Path(p), f"the input {p}") for p in protected if os.path.lexists(p)]
+    for path, what in guards:
+        resolved = path.resolve()
+        if target == resolved:
+            return what
+        if target in resolved.parents:
+            return f"a directory above {what}"
+    return None
+
+
+def _probe_writable(out: Path, target: Path) -> None:
+    """Create (then remove) a directory beside `target`: the same operation the export ends with."""
+    parent = target.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        probe = _make_dir(parent, f".{target.name}.probe-{os.getpid()}-")
+        probe.rmdir()
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise OutputNotWritableError(
+            f"cannot write {out} ({reason}: {e.filename or parent}): choose an output in a directory you can write"
+        ) from e
+
+
+def _make_dir(parent: Path, prefix: str) -> Path:
+    """A new directory `prefix` + 8 hex digits, created with the umask's mode (mkdtemp would make it 0700)."""
+    for _ in range(100):
+        path = parent / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            path.mkdir(mode=0o777)
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(errno.EEXIST, "no free name", str(parent / prefix))
+
+
+def file_starts_with(name: str, prefix: str) -> Callable[[Path], bool]:
+    """A replaceable-test: the directory holds `name` whose text starts with `prefix` (a 'written by' line)."""
+
+    def test(path: Path) -> bool:
+        try:
+            with (Path(path) / name).open(encoding="utf-8") as f:
+                return f.read(len(prefix)) == prefix
+        except (OSError, UnicodeDecodeError):
+            return False
+
+    test.describes = f"{name} written by edgecut"  # type: ignore[attr-defined]
+    return test
+
+
+def scratch_dir(partial: Path) -> Path:
+    """Scratch space inside a partial (checkpoints, intermediate graphs): never part of the artifact.
+
+    It goes with the partial on failure and is removed just before the final rename on success.
+    """
+    path = Path(partial) / STAGING / _SCRATCH
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @contextlib.contextmanager
-def staging(out: Path, force: bool) -> Iterator[Path]:
-    """Yield an empty temp dir; on success it becomes `out`, on any failure it disappears."""
-    out = Path(out).resolve()
-    check_destination(out, force)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+def staging(
+    out: Path,
+    force: bool,
+    protected: Sequence[Path] = (),
+    is_replaceable: Callable[[Path], bool] = is_artifact_dir,
+) -> Iterator[Path]:
+    """Yield an empty partial directory; on success it becomes `out`, on any failure it disappears.
+
+    Raises:
+        OutputExistsError: see `check_destination`; also when, at the end, `out` was taken meanwhile
+            (without force) or is no longer replaceable (with force). The partial is removed.
+        OutputNotWritableError: see `check_destination`.
+    """
+    out = Path(out)
+    check_destination(out, force, protected, is_replaceable)
+    target = out.resolve()
+    remove_stale_partials(target)
+    tmp = _make_dir(target.parent, f".{target.name}.partial-{os.getpid()}-")
     try:
+        (tmp / STAGING).mkdir()
+        owner = {"pid": os.getpid(), "host": socket.gethostname()}
+        (tmp / STAGING / _OWNER).write_text(json.dumps(owner) + "\n", encoding="utf-8")
         yield tmp
+        shutil.rmtree(tmp / STAGING)
+        with _signals_deferred():
+            _replace(tmp, target, out, force, is_replaceable)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _replace(tmp: Path, target: Path, out: Path, force: bool, is_replaceable: Callable[[Path], bool]) -> None:
+    """Rename `tmp` to `target`, replacing only what was checked."""
     old = None
-    if out.exists():  # --force: move the old one aside first so `out` is never missing or mixed
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(old)
-    tmp.rename(out)
+    if force and os.path.lexists(target):
+        # Move whatever is there now aside, then check what was moved: no window between check and use.
+        old = target.with_name(f".{target.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
+        rename_noreplace(target, old)
+        if old.is_symlink() or not old.is_dir() or not is_replaceable(old):
+            _put_back(old, target, out)
+            raise OutputExistsError(
+                f"--force will not replace {out}: it changed during the export and is no longer a directory "
+                f"edgecut wrote; choose another output"
+            )
+    try:
+        rename_noreplace(tmp, target)
+    except FileExistsError:
+        kept = f"; the previous one is kept at {old}" if old is not None else ""
+        raise OutputExistsError(
+            f"{out} was created by something else during the export: nothing replaced it{kept}; "
+            f"choose another output or remove it and run again"
+        ) from None
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def _put_back(old: Path, target: Path, out: Path) -> None:
+    try:
+        rename_noreplace(old, target)
+    except FileExistsError:
+        raise OutputExistsError(
+            f"{out} changed twice during the export: what was there is kept at {old}; choose another output"
+        ) from None
 
 
-def file_hashes(directory: Path) -> dict[str, str]:
-    return {
-        p.relative_to(directory).as_posix(): sha256_file(p)
-        for p in sorted(directory.rglob("*"))
-        if p.is_file() and p.name != MANIFEST
-    }
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM during the final renames: the destination is then all old or all new."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def write_golden(directory: Path, feed: dict[str, np.ndarray], logits: np.ndarray) -> Path:
-    path = directory / GOLDEN
-    np.savez(path, input_ids=feed["input_ids"], attention_mask=feed["attention_mask"], logits=logits)
-    return path
+# --- renaming without replacing -----------------------------------------------------------------------
+
+_AT_FDCWD = -100  # Linux
+_RENAME_NOREPLACE = 1  # Linux renameat2 flag
+_RENAME_EXCL = 0x4  # macOS renamex_np flag
 
 
-def save_tokenizer(tokenizer, directory: Path) -> None:
-    """Save tokenizer files that transformers 4.x (optimum's) loads too.
+def _libc_rename() -> Callable[[bytes, bytes], int] | None:
+    """The C call that renames without replacing, or None (then the caller checks, then renames)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    if sys.platform.startswith("linux") and hasattr(libc, "renameat2"):
+        fn = libc.renameat2
+        return lambda src, dst: fn(_AT_FDCWD, src, _AT_FDCWD, dst, _RENAME_NOREPLACE)
+    if sys.platform == "darwin" and hasattr(libc, "renamex_np"):
+        fn = libc.renamex_np
+        return lambda src, dst: fn(src, dst, _RENAME_EXCL)
+    return None
 
-    transformers 5 records `tokenizer_class: "TokenizersBackend"`, a class 4.x does not have; the same
-    tokenizer.json loads in both as the plain `PreTrainedTokenizerFast`.
+
+_NATIVE_RENAME = _libc_rename()
+
+
+def rename_noreplace(src: Path, dst: Path) -> None:
+    """Rename `src` to `dst`; FileExistsError if `dst` exists, whatever it is.
+
+    os.rename alone replaces an *empty* directory (and on POSIX any file) at `dst`. renameat2 with
+    RENAME_NOREPLACE (Linux, glibc >= 2.28) and renamex_np with RENAME_EXCL (macOS) make the check and
+    the rename one atomic step. Elsewhere, or on a filesystem without the flag (EINVAL), `dst` is checked
+    immediately before os.rename: an empty directory created in that microsecond window would be replaced.
     """
-    tokenizer.save_pretrained(directory)
-    path = directory / "tokenizer_config.json"
-    config = json.loads(path.read_text(encoding="utf-8"))
-    if config.get("tokenizer_class") == "TokenizersBackend":
-        config["tokenizer_class"] = "PreTrainedTokenizerFast"
-        path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if _NATIVE_RENAME is not None:
+        if _NATIVE_RENAME(os.fsencode(src), os.fsencode(dst)) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+            raise OSError(code, os.strerror(code), str(src), None, str(dst))
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(src), None, str(dst))
+    os.rename(src, dst)
 
 
-def library_versions() -> dict[str, str]:
-    out = {"edgecut": __version__, "python": platform.python_version()}
-    for name in ("torch", "transformers", "onnx", "onnxruntime", "onnxruntime-gpu", "tokenizers", "numpy"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            out[name] = metadata.version(name)
-    return out
+# --- stale partials -------------------------------------------------------------------------------------
 
 
-def write_manifest(directory: Path, manifest: dict) -> Path:
-    """Add version, time, library versions and the sha256 of every file, then write edgecut.json."""
-    full = {
-        "manifest_version": MANIFEST_VERSION,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        **manifest,
-        "versions": library_versions(),
-        "files": file_hashes(directory),
-    }
-    path = directory / MANIFEST
-    path.write_text(json.dumps(full, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    return path
+def remove_stale_partials(out: Path) -> list[Path]:
+    """Remove what a killed staging of `out` left beside it; return what was removed or restored.
+
+    Only `.NAME.partial-PID-XXXXXXXX` and `.NAME.old-PID-XXXXXXXX` of this very destination whose
+    process is gone on this host. A partial is removed; an old directory (the artifact a --force run had
+    moved aside when it was killed) is put back if `out` is missing, else removed.
+    """
+    target = Path(out).resolve()
+    name = re.escape(target.name)
+    partial = re.compile(rf"\.{name}\.partial-(\d+)-[0-9a-f]{{8}}")
+    old = re.compile(rf"\.{name}\.old-(\d+)-[0-9a-f]{{8}}")
+    try:
+        entries = sorted(target.parent.iterdir())
+    except OSError:
+        return []
+    done = []
+    for path in entries:
+        if path.is_symlink() or not path.is_dir():
+            continue
+        if m := partial.fullmatch(path.name):
+            if _remove_partial(path, int(m.group(1))):
+                done.append(path)
+        elif (m := old.fullmatch(path.name)) and _gone(int(m.group(1))):
+            if not os.path.lexists(target):
+                with contextlib.suppress(OSError):
+                    rename_noreplace(path, target)
+                    done.append(path)
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+                done.append(path)
+    return done
+
+
+def _remove_partial(path: Path, pid: int) -> bool:
+    if not _gone(pid):
+        return False
+    try:
+        owner = json.loads((path / STAGING / _OWNER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        # Killed between creating the partial and recording its owner: remove it only if still empty.
+        with contextlib.suppress(OSError):
+            (path / STAGING).rmdir()
+        with contextlib.suppress(OSError):
+            path.rmdir()
+            return True
+        return False
+    if not isinstance(owner, dict) or owner.get("pid") != pid or owner.get("host") != socket.gethostname():
+        return False  # another machine's partial on a shared filesystem: its pid means nothing here
+    shutil.rmtree(path, ignore_errors=True)
+    return True
+
+
+def _gone(pid: int) -> bool:
+    """Whether no process `pid` exists (one of another user counts as alive)."""
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False
+    return False
+
+
+# --- signals ----------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM (timeout, CI cancellation, docker stop) into `Terminated`, a KeyboardInterrupt.
+
+    Every `except KeyboardInterrupt` / `finally` cleanup then runs as for Ctrl-C. Only the first SIGTERM
+    raises; later ones, while that cleanup runs, are ignored. Outside the main thread (where Python cannot
+    install handlers) it does nothing. The previous handler is restored on exit.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    raised = False
+
+    def handler(signum: int, frame: object) -> None:
+        nonlocal raised
+        if not raised:
+            raised = True
+            raise Terminated(f"terminated by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+

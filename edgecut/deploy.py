@@ -100,7 +100,7 @@ def deploy_triton(artifact: str | Path, settings: TritonSettings) -> TritonDeplo
 
     from edgecut.artifact import staging
     from edgecut.check import integrity_checks
-    from edgecut.runtime import read_manifest
+    from edgecut.manifest import read_manifest
 
     artifact = Path(artifact)
     manifest = read_manifest(artifact)

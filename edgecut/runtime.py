@@ -11,19 +11,15 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from edgecut.errors import ArtifactError, DataError, EdgecutError, ProviderUnavailableError
-from edgecut.prompt import PromptFormat
+from edgecut.manifest import TOKENIZER, Manifest, member, read_manifest, recorded_target, verify_files
 from edgecut.targets import Target, load_target
 
-MANIFEST = "edgecut.json"
-# What runtime and `edgecut check` need from a manifest; older or hand-made ones without them are refused.
-MANIFEST_KEYS = ("model_file", "signature", "opset", "golden", "files", "labels", "prompt", "pad_token_id", "target")
 _INSTALL_HINT = {
     "CUDAExecutionProvider": "install onnxruntime-gpu instead of onnxruntime "
     "(pip uninstall -y onnxruntime && pip install 'edgecut[gpu]') on a machine with an NVIDIA GPU",
@@ -200,33 +196,38 @@ class Prediction:
 class ArtifactClassifier:
     """Loads an edgecut artifact directory and classifies texts with it."""
 
-    def __init__(self, directory: str | Path, target: str | Path | None = None):
+    def __init__(self, directory: str | Path, target: str | Path | None = None, verify: bool = True):
         """Args:
             directory: what `edgecut export -o` wrote.
             target: a target name or .toml path; default: the target recorded in the manifest.
+            verify: check the model and tokenizer files against their sha256 first (about a second per
+                100 MB); off only where the caller just did it (`edgecut check`).
 
         Raises:
-            ArtifactError: not an artifact, a manifest this edgecut cannot read, or a file missing or unloadable.
+            ArtifactError: not an artifact, a manifest this edgecut cannot read, or a file missing, changed
+                since export or unloadable.
             TargetError: the target is unknown, or its provider is not available here.
         """
         from tokenizers import Tokenizer
 
         self.directory = Path(directory)
-        self.manifest: dict[str, Any] = read_manifest(self.directory)
+        self.manifest: Manifest = read_manifest(self.directory)
         self.target = load_target(target) if target else recorded_target(self.manifest)
-        model = self.directory / self.manifest["model_file"]
-        tokenizer = self.directory / "tokenizer.json"
+        model = self.manifest.model_path
+        tokenizer = member(self.directory, TOKENIZER, "tokenizer")
         for path in (model, tokenizer):
             if not path.is_file():
                 raise ArtifactError(f"{path} is missing: the artifact is incomplete; re-export it")
+        if verify:  # hashed once here, so a model changed after export is never used
+            verify_files(self.manifest, (self.manifest.model_file, TOKENIZER))
         self.session = _open_session(model, self.target)
         try:
             self.tokenizer = Tokenizer.from_file(str(tokenizer))
         except Exception as e:  # tokenizers raises a bare Exception for a file it cannot parse
             raise ArtifactError(f"{tokenizer} cannot be read ({e}): the artifact is damaged; re-export it") from e
-        self.prompt = PromptFormat.from_dict(self.manifest["prompt"])
-        self.labels: list[str] = list(self.manifest["labels"])
-        self.pad_id = int(self.manifest["pad_token_id"])
+        self.prompt = self.manifest.prompt_format
+        self.labels: list[str] = self.manifest.labels
+        self.pad_id = self.manifest.pad_token_id
 
     def encode(self, text: str) -> tuple[list[int], bool]:
         """Token ids of the prompt for `text` (template, demonstrations, query cut to max_length), and
@@ -266,64 +267,6 @@ class ArtifactClassifier:
                 label = self.labels[int(np.argmax(row))]
                 results[i] = Prediction(texts[i], label, scores, encoded[i][1], per_text_ms)
         return [r for r in results if r is not None]
-
-
-def read_manifest(directory: str | Path) -> dict[str, Any]:
-    """The manifest of an artifact directory, checked for version and the keys runtime needs.
-
-    Raises:
-        ArtifactError: no such directory, no or unparsable edgecut.json, another manifest version.
-    """
-    from edgecut.artifact import MANIFEST_VERSION  # artifact imports this module; import late
-
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise ArtifactError(f"{directory} is not a directory: give the artifact directory `edgecut export -o` wrote")
-    path = directory / MANIFEST
-    if not path.is_file():
-        raise ArtifactError(f"{directory} has no {MANIFEST}: it is not an edgecut artifact (re-export it)")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ArtifactError(f"{path} is not valid JSON ({e}): the artifact is damaged; re-export it") from e
-    if not isinstance(manifest, dict):
-        raise ArtifactError(f"{path} is not a JSON object: the artifact is damaged; re-export it")
-    version = manifest.get("manifest_version")
-    if version != MANIFEST_VERSION:
-        newer = isinstance(version, int) and version > MANIFEST_VERSION
-        fix = "upgrade edgecut" if newer else "re-export it with this edgecut"
-        raise ArtifactError(
-            f"{path} has manifest_version {version!r}; this edgecut reads version {MANIFEST_VERSION}: {fix}"
-        )
-    missing = [k for k in MANIFEST_KEYS if k not in manifest]
-    if missing:
-        raise ArtifactError(f"{path} lacks {', '.join(missing)}: the artifact is damaged; re-export it")
-    kinds = {"files": dict, "golden": dict, "signature": dict, "prompt": dict, "target": dict, "labels": list}
-    wrong = [f"{k} is not a {kind.__name__}" for k, kind in kinds.items() if not isinstance(manifest[k], kind)]
-    if not isinstance(manifest["model_file"], str):
-        wrong.append("model_file is not a string")
-    if wrong:
-        raise ArtifactError(f"{path}: {'; '.join(wrong)}: the artifact is damaged; re-export it")
-    return manifest
-
-
-def recorded_target(manifest: dict[str, Any]) -> Target:
-    """The target the artifact was exported for, rebuilt from the manifest (its .toml may not exist here)."""
-    t = manifest["target"]
-    try:
-        return Target(
-            name=t["name"],
-            description=f"recorded in the artifact ({t['name']})",
-            providers=tuple(t["providers"]),
-            precision=t["precision"],
-            graph_optimization=t.get("graph_optimization", "all"),
-            provider_options={p: dict(o) for p, o in t.get("provider_options", {}).items()},
-            parity_atol=float(t.get("parity_atol", 1e-4)),
-            # plain settings newer manifests record, where this Target has them
-            **{k: t[k] for k in ("io_binding", "requires") if k in t and k in {f.name for f in fields(Target)}},
-        )
-    except (KeyError, TypeError, AttributeError, ValueError) as e:
-        raise ArtifactError(f"the manifest's target record is damaged ({e!r}): pass --target or re-export") from e
 
 
 def _open_session(model: Path, target: Target):
