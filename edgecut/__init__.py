@@ -4,4 +4,12 @@ Importing the package is cheap on purpose: torch and transformers are imported o
 stages that need them, so the torch-free runtime (`edgecut.runtime`) stays torch-free.
 """
 
+import os
+
+# No network call the user did not ask for: onnxruntime >= 1.29 sends usage telemetry on Linux unless this
+# is set before it initialises (microsoft/onnxruntime#27379; disable_telemetry_events() afterwards does not
+# stop it). Every entry point (CLI, `import edgecut`, `edgecut.runtime` in a server) imports this package
+# first. A value the user set is kept.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 __version__ = "0.1.0"

@@ -22,7 +22,11 @@ class ProviderUnavailableError(TargetError):
 
 
 class OutputExistsError(EdgecutError):
-    pass
+    """The output is taken, or is something `--force` may not replace."""
+
+
+class OutputNotWritableError(EdgecutError):
+    """No directory can be created where the output goes (read-only, a file in the path, /proc)."""
 
 
 class ParityError(RuntimeError):
@@ -31,3 +35,10 @@ class ParityError(RuntimeError):
 
 class ArtifactError(EdgecutError):
     """An artifact directory that is missing, unreadable or not one this edgecut can read."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (timeout, CI cancellation, docker stop), raised where Ctrl-C would be: the same cleanup runs.
+
+    The CLI reports it in one line and exits 143 (128 + SIGTERM), as a shell does for a killed command.
+    """
