@@ -21,10 +21,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import hashlib
 import json
 import os
-import platform
 import re
 import secrets
 import shutil
@@ -33,19 +31,23 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 
-import numpy as np
-
-from edgecut import __version__
 from edgecut.errors import OutputExistsError, OutputNotWritableError, Terminated
-from edgecut.manifest import is_artifact
-from edgecut.runtime import MANIFEST
 
-MANIFEST_VERSION = 1
-GOLDEN = "golden.npz"
+# The manifest code moved to edgecut.manifest; these names stay importable from here meanwhile.
+from edgecut.manifest import (  # noqa: F401
+    GOLDEN,
+    MANIFEST,
+    MANIFEST_VERSION,
+    file_hashes,
+    is_artifact,
+    library_versions,
+    sha256_file,
+    write_golden,
+    write_manifest,
+)
+
 # Inside a partial, never part of the artifact: the owner record and scratch space (training
 # checkpoints, intermediate graphs), so removing the partial removes everything an export wrote.
 STAGING = ".edgecut-staging"
@@ -386,3 +388,15 @@ def terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def save_tokenizer(tokenizer, directory: Path) -> None:
+    """Save tokenizer files that transformers 4.x (optimum's) loads too.
+
+    transformers 5 records `tokenizer_class: "TokenizersBackend"`, a class 4.x does not have; the same
+    tokenizer.json loads in both as the plain `PreTrainedTokenizerFast`.
+    """
+    tokenizer.save_pretrained(directory)
+    path = directory / "tokenizer_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if config.get("tokenizer_class") == "TokenizersBackend":
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+        path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

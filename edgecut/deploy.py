@@ -38,9 +38,9 @@ _TRITON_TYPES = {
     11: "TYPE_FP64",
     16: "TYPE_BF16",
 }
-# Triton's onnxruntime backend takes the graph level as -1 (basic) or 1 (extended); leaving it out means all.
-# It cannot switch optimisation off, so "disable" becomes the lowest level it has.
-_GRAPH_LEVEL = {"disable": -1, "basic": -1, "extended": 1, "all": None}
+# Triton's onnxruntime backend takes the graph level as -1 (basic), 1 (extended) or 2 (all disabled); leaving it
+# out means all (onnxruntime_backend README, "Model Config Options", and ModelState() in src/onnxruntime.cc).
+_GRAPH_LEVEL = {"disable": 2, "basic": -1, "extended": 1, "all": None}
 # CUDA provider options the backend reads as model parameters, with ORT's names for their values.
 _CUDA_PARAMETERS = {
     "cudnn_conv_algo_search": {"EXHAUSTIVE": "0", "HEURISTIC": "1", "DEFAULT": "2"},
@@ -98,7 +98,7 @@ def deploy_triton(artifact: str | Path, settings: TritonSettings) -> TritonDeplo
     """
     import onnx
 
-    from edgecut.artifact import staging
+    from edgecut.artifact import check_destination, file_starts_with, staging
     from edgecut.check import integrity_checks
     from edgecut.manifest import read_manifest
 
@@ -109,8 +109,14 @@ def deploy_triton(artifact: str | Path, settings: TritonSettings) -> TritonDeplo
             raise ArtifactError(f"{artifact} is broken ({r.name}: {r.detail}): run `edgecut check {artifact}`")
     name = settings.name or _default_name(artifact)
     dest = Path(settings.repository) / name
+    # --force replaces only a model directory edgecut deploy wrote, never the artifact being deployed.
+    destination = dict(
+        protected=[artifact],
+        is_replaceable=file_starts_with(CONFIG, "# Triton model configuration written by `edgecut deploy`"),
+    )
     if dest.exists() and not settings.force:
         raise OutputExistsError(f"{dest} already exists: choose another --name or pass --force to replace it")
+    check_destination(dest, settings.force, **destination)
 
     model_file = manifest["model_file"]
     model = onnx.load(str(artifact / model_file), load_external_data=False)
@@ -118,7 +124,7 @@ def deploy_triton(artifact: str | Path, settings: TritonSettings) -> TritonDeplo
     config = triton_config(name, model, manifest, settings, placement, source=artifact.resolve())
     files = [model_file, *sorted(_external_files(model) | _listed_data_files(manifest))]
 
-    with staging(dest, settings.force) as tmp:
+    with staging(dest, settings.force, **destination) as tmp:
         (tmp / VERSION_DIR).mkdir()
         for f in files:
             shutil.copy2(artifact / f, tmp / VERSION_DIR / f)
@@ -176,7 +182,7 @@ def _placement(target: dict[str, Any]) -> _Placement:
         params = []
         for key, values in _CUDA_PARAMETERS.items():
             if key in options:
-                value = str(options[key])
+                value = _parameter_value(options[key])
                 params.append((key, values.get(value, value) if values else value))
         return _Placement("KIND_GPU", gpus, parameters=tuple(params))
     if provider == "TensorrtExecutionProvider":
@@ -187,13 +193,21 @@ def _placement(target: dict[str, Any]) -> _Placement:
                 "re-export for an fp16 or fp32 TensorRT target"
             )
         params = {"precision_mode": "FP16" if precision == "fp16" else "FP32"}
-        params |= {ours: str(options[theirs]) for theirs, ours in _TRT_PARAMETERS.items() if theirs in options}
+        params |= {ours: _parameter_value(options[t]) for t, ours in _TRT_PARAMETERS.items() if t in options}
         block = _accelerators("gpu_execution_accelerator", "tensorrt", params)
         return _Placement("KIND_GPU", gpus, f"tensorrt {params['precision_mode']}", block)
     raise TargetError(
         f"Triton's onnxruntime backend runs on CPU, CUDA, TensorRT or OpenVINO; target '{target.get('name')}' "
         f"uses {provider}: re-export for one of those (--target cpu or cuda)"
     )
+
+
+def _parameter_value(value: object) -> str:
+    """A provider option as the backend's string parameter: booleans as "1"/"0", which both the backend's
+    ParseBoolValue and ONNX Runtime's provider options read (Python's str(True) is "True")."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
 
 
 def _accelerators(field: str, name: str, parameters: dict[str, str]) -> str:
