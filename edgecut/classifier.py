@@ -15,16 +15,57 @@ from edgecut.errors import DataError, EdgecutError
 
 
 def label_token_ids(tokenizer, label_words: Sequence[str]) -> list[int]:
-    """First BPE token of each label word (with its leading space); they must be distinct."""
-    ids = []
+    """One token per label word, distinct across words: the token whose LM-head row scores that class.
+
+    The classifier scores the position right after the prompt, which ends just before the label word
+    (the template ends with `{label}`), so the natural choice is each word's first token: for " negative"
+    and " positive" that is "Ġnegative"/"Ġpositive", exactly the token the LM would emit next, and the
+    head equals the paper's "LM logits restricted to the label words".
+
+    Some words share their first tokens. Scripts written without spaces (Chinese, Japanese, Thai) in a
+    byte-level BPE start every " 正面" with the same "Ġ" token (or with a shared UTF-8 lead byte), and
+    SentencePiece tokenizers start every " word" with "▁". A token all words share scores every class
+    the same, so it cannot initialise a classifier. Each word therefore takes its token at the first
+    position where its tokens differ from every other word's: the first token when they already differ
+    (unchanged for ordinary words), the first token after a shared prefix otherwise. The score still
+    comes from the last prompt position; for such a word its LM-head row is the LM's score for the
+    distinguishing token one step early, which is a good initial direction and is fine-tuned from there
+    (the space or lead byte it skips would be predicted for every class alike).
+
+    Raises DataError when a word encodes to nothing, or two words have no token that tells them apart
+    (identical words, or the chosen tokens coincide).
+    """
+    encoded = []
     for word in label_words:
-        pieces = tokenizer(word, add_special_tokens=False)["input_ids"]
+        pieces = list(tokenizer(word, add_special_tokens=False)["input_ids"])
         if not pieces:
             raise DataError(f"label word {word!r} encodes to no tokens: choose another word")
-        ids.append(pieces[0])
-    if len(set(ids)) != len(ids):
-        raise DataError(f"label words {list(label_words)} share a first token: choose words that start differently")
+        encoded.append(pieces)
+    # The longest prefix a word shares with any other is the one it shares with a neighbour in sorted
+    # order, so thousands of classes cost a sort rather than all pairs.
+    order = sorted(range(len(encoded)), key=lambda i: encoded[i])
+    shared = [0] * len(encoded)
+    for a, b in zip(order, order[1:], strict=False):
+        n = _common_prefix(encoded[a], encoded[b])
+        shared[a], shared[b] = max(shared[a], n), max(shared[b], n)
+    ids = [pieces[min(n, len(pieces) - 1)] for pieces, n in zip(encoded, shared, strict=True)]
+    seen: dict[int, int] = {}
+    for i, token in enumerate(ids):
+        if token in seen:
+            a, b = label_words[seen[token]], label_words[i]
+            raise DataError(
+                f"label words {a!r} and {b!r} share a first token and no later token tells them apart: "
+                "choose words that start differently"
+            )
+        seen[token] = i
     return ids
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    while n < len(a) and n < len(b) and a[n] == b[n]:
+        n += 1
+    return n
 
 
 def make_classifier(model, tokenizer, labels: Sequence[str], label_words: Sequence[str] | None, init: str = "lm"):

@@ -9,6 +9,7 @@ at training and at serving time so both see identical token ids.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -22,10 +23,26 @@ EncodePlain = Callable[[str], list[int]]  # text -> ids, no special tokens
 Decode = Callable[[Sequence[int]], str]
 
 
+_ESCAPES = {"\\": "\\", "n": "\n", "t": "\t"}
+
+
+def unescape_template(text: str) -> str:
+    r"""A template as typed in a shell, with `\n` and `\t` turned into a newline and a tab.
+
+    In a normal shell `--template "Review: {text}\nSentiment:{label}"` passes a backslash and an `n`,
+    which would silently end up inside every prompt. `\\` is a literal backslash, so `\\n` stays the two
+    characters backslash-n; any other backslash is kept as it is. Call it on user-typed templates only:
+    built-in and manifest templates already hold real newlines.
+    """
+    return re.sub(r"\\([\\nt])", lambda m: _ESCAPES[m[1]], text)
+
+
 def check_template(template: str) -> None:
+    """Refuse a template the prompt cannot be built from: `{text}` once, `{label}` once and last."""
     if template.count(TEXT) != 1 or template.count(LABEL) != 1 or not template.endswith(LABEL):
+        shown = template if len(template) <= 200 else template[:200] + "…"
         raise DataError(
-            f"template {template!r} must contain {TEXT} once and end with {LABEL}, "
+            f"template {shown!r} must contain {TEXT} once and end with {LABEL}, "
             'e.g. "Review: {text}\\nSentiment:{label}"'
         )
 
@@ -42,7 +59,10 @@ class PromptFormat:
         check_template(self.template)
 
     def fill(self, text: str, label_word: str = "") -> str:
-        return self.template.replace(TEXT, text).replace(LABEL, label_word)
+        # Split at the placeholders rather than str.replace: a review that itself contains "{label}"
+        # must reach the model as written, not with a label word pasted into it.
+        head, rest = self.template.split(TEXT)
+        return head + text + rest[: -len(LABEL)] + label_word
 
     def render(self, text: str) -> str:
         demos = [self.fill(t, w) for t, w in self.demonstrations]
