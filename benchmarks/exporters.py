@@ -22,7 +22,7 @@ import torch
 
 from edgecut.classifier import make_classifier
 from edgecut.data import DataSpec, encode_examples, load_dataset
-from edgecut.export import _logits_only, export_onnx, torch_logits
+from edgecut.export import logits_only, export_onnx, torch_logits
 from edgecut.load import load_model
 from edgecut.prompt import PromptFormat
 from edgecut.prune import cut_to_first
@@ -40,7 +40,7 @@ def _legacy_export(classifier, sample, path: Path) -> None:
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _logits_only(classifier),
+            logits_only(classifier),
             args,
             str(path),
             input_names=["input_ids", "attention_mask"],

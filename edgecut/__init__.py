@@ -13,3 +13,8 @@ import os
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 __version__ = "0.1.0"
+
+# The Python API: `from edgecut import ExportSettings, export` (torch is imported only when export runs).
+from edgecut.pipeline import ExportResult, ExportSettings, Progress, export  # noqa: E402
+
+__all__ = ["ExportResult", "ExportSettings", "Progress", "__version__", "export"]

@@ -55,7 +55,7 @@ class CheckSettings:
     """
 
     target: str | None = None  # default: the target recorded in the artifact
-    data: Path | None = None
+    data: str | Path | None = None  # a labelled file, or a built-in set's name
     text_column: str = "text"
     label_column: str = "label"
     min_accuracy: float | None = None  # fraction, 0..1
@@ -65,6 +65,7 @@ class CheckSettings:
     accuracy_margin: float = 1.0  # percentage points
     latency_margin: float = 20.0  # percent
     latency_runs: int = 100
+    min_margin_over_baseline: float | None = None  # points above the TF-IDF baseline recorded at export
 
     def __post_init__(self) -> None:
         if self.min_accuracy is not None and not 0.0 <= self.min_accuracy <= 1.0:
@@ -105,6 +106,8 @@ class CheckResult:
             return f"{value:.1%}"
         if self.unit == "ms":
             return f"{value:.3g} ms"
+        if self.unit == "points":
+            return f"{value:+.1f} pts"
         return f"{value:.2g}"
 
 
@@ -215,6 +218,8 @@ def check_artifact(directory: str | Path, settings: CheckSettings) -> CheckRepor
         runtime.insert(1, ("accuracy", GATE))
     if baseline is not None:
         runtime += [("baseline_accuracy", GATE), ("baseline_latency_p50", GATE), ("baseline_latency_p90", GATE)]
+    if settings.min_margin_over_baseline is not None:
+        runtime.append(("margin_over_tfidf", GATE))
     if any(r.passed is False for r in report.results):
         report.results += [
             CheckResult(n, k, None, "skipped: the artifact failed an integrity check") for n, k in runtime
@@ -238,6 +243,8 @@ def check_artifact(directory: str | Path, settings: CheckSettings) -> CheckRepor
         base_clf = ArtifactClassifier(baseline, target=settings.target)
         base_measured = _measure(base_clf, rows, settings)
         report.results += _baseline_gates(measured, base_measured, clf.manifest, base_clf.manifest, settings)
+    if settings.min_margin_over_baseline is not None:
+        report.results.append(_margin_over_tfidf(clf.manifest, settings.min_margin_over_baseline))
     return report
 
 
@@ -455,9 +462,9 @@ def _parity(clf: ArtifactClassifier) -> CheckResult:
 
 
 def _read_rows(settings: CheckSettings) -> list[tuple[str, str]]:
-    from edgecut.data import read_labelled_file
+    from edgecut.data import read_rows
 
-    return read_labelled_file(Path(settings.data), settings.text_column, settings.label_column)
+    return read_rows(str(settings.data), settings.text_column, settings.label_column)
 
 
 def _baseline(path: Path) -> Path:
@@ -593,6 +600,22 @@ def _baseline_gates(
         seconds = base.latency_seconds if name.endswith("p50") else 0.0
         out.append(CheckResult(name, GATE, value <= limit, detail, value, limit, "ms", seconds))
     return out
+
+
+def _margin_over_tfidf(manifest, points: float) -> CheckResult:
+    """The exported model against the TF-IDF + logistic regression baseline fitted on its own training rows."""
+    model = manifest.get("metrics", {}).get("onnx_accuracy")
+    floor = (manifest.get("baseline") or {}).get("accuracy")
+    if model is None or floor is None:
+        detail = "the artifact records no TF-IDF baseline (exported before edgecut recorded one): re-export it"
+        return CheckResult("margin_over_tfidf", GATE, False, detail)
+    margin = (model - floor) * 100
+    passed = margin >= points - 1e-9
+    detail = (
+        f"{model:.1%} vs TF-IDF + logistic regression {floor:.1%} on the export's test rows: "
+        f"{margin:+.1f} points ({'≥' if passed else '<'} {points:g}, --min-margin-over-baseline)"
+    )
+    return CheckResult("margin_over_tfidf", GATE, passed, detail, margin, points, "points")
 
 
 def input_error_report(artifact: str | Path, message: str) -> CheckReport:

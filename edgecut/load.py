@@ -83,48 +83,87 @@ def _clear_gguf_quantized_mark(model) -> None:
         del model.config.quantization_config
 
 
-def load_model(source: str = DEFAULT_MODEL, trust_remote_code: bool = False) -> LoadedModel:
-    """Load model + tokenizer in fp32 for fine-tuning.
-
-    Raises:
-        ModelNotFoundError: missing path, unknown alias/hub id, or an alias whose package is missing.
-    """
-    import torch
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
-
-    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
-    gguf_file = None
+def _locate(source: str, trust_remote_code: bool) -> tuple[str, str | None, list[Path]]:
+    """(directory or hub snapshot, GGUF file name or None, files to hash) for what the user gave."""
     path = resolve_alias(source) if source in ALIASES else Path(source).expanduser()
     if source in ALIASES or path.exists():
         if path.is_file():
             if path.suffix != ".gguf":
                 raise ModelNotFoundError(f"{source} is a file but not .gguf: give a model directory or a GGUF file")
-            location, gguf_file, hashed = str(path.parent), path.name, [path]
-        else:
-            if not (path / "config.json").is_file():
-                raise ModelNotFoundError(f"{source} has no config.json: give a Hugging Face model directory")
-            location, hashed = str(path), _weight_files(path)
-    elif (
+            return str(path.parent), path.name, [path]
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(f"{source} has no config.json: give a Hugging Face model directory")
+        return str(path), None, _weight_files(path)
+    if (
         source.startswith((".", "/", "~"))
         or source.endswith(".gguf")
         or os.sep in source
         and Path(source).parent.exists()
     ):
         raise ModelNotFoundError(f"model path {source} does not exist: check the path, or use --model {DEFAULT_MODEL}")
-    elif _HUB_ID.match(source):
+    if _HUB_ID.match(source):
         location, hashed = _from_hub_cache(source, trust_remote_code)
-    else:
-        raise ModelNotFoundError(f"'{source}' is not a model path, alias ({', '.join(ALIASES)}) or hub id")
+        return location, None, hashed
+    raise ModelNotFoundError(f"'{source}' is not a model path, alias ({', '.join(ALIASES)}) or hub id")
 
+
+def _unloadable(source: str, error: Exception) -> ModelNotFoundError:
+    first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+    return ModelNotFoundError(
+        f"{source} cannot be loaded as a model ({type(error).__name__}: {first}): give a Hugging Face model "
+        "directory with config.json and safetensors weights, or a GGUF file"
+    )
+
+
+def _read_config(source: str, location: str, kwargs: dict[str, Any]):
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(location, **kwargs)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise _unloadable(source, e) from None
+
+
+def model_depth(source: str = DEFAULT_MODEL, trust_remote_code: bool = False) -> int:
+    """The number of transformer layers, from the config alone: lets `--layers 31` fail before the load.
+
+    Raises:
+        ModelNotFoundError: as load_model.
+    """
+    location, gguf_file, _ = _locate(source, trust_remote_code)
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if gguf_file:
         kwargs["gguf_file"] = gguf_file
-    config = AutoConfig.from_pretrained(location, **kwargs)
+    config = _read_config(source, location, kwargs)
+    return int(config.num_hidden_layers)
+
+
+def load_model(source: str = DEFAULT_MODEL, trust_remote_code: bool = False) -> LoadedModel:
+    """Load model + tokenizer in fp32 for fine-tuning.
+
+    Raises:
+        ModelNotFoundError: missing path, unknown alias/hub id, an alias whose package is missing, or files
+            that are not a loadable model (a broken config, no weights, a pickled checkpoint).
+    """
+    import torch
+    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    location, gguf_file, hashed = _locate(source, trust_remote_code)
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if gguf_file:
+        kwargs["gguf_file"] = gguf_file
+    config = _read_config(source, location, kwargs)
     is_encoder = config.model_type in ENCODER_TYPES
     auto = AutoModel if is_encoder else AutoModelForCausalLM
-    model = auto.from_pretrained(location, dtype=torch.float32, **kwargs)
+    try:
+        # use_safetensors: never unpickle a pytorch_model.bin from a directory the user pointed at
+        safe = {} if gguf_file else {"use_safetensors": True}
+        model = auto.from_pretrained(location, dtype=torch.float32, **safe, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise _unloadable(source, e) from None
     if gguf_file:
         _clear_gguf_quantized_mark(model)
-    tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
     if not getattr(tokenizer, "is_fast", False):
         raise ModelNotFoundError(f"{source} has no fast tokenizer (tokenizer.json); edgecut artifacts need one")
     return LoadedModel(

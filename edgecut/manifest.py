@@ -274,12 +274,13 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def file_hashes(directory: Path) -> dict[str, str]:
-    """sha256 of every file of the artifact but the manifest itself."""
+def file_hashes(directory: Path, exclude: Sequence[str] = ()) -> dict[str, str]:
+    """sha256 of every file of the artifact but the manifest itself (and top-level `exclude` entries)."""
+    directory = Path(directory)
     return {
         p.relative_to(directory).as_posix(): sha256_file(p)
-        for p in sorted(Path(directory).rglob("*"))
-        if p.is_file() and p.name != MANIFEST
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and p.name != MANIFEST and p.relative_to(directory).parts[0] not in exclude
     }
 
 
@@ -291,14 +292,14 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def write_manifest(directory: Path, record: dict[str, Any]) -> Path:
+def write_manifest(directory: Path, record: dict[str, Any], exclude: Sequence[str] = ()) -> Path:
     """Add version, time, library versions and the sha256 of every file, then write edgecut.json."""
     full = {
         "manifest_version": MANIFEST_VERSION,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         **record,
         "versions": library_versions(),
-        "files": file_hashes(directory),
+        "files": file_hashes(directory, exclude),
     }
     path = Path(directory) / MANIFEST
     path.write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

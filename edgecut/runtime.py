@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -305,3 +306,56 @@ def read_texts(lines: Iterable[str], jsonl: bool, field: str = "text", source: s
             raise DataError(f"{source}:{n} has no string field '{field}': set --text-field or fix the line")
         texts.append(record[field])
     return texts
+
+
+def read_inputs(texts: Sequence[str], file: Path | None, jsonl: bool, field: str, stdin: IO[str]) -> list[str]:
+    """What `edgecut predict` classifies: arguments ("-" reads stdin there), a file, or stdin alone.
+
+    Raises:
+        DataError: no texts, text that is not UTF-8 (arguments, file or stdin), a file that cannot be read.
+    """
+    out: list[str] = []
+    for n, t in enumerate(texts, 1):  # "-" reads stdin at its place among the arguments
+        if t == "-":
+            out += _stdin_texts(jsonl, field, stdin)
+            continue
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError:  # bytes that were not UTF-8 reach argv as lone surrogates
+            raise DataError(f"text argument {n} is not valid UTF-8: pass UTF-8 text, or use --file") from None
+        out.append(t)
+    if file is not None:
+        out += read_texts(
+            _utf8(file.read_bytes, f"--file {file}").splitlines(), jsonl or _is_jsonl(file), field, str(file)
+        )
+    if not texts and file is None:
+        out += _stdin_texts(jsonl, field, stdin)
+    if not out:
+        raise DataError("no texts to classify: the input was empty")
+    return out
+
+
+def _is_jsonl(file: Path) -> bool:
+    return file.suffix.lower() in (".jsonl", ".ndjson")
+
+
+def _utf8(read: Callable[[], bytes], what: str) -> str:
+    """Bytes from `read()` as text, with every way it can fail as one DataError line."""
+    try:
+        return read().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise DataError(f"{what} does not exist: give a text or JSONL file") from None
+    except IsADirectoryError:
+        raise DataError(f"{what} is a directory: give a text or JSONL file") from None
+    except OSError as e:
+        raise DataError(f"{what} cannot be read ({e.strerror}): give a readable text or JSONL file") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{what} is not UTF-8 (byte {e.start}): re-encode it") from None
+
+
+def _stdin_texts(jsonl: bool, field: str, stdin: IO[str]) -> list[str]:
+    if stdin.isatty():
+        raise DataError("no texts: give them as arguments, with --file, or on stdin (one a line)")
+    stream = getattr(stdin, "buffer", None)
+    text = _utf8(stream.read, "stdin") if stream is not None else stdin.read()
+    return read_texts(text.splitlines(), jsonl, field, "stdin")

@@ -5,32 +5,51 @@ interrupted sweep resumes where it stopped: a run whose artifact exists is not r
 holds one configuration (`sweep-options.json`); running it again with other N or seeds extends it, and the
 reports cover every finished run in it. Encoder baselines (all-MiniLM-L6) are exported through the same
 pipeline into `OUT/runs/{baseline}-s{seed}/`. After the runs, each artifact's fp32 graph and an int8 copy of
-it are timed side by side here, and the results become `sweep.json`, `sweep.md` and `sweep.png`. This module
-needs no torch; the CLI runs the exports.
+it are timed side by side here, and the results become `sweep.json`, `sweep.md` and `sweep.png`
+(`edgecut.sweep_report`). `run_sweep` is the loop; each run is `edgecut.pipeline.export`. For grids too large
+for one machine, `--shard K/N` runs every N-th run over a shared directory and `--report` builds the
+reports from whatever runs are finished.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import statistics
 import tempfile
+import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from edgecut.baselines import BaselineResult
-from edgecut.errors import EdgecutError
+from edgecut.errors import EdgecutError, ParityError
+from edgecut.manifest import MANIFEST, read_golden, read_manifest
+from edgecut.pipeline import ExportSettings, Progress
 from edgecut.quantize import graph_bytes
-from edgecut.runtime import MANIFEST
+from edgecut.sweep_report import BASELINE_NAMES, SweepSummary, summarize, write_atomic, write_reports
 
 FULL = "full"
 OPTIONS = "sweep-options.json"
+# Options every sweep-options.json records, given or not (directories made before the others existed
+# record exactly these); newer options are recorded only when given, so those directories still resume.
+LEGACY_OPTIONS = (
+    "setting",
+    "select",
+    "model",
+    "data",
+    "labels",
+    "label_words",
+    "template",
+    "recipe",
+    "epochs",
+    "per_class_cap",
+    "time_budget",
+    "test_size",
+)
 # Baselines exported through the same pipeline (full depth, `cls` setting): name -> model alias.
 ENCODER_BASELINES = {"minilm": "all-minilm-l6-v2"}
-BASELINE_NAMES = {"tfidf": "TF-IDF + logistic regression", "minilm": "all-MiniLM-L6-v2, fine-tuned (cls)"}
-BASELINE_STYLE = {"tfidf": ("gray", "-."), "minilm": ("tab:brown", "--")}  # plot colour, line style
 
 
 @dataclass(frozen=True)
@@ -90,7 +109,7 @@ def check_options(out: Path, options: dict) -> None:
     """
     path = out / OPTIONS
     if not path.is_file() or not finished_runs(out):
-        _write_atomic(path, json.dumps(options, indent=1, sort_keys=True))
+        write_atomic(path, json.dumps(options, indent=1, sort_keys=True))
         return
     before = json.loads(path.read_text(encoding="utf-8"))
     changed = sorted(k for k in options.keys() | before.keys() if options.get(k) != before.get(k))
@@ -138,13 +157,13 @@ class RunResult:
 def measure_run(out: Path, run: Run) -> RunResult:
     """Read one run's manifest and time its fp32 graph and an int8 copy side by side (cached on disk)."""
     cache = run_dir(out, run).with_suffix(".timing.json")
-    manifest = json.loads((run_dir(out, run) / MANIFEST).read_text(encoding="utf-8"))
+    manifest = read_manifest(run_dir(out, run))
     if cache.is_file():
         timing = json.loads(cache.read_text(encoding="utf-8"))
     else:
         timing = _time_fp32_and_int8(run_dir(out, run), manifest)
-        _write_atomic(cache, json.dumps(timing, indent=1))
-    model = run_dir(out, run) / manifest["model_file"]
+        write_atomic(cache, json.dumps(timing, indent=1))
+    model = manifest.model_path
     return RunResult(
         layers=len(manifest["layers"]["kept"]),
         seed=run.seed,
@@ -174,254 +193,143 @@ def as_baseline(run: Run, result: RunResult) -> BaselineResult:
     )
 
 
-def _time_fp32_and_int8(directory: Path, manifest: dict) -> dict:
-    import numpy as np
-
+def _time_fp32_and_int8(directory: Path, manifest) -> dict:
     from edgecut.quantize import to_int8
     from edgecut.runtime import create_session, measure_latency
-    from edgecut.targets import Int8Settings, load_target
+    from edgecut.targets import load_target
 
-    golden = np.load(directory / "golden.npz", allow_pickle=False)
-    rows = zip(golden["input_ids"], golden["attention_mask"], strict=True)
-    seqs = [ids[mask.astype(bool)].tolist() for ids, mask in rows]  # unpadded golden prompts
-    pad, cpu = int(manifest["pad_token_id"]), load_target("cpu")
+    seqs = read_golden(manifest).sequences()
+    pad, cpu = manifest.pad_token_id, load_target("cpu")
     with tempfile.TemporaryDirectory(prefix="edgecut-sweep-") as tmp:
-        int8 = to_int8(directory / manifest["model_file"], Path(tmp) / "int8.onnx", Int8Settings(per_channel=True))
-        sessions = {
-            "fp32": create_session(directory / manifest["model_file"], cpu),
-            "int8": create_session(int8.path, cpu),
-        }
+        # the int8 that `--target cpu-int8` ships, so the sweep's int8 column is what a user would get
+        int8 = to_int8(manifest.model_path, Path(tmp) / "int8.onnx", load_target("cpu-int8").int8)
+        sessions = {"fp32": create_session(manifest.model_path, cpu), "int8": create_session(int8.path, cpu)}
         p50 = {k: measure_latency(s, seqs, pad, 1, warmup=20, runs=200).p50_ms for k, s in sessions.items()}
     return {"fp32_p50_ms": p50["fp32"], "int8_p50_ms": p50["int8"], "int8_bytes": int8.bytes_after}
 
 
-@dataclass
-class LayerSummary:
-    layers: int
-    seeds: int
-    accuracy_mean: float
-    accuracy_sd: float
-    params: int
-    artifact_mb: float
-    int8_mb: float
-    fp32_p50_ms: float
-    int8_p50_ms: float
-    full: bool = False  # the uncut model: the paper's reference row
+@dataclass(frozen=True)
+class SweepSettings:
+    """A grid of exports: every N in `layers` at every seed, plus encoder baselines, into `output`.
+
+    `base` carries the options every run shares (model, data, recipe, target, ...); each run sets its own
+    layers, seed and output. `options` is what binds the directory (`sweep-options.json`).
+    """
+
+    layers: tuple[str, ...]
+    seeds: tuple[int, ...]
+    base: ExportSettings
+    options: dict[str, Any]
+    output: Path = Path("sweep-out")
+    baselines: tuple[str, ...] = ("tfidf",)
+    margin: float = 1.0
+    shard: tuple[int, int] | None = None  # (K, N): run every N-th run of the grid, starting at the K-th
+    report_only: bool = False
+
+    def __post_init__(self) -> None:
+        if self.margin < 0:
+            raise EdgecutError(f"--margin {self.margin:g} must be 0 or more (accuracy points)")
+        if self.shard is not None and self.report_only:
+            raise EdgecutError("--shard runs a part of the grid and --report only reports: give one of them")
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """`2/8` -> (2, 8): the second of eight shards."""
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match or not 1 <= int(match[1]) <= int(match[2]):
+        raise EdgecutError(f"--shard {text!r}: give K/N with 1 ≤ K ≤ N, e.g. 1/4 for the first of four shards")
+    return int(match[1]), int(match[2])
+
+
+def shard_of(runs: list[Run], shard: tuple[int, int] | None) -> list[Run]:
+    """Every N-th run, starting at the K-th: shards of one grid never share a run and together cover it."""
+    if shard is None:
+        return runs
+    k, n = shard
+    return runs[k - 1 :: n]
 
 
 @dataclass
-class BaselineSummary:
-    name: str
-    seeds: int
-    accuracy_mean: float
-    accuracy_sd: float
-    p50_ms: float
-    parameters: int
-    runtime: str = "scikit-learn"
-    artifact_mb: float | None = None
-    int8_mb: float | None = None
-    int8_p50_ms: float | None = None
+class SweepOutcome:
+    summary: SweepSummary | None  # None for a shard (reports come from `--report`)
+    reports: dict[str, Path] = field(default_factory=dict)
+    ran: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # runs left out: "name: why"
 
 
-@dataclass
-class SweepSummary:
-    rows: list[LayerSummary]
-    runs: list[RunResult]
-    margin_points: float
-    recommended_layers: int
-    best_layers: int
-    settings: dict = field(default_factory=dict)
-    baselines: list[BaselineSummary] = field(default_factory=list)
+def run_sweep(settings: SweepSettings, progress: Progress | None = None) -> SweepOutcome:
+    """Export the missing runs (of this shard), then report every finished run of the directory.
+
+    A run whose graph fails parity is left out (in `failed`) and the grid goes on; any other error (bad
+    data, bad options) stops the sweep at once, as it would stop every run.
+    """
+    from edgecut.pipeline import export
+
+    progress = progress or Progress()
+    out = settings.output
+    check_options(out, settings.options)
+    runs = plan(list(settings.layers), list(settings.seeds), settings.baselines)
+    outcome = SweepOutcome(summary=None)
+    if not settings.report_only:
+        mine = shard_of(runs, settings.shard)
+        todo = [r for r in mine if not is_done(out, r)]
+        progress.note(f"sweep: {len(mine)} runs ({len(mine) - len(todo)} already done) in {out}")
+        durations: list[float] = []
+        for i, run in enumerate(todo):
+            left = eta_seconds(durations, len(todo) - i)
+            eta = "estimating time left…" if left is None else f"about {left / 60:.0f} min left"
+            what = f"baseline {run.baseline}" if run.baseline else f"N={run.layers}"
+            progress.note(f"run {i + 1}/{len(todo)}: {what}, seed {run.seed} — {eta}")
+            start = time.monotonic()
+            try:
+                export(run_settings(settings.base, out, run), progress)
+            except ParityError as e:  # this run's numbers, not the sweep's inputs: the other runs still count
+                outcome.failed.append(f"{run.name}: {e}")
+                progress.note(f"✗ {run.name} left out: {e}")
+                continue
+            durations.append(time.monotonic() - start)
+            outcome.ran.append(run.name)
+        if settings.shard is not None:
+            progress.note("shard done: run `edgecut sweep --report` with the same options once every shard is")
+            return outcome
+    outcome.summary, outcome.reports = report(settings, progress)
+    return outcome
 
 
-def _mean_sd(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation over seeds (sd 0 for a single seed)."""
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+def run_settings(base: ExportSettings, out: Path, run: Run) -> ExportSettings:
+    """One run's export: the sweep's options with this run's N, seed and directory."""
+    changes: dict[str, Any] = {"layers": run.layers, "seed": run.seed, "output": run_dir(out, run), "force": False}
+    if run.baseline:  # the encoder at full depth, plain text into a fresh head (no template)
+        changes |= {"model": ENCODER_BASELINES[run.baseline], "setting": "cls", "select": "first", "template": None}
+    return replace(base, **changes)
 
 
-def _median(values: list[float | None]) -> float | None:
-    return None if None in values else statistics.median(values)
+def report(settings: SweepSettings, progress: Progress) -> tuple[SweepSummary, dict[str, Path]]:
+    """Time and summarise every finished run of the directory; write sweep.json, sweep.md, sweep.png."""
+    out = settings.output
+    finished = finished_runs(out)  # failed runs are not among them
+    # Baseline runs count only when asked for; layer runs of earlier invocations count too.
+    measured = [r for r in finished if not r.baseline or r.baseline in settings.baselines]
+    if not any(not r.baseline for r in measured):
+        raise ParityError(f"no run of {out} has finished: nothing to report")
+    with progress.stage("time fp32 and int8 graphs of every run"):
+        results = {run: measure_run(out, run) for run in measured}
+    by_depth = {(res.layers, run.seed): res for run, res in results.items() if not run.baseline}
+    floors = [as_baseline(run, res) for run, res in results.items() if run.baseline]
+    if "tfidf" in settings.baselines:
+        from edgecut.baselines import tfidf_baseline
+        from edgecut.data import load_dataset
 
-
-def _grouped(items: Sequence, key: str) -> list[list]:
-    """Items with the same `key` attribute together, in sorted key order (one group per N or baseline)."""
-    return [[i for i in items if getattr(i, key) == k] for k in sorted({getattr(i, key) for i in items})]
-
-
-def summarize(
-    results: list[RunResult],
-    margin_points: float,
-    settings: dict | None = None,
-    baselines: Sequence[BaselineResult] = (),
-) -> SweepSummary:
-    """Mean ± sd over seeds per N; recommend the smallest N within `margin_points` of the best mean."""
-    rows = []
-    for group in _grouped(results, "layers"):
-        mean, sd = _mean_sd([r.accuracy for r in group])
-        rows.append(
-            LayerSummary(
-                layers=group[0].layers,
-                seeds=len(group),
-                accuracy_mean=mean,
-                accuracy_sd=sd,
-                params=group[0].params,
-                artifact_mb=group[0].artifact_mb,
-                int8_mb=group[0].int8_mb,
-                fp32_p50_ms=statistics.median(r.fp32_p50_ms for r in group),
-                int8_p50_ms=statistics.median(r.int8_p50_ms for r in group),
-                full=group[0].layers == group[0].total_layers,
-            )
-        )
-    best = max(rows, key=lambda r: r.accuracy_mean)
-    good = [r for r in rows if r.accuracy_mean * 100 >= best.accuracy_mean * 100 - margin_points]
-    floors = []
-    for group in _grouped(baselines, "name"):
-        mean, sd = _mean_sd([b.accuracy for b in group])
-        floors.append(
-            BaselineSummary(
-                name=group[0].name,
-                seeds=len(group),
-                accuracy_mean=mean,
-                accuracy_sd=sd,
-                p50_ms=statistics.median(b.p50_ms for b in group),
-                parameters=group[0].parameters,
-                runtime=group[0].runtime,
-                artifact_mb=_median([b.artifact_mb for b in group]),
-                int8_mb=_median([b.int8_mb for b in group]),
-                int8_p50_ms=_median([b.int8_p50_ms for b in group]),
-            )
-        )
-    return SweepSummary(rows, results, margin_points, min(r.layers for r in good), best.layers, settings or {}, floors)
-
-
-def write_reports(summary: SweepSummary, out: Path) -> dict[str, Path]:
-    """sweep.json (everything), sweep.md (the table and the recommendation), sweep.png (the picture)."""
-    paths = {"json": out / "sweep.json", "md": out / "sweep.md", "png": out / "sweep.png"}
-    _write_atomic(paths["json"], json.dumps(asdict(summary), indent=2))
-    _write_atomic(paths["md"], to_markdown(summary))
-    plot(summary, paths["png"])
-    return paths
-
-
-def to_markdown(summary: SweepSummary) -> str:
-    lines = [
-        "| layers | seeds | accuracy (mean ± sd) | parameters | fp32 MB | int8 MB | fp32 p50 b1 ms | int8 p50 b1 ms |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in summary.rows:
-        mark = " **(recommended)**" if r.layers == summary.recommended_layers else ""
-        lines.append("| " + " | ".join([f"{layer_label(r)}{mark}", *layer_cells(r)]) + " |")
-    for b in summary.baselines:
-        lines.append("| " + " | ".join([f"{BASELINE_NAMES.get(b.name, b.name)} (baseline)", *baseline_cells(b)]) + " |")
-    best = next(r for r in summary.rows if r.layers == summary.best_layers)
-    lines += [
-        "",
-        f"Recommended: **N = {summary.recommended_layers}**, the smallest N whose mean accuracy is within "
-        f"{summary.margin_points:g} points of the best ({best.accuracy_mean:.1%} at N = {best.layers}).",
-        "",
-        "![accuracy and latency against the number of layers](sweep.png)",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def layer_label(row: LayerSummary) -> str:
-    return f"{row.layers} (full)" if row.full else str(row.layers)
-
-
-def _accuracy_cell(mean: float, sd: float) -> str:
-    return f"{mean:.1%} ± {sd * 100:.1f}"
-
-
-def layer_cells(r: LayerSummary) -> list[str]:
-    """The table's cells after the label: seeds, accuracy, parameters, MB and p50 for fp32 and int8."""
-    return [
-        str(r.seeds),
-        _accuracy_cell(r.accuracy_mean, r.accuracy_sd),
-        f"{r.params / 1e6:.1f} M",
-        f"{r.artifact_mb:.1f}",
-        f"{r.int8_mb:.1f}",
-        f"{r.fp32_p50_ms:.2f}",
-        f"{r.int8_p50_ms:.2f}",
-    ]
-
-
-def baseline_cells(b: BaselineSummary) -> list[str]:
-    """The same cells for a baseline row ('' where it has none, e.g. no int8 graph for TF-IDF)."""
-    where = "" if b.runtime == "onnxruntime" else f" ({b.runtime})"
-    return [
-        str(b.seeds),
-        _accuracy_cell(b.accuracy_mean, b.accuracy_sd),
-        f"{b.parameters / 1e6:.2f} M",
-        "" if b.artifact_mb is None else f"{b.artifact_mb:.1f}",
-        "" if b.int8_mb is None else f"{b.int8_mb:.1f}",
-        f"{b.p50_ms:.2f}{where}",
-        "" if b.int8_p50_ms is None else f"{b.int8_p50_ms:.2f}",
-    ]
-
-
-def plot(summary: SweepSummary, path: Path) -> None:
-    """Accuracy (mean ± sd over seeds) and ORT latency (fp32, int8) against N, log-2 x axis."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    xs = [r.layers for r in summary.rows]
-    fig, acc_ax = plt.subplots(figsize=(7, 5), dpi=120)
-    acc_ax.errorbar(
-        xs,
-        [r.accuracy_mean * 100 for r in summary.rows],
-        yerr=[r.accuracy_sd * 100 for r in summary.rows],
-        marker="o",
-        capsize=4,
-        color="tab:blue",
-        label="accuracy (mean ± sd)",
-    )
-    acc_ax.set_xscale("log", base=2)
-    acc_ax.set_xticks(xs, [layer_label(r) for r in summary.rows])
-    acc_ax.set_xlabel("layers kept (N)")
-    acc_ax.set_ylabel("test accuracy (%)", color="tab:blue")
-    acc_ax.axvline(
-        summary.recommended_layers,
-        color="tab:green",
-        linestyle=":",
-        label=f"recommended N={summary.recommended_layers}",
-    )
-    for b in summary.baselines:
-        colour, style = BASELINE_STYLE.get(b.name, ("black", ":"))
-        acc_ax.axhline(
-            b.accuracy_mean * 100,
-            color=colour,
-            linestyle=style,
-            linewidth=1.2,
-            label=f"{BASELINE_NAMES.get(b.name, b.name)} ({b.accuracy_mean:.1%})",
-        )
-    lat_ax = acc_ax.twinx()
-    # dashed: the latency lines belong to the right-hand axis
-    fp32 = [r.fp32_p50_ms for r in summary.rows]
-    lat_ax.plot(xs, fp32, "--", marker="s", color="tab:orange", label="ORT fp32 p50 (batch 1)")
-    int8 = [r.int8_p50_ms for r in summary.rows]
-    lat_ax.plot(xs, int8, "--", marker="^", color="tab:red", label="ORT int8 p50 (batch 1)")
-    lat_ax.set_ylabel("latency (ms)", color="tab:red")
-    lat_ax.set_ylim(bottom=0)
-    handles = acc_ax.get_legend_handles_labels()[0] + lat_ax.get_legend_handles_labels()[0]
-    # below the axes: with baselines the legend would cover the points
-    acc_ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8)
-    title = summary.settings.get("title") or "edgecut sweep"
-    acc_ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+        with progress.stage("TF-IDF + logistic regression baseline on the same splits"):
+            for seed in sorted({seed for _, seed in by_depth}):
+                spec = replace(settings.base, seed=seed, demos=False).data_spec()
+                floors.append(tfidf_baseline(load_dataset(spec), seed))
+    base = settings.base
+    title = f"{Path(base.model).name} on {Path(base.data).name}: setting {base.setting}, select {base.select}"
+    summary = summarize(list(by_depth.values()), settings.margin, {"title": title} | settings.options, floors)
+    return summary, write_reports(summary, out)
 
 
 def eta_seconds(done_seconds: list[float], remaining: int) -> float | None:

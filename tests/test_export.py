@@ -5,7 +5,8 @@ from conftest import DECODERS, FAMILIES, tiny_model
 
 from edgecut.classifier import make_classifier
 from edgecut.errors import ParityError
-from edgecut.export import EXPORT_ATOL, check_parity, export_onnx, scaled_tolerance, torch_logits
+from edgecut.export import export_onnx, torch_logits
+from edgecut.parity import POLICY, compare_logits, require_parity
 from edgecut.prune import cut_to_first
 from edgecut.quantize import to_int8
 from edgecut.runtime import create_session, pad_batch, run_logits
@@ -46,7 +47,7 @@ def test_onnx_matches_torch(family, tokenizer, tmp_path):
     # Other batch sizes and lengths than the export sample: the axes are really dynamic.
     for batch in (seqs[:1], seqs, seqs[2:] * 3):
         expected = torch_logits(clf, batch, pad)
-        parity = check_parity(expected, run_logits(session, batch, pad), atol=1e-4)
+        parity = require_parity(compare_logits(expected, run_logits(session, batch, pad), atol=1e-4))
         assert parity.ok and parity.rows == len(batch)
 
 
@@ -74,19 +75,19 @@ def test_exported_graph_gives_the_same_logits_left_or_right_padded(family, token
 def test_parity_check_fails_on_a_real_difference():
     expected = np.array([[0.0, 1.0], [2.0, 0.0]], dtype=np.float32)
     with pytest.raises(ParityError, match="does not match"):
-        check_parity(expected, expected + np.float32(1e-3), atol=1e-4)
+        require_parity(compare_logits(expected, expected + np.float32(1e-3), atol=1e-4))
     with pytest.raises(ParityError, match="argmax"):
-        check_parity(expected, expected[:, ::-1].copy(), atol=10.0)
+        require_parity(compare_logits(expected, expected[:, ::-1].copy(), atol=10.0))
 
 
 def test_scaled_tolerance_grows_with_the_logits_only_above_one():
     small = np.array([[0.2, -0.9]], dtype=np.float32)
     large = np.array([[15.0, -3.0]], dtype=np.float32)
-    assert scaled_tolerance(EXPORT_ATOL, small) == EXPORT_ATOL
-    assert scaled_tolerance(EXPORT_ATOL, large) == pytest.approx(15 * EXPORT_ATOL)
-    check_parity(large, large + np.float32(2e-4), scaled_tolerance(EXPORT_ATOL, large))  # fp32 noise, deep model
+    assert POLICY.tolerance(POLICY.export_atol, small) == POLICY.export_atol
+    assert POLICY.tolerance(POLICY.export_atol, large) == pytest.approx(15 * POLICY.export_atol)
+    require_parity(compare_logits(large, large + np.float32(2e-4), POLICY.tolerance(POLICY.export_atol, large)))  # fp32 noise, deep model
     with pytest.raises(ParityError, match="allowed 1.5e-03"):
-        check_parity(large, large + np.float32(1e-2), scaled_tolerance(EXPORT_ATOL, large))  # an export bug
+        require_parity(compare_logits(large, large + np.float32(1e-2), POLICY.tolerance(POLICY.export_atol, large)))  # an export bug
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt2"])

@@ -12,7 +12,8 @@ from conftest import tiny_model
 
 from edgecut.classifier import make_classifier
 from edgecut.errors import EdgecutError
-from edgecut.export import check_parity, export_onnx, torch_logits
+from edgecut.export import export_onnx, torch_logits
+from edgecut.parity import compare_logits, require_parity
 from edgecut.prune import _layer_list, depth, keep_layers
 from edgecut.runtime import create_session, pad_batch, run_logits
 from edgecut.select import METHODS, select_layers
@@ -232,7 +233,7 @@ def test_non_prefix_classifier_exports_and_matches_torch(family, tokenizer, cali
     seqs = calibration[:6] + [tokenizer(LONG)["input_ids"]]
     result = export_onnx(clf, pad_batch(seqs[:2], pad), tmp_path / "model.onnx")
     session = create_session(result.path, load_target("cpu"))
-    parity = check_parity(torch_logits(clf, seqs, pad), run_logits(session, seqs, pad), atol=1e-4)
+    parity = require_parity(compare_logits(torch_logits(clf, seqs, pad), run_logits(session, seqs, pad), atol=1e-4))
     assert parity.ok and parity.rows == len(seqs)
 
 

@@ -1,0 +1,422 @@
+"""The export recipe: `export(ExportSettings(...))` runs every stage in order and returns what it made.
+
+    from edgecut import ExportSettings, export
+    result = export(ExportSettings(layers=1, target="cpu-int8", output=Path("out")))
+
+load → select → prune → classifier → fine-tune → export → optimise → precision → validate → artifact
+
+Each stage is a module with a small public surface; this file only decides the order and what flows
+between them, like a torchtune recipe. Settings are validated where they come in (`__post_init__`),
+and what needs the environment (the target's provider, the destination) is checked before any model
+loads, so bad input fails in a second. Under `accelerate launch`, every process trains; only the main
+process exports, validates and writes the artifact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgecut.errors import EdgecutError
+
+SETTINGS = ("lm", "pcls", "cls")  # the paper's three fine-tuning settings
+PLAIN_TEMPLATE = "{text}{label}"  # cls: the text alone, no template words
+QUANTIZE = ("none", "int8", "fp16")
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """Everything an export needs; the CLI's `edgecut export` options, one field each.
+
+    `None` for a recipe override means "the recipe's value". Raises EdgecutError naming the option to fix.
+    """
+
+    model: str = "smollm2-135m"
+    data: str = "rotten-tomatoes"
+    layers: int | str = 1  # N, or "full" for the model's depth
+    select: str = "first"
+    target: str = "cpu"
+    output: Path = Path("edgecut-out")
+    force: bool = False
+    labels: tuple[str, ...] = ()
+    label_words: tuple[str, ...] = ()
+    template: str | None = None
+    text_column: str = "text"
+    label_column: str = "label"
+    setting: str = "lm"
+    recipe: str = "cpu"
+    epochs: float | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    per_class_cap: int | None = None
+    max_length: int | None = None
+    demos: bool | None = None
+    time_budget: float | None = None
+    seed: int = 0
+    test_size: int = 1000
+    quantize: str = "none"
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        from edgecut.select import METHODS
+
+        layers = self.layers
+        if isinstance(layers, str) and layers != "full":
+            layers = int(layers) if layers.strip().isdigit() else layers
+            object.__setattr__(self, "layers", layers)
+        if layers != "full" and (isinstance(layers, bool) or not isinstance(layers, int) or layers < 1):
+            raise EdgecutError(f"--layers {self.layers} is out of range: keep at least 1 layer, or 'full'")
+        if self.select not in METHODS:
+            raise EdgecutError(f"--select {self.select}: use one of {', '.join(METHODS)}")
+        if self.setting not in SETTINGS:
+            raise EdgecutError(f"--setting {self.setting}: use one of {', '.join(SETTINGS)}")
+        if self.setting == "cls" and self.template:
+            raise EdgecutError("--setting cls classifies the plain text: drop --template (or use --setting pcls)")
+        if self.quantize not in QUANTIZE:
+            raise EdgecutError(f"--quantize {self.quantize}: use one of {', '.join(QUANTIZE)}")
+        if self.test_size < 1:
+            raise EdgecutError(f"--test-size {self.test_size} must be at least 1 (test rows)")
+        object.__setattr__(self, "output", Path(self.output))
+        object.__setattr__(self, "labels", tuple(self.labels))
+        object.__setattr__(self, "label_words", tuple(self.label_words))
+        self.training_recipe()  # an unknown recipe or a non-positive override fails here
+
+    def training_recipe(self):
+        """The named recipe with this export's overrides and seed (`edgecut.finetune.Recipe`)."""
+        from edgecut.finetune import get_recipe
+
+        return get_recipe(
+            self.recipe,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.lr,
+            per_class_cap=self.per_class_cap,
+            max_length=self.max_length,
+            demonstrations=self.demos,
+            time_budget_s=self.time_budget,
+            seed=self.seed,
+        )
+
+    def data_spec(self):
+        """What to read and how to split it (`edgecut.data.DataSpec`). `cls` has no template and no demos."""
+        from edgecut.data import DataSpec
+
+        recipe = self.training_recipe()
+        return DataSpec(
+            source=self.data,
+            text_column=self.text_column,
+            label_column=self.label_column,
+            labels=self.labels,
+            label_words=self.label_words,
+            template=PLAIN_TEMPLATE if self.setting == "cls" else self.template,
+            seed=self.seed,
+            test_size=self.test_size,
+            per_class_cap=recipe.per_class_cap,
+            demonstrations=recipe.demonstrations and self.setting != "cls",
+        )
+
+    def protected_paths(self) -> list[Path]:
+        """Inputs that `--force` must never replace: the model and the data, when they are paths."""
+        return [Path(p).expanduser() for p in (self.model, self.data) if Path(p).expanduser().exists()]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            k: str(v) if isinstance(v, Path) else (list(v) if isinstance(v, tuple) else v)
+            for k, v in asdict(self).items()
+        }
+
+
+class Progress:
+    """What the pipeline tells its caller as it goes. This base class stays silent (library use); the
+    CLI's subclass draws rich status lines and progress bars."""
+
+    @contextlib.contextmanager
+    def stage(self, title: str) -> Iterator[None]:
+        yield
+
+    def note(self, text: str) -> None:
+        """A line of detail under the last stage."""
+
+    @contextlib.contextmanager
+    def counter(self, title: str, total: int) -> Iterator[Callable[[int], None]]:
+        """A bar over `total` items; the caller advances it by n."""
+        yield lambda n: None
+
+    def training(self, update) -> None:
+        """One `edgecut.finetune.TrainProgress` (step, loss, latest validation accuracy)."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export made: the artifact and the numbers of its summary table."""
+
+    path: Path
+    layers: int
+    depth: int
+    params_before: int
+    params_after: int
+    precision: str
+    test_rows: int
+    torch_accuracy: float
+    onnx_accuracy: float
+    onnx_fp32_accuracy: float | None
+    baseline_accuracy: float | None
+    latency: list[dict[str, Any]]
+    providers: list[str]
+    model_bytes: int
+    manifest: dict[str, Any] = field(repr=False, default_factory=dict)
+
+
+def export(settings: ExportSettings, progress: Progress | None = None) -> ExportResult | None:
+    """Cut, fine-tune, export, validate and write the artifact at `settings.output`.
+
+    Returns None on the non-main processes of a multi-process launch (they only train).
+
+    Raises:
+        EdgecutError: bad input (model, data, target, destination), before any expensive work where it can.
+        ParityError: the ONNX graph does not reproduce the torch model.
+    """
+    from edgecut import artifact as art
+    from edgecut.baselines import tfidf_baseline
+    from edgecut.classifier import label_token_ids, make_classifier
+    from edgecut.data import encode_examples, load_dataset
+    from edgecut.export import export_onnx, torch_logits
+    from edgecut.finetune import finetune
+    from edgecut.load import load_model, model_depth
+    from edgecut.manifest import TRAINING_LOG, write_golden, write_manifest
+    from edgecut.optimize import optimize_graph
+    from edgecut.parity import POLICY, compare_logits, require_parity
+    from edgecut.prompt import PromptFormat
+    from edgecut.prune import keep_layers
+    from edgecut.quantize import build_precision, graph_bytes
+    from edgecut.runtime import check_target_available, create_session, pad_batch, run_logits
+    from edgecut.select import select_layers
+    from edgecut.targets import load_target
+    from edgecut.validate import validate
+
+    progress = progress or Progress()
+    s = settings
+    # Everything that can be checked without the model is checked first: bad input fails in a second.
+    target = load_target(s.target)
+    precision = target.resolve_precision(s.quantize)
+    check_target_available(target)
+    art.check_destination(s.output, s.force, s.protected_paths())
+    recipe = s.training_recipe()
+    depth = model_depth(s.model, s.trust_remote_code)
+    n_layers = depth if s.layers == "full" else s.layers
+    if n_layers > depth:
+        raise EdgecutError(f"--layers {n_layers} is out of range: this model has {depth} layers, use 1..{depth}")
+    with progress.stage("data"):
+        dataset = load_dataset(s.data_spec())
+    progress.note(
+        f"{dataset.name}: {len(dataset.train)} train / {len(dataset.validation)} validation / "
+        f"{len(dataset.test)} test, classes {', '.join(dataset.labels)}"
+    )
+
+    with _workspace(s) as (workdir, is_main):
+        with progress.stage(f"load {s.model}"):
+            loaded = load_model(s.model, trust_remote_code=s.trust_remote_code)
+        tok, pad = loaded.tokenizer, None
+        prompt = PromptFormat(dataset.template, tuple(dataset.demonstrations), recipe.max_length)
+        train, _ = encode_examples(tok, prompt, dataset.train)
+        val, _ = encode_examples(tok, prompt, dataset.validation)
+        test, test_cut = encode_examples(tok, prompt, dataset.test)
+        with progress.stage(f"choose {n_layers} layer(s) ({s.select})"):
+            calibration = [f["input_ids"] for f in train[: POLICY.calibration_rows]]
+            selection = select_layers(loaded.model, n_layers, s.select, calibration, tok.pad_token_id)
+            pruned = keep_layers(loaded.model, selection.kept)
+        progress.note(
+            f"kept layers {list(selection.kept)}; parameters {pruned.params_before / 1e6:.1f} M → "
+            f"{pruned.params_after / 1e6:.1f} M ({pruned.depth_before} → {n_layers} layers)"
+        )
+        # Encoders have no LM head; pcls/cls are the paper's settings with a freshly initialised head.
+        init = "lm" if s.setting == "lm" and not loaded.is_encoder else "random"
+        classifier = make_classifier(loaded.model, tok, dataset.labels, dataset.label_words, init=init)
+        pad = tok.pad_token_id
+
+        progress.note(
+            f"fine-tuning ({recipe.name} recipe: {len(train)} rows, {recipe.epochs:g} epoch(s), "
+            f"batch {recipe.batch_size}, lr {recipe.learning_rate:g})"
+        )
+        with progress.stage("fine-tune"):
+            tuned = finetune(
+                classifier,
+                tok,
+                train,
+                val,
+                recipe,
+                workdir=art.scratch_dir(workdir) / "train",
+                on_progress=progress.training,
+                log_path=workdir / TRAINING_LOG if is_main else None,
+            )
+        classifier = tuned.model
+        progress.note(
+            f"{tuned.seconds:.0f}s, {tuned.steps} steps, stopped by {tuned.stopped_by}, "
+            f"best validation accuracy {tuned.best_validation_accuracy:.1%}"
+        )
+        if not is_main:  # the other processes of a multi-process launch only train
+            return None
+
+        test_ids, test_labels = [f["input_ids"] for f in test], [f["labels"] for f in test]
+        with progress.counter("torch accuracy", len(test_ids)) as advance:
+            reference = torch_logits(classifier, test_ids, pad, on_batch=advance)
+        parity_rows, parity_reference = test_ids[: POLICY.rows], reference[: POLICY.rows]
+        graphs = art.scratch_dir(workdir) / "graphs"
+        graphs.mkdir(parents=True, exist_ok=True)
+        with progress.stage("export to ONNX"):
+            exported = export_onnx(classifier, pad_batch(test_ids[: POLICY.trace_rows], pad), graphs / "model.onnx")
+            # The export itself is checked on the CPU in fp32, whatever the target.
+            fp32_logits = run_logits(create_session(exported.path, load_target("cpu")), parity_rows, pad)
+            atol = POLICY.tolerance(POLICY.export_atol, parity_reference)
+            parity = require_parity(compare_logits(parity_reference, fp32_logits, atol))
+        progress.note(f"parity: max |Δlogit| {parity.max_abs_diff:.1e} on {parity.rows} test prompts, argmax identical")
+        with progress.stage(f"optimise the graph ({', '.join(target.optimizations) or 'no offline pass'})"):
+            optimized = optimize_graph(
+                exported.path, graphs, target, classifier.config, parity_rows, pad, parity_reference
+            )
+        if target.optimizations:
+            progress.note(f"applied: {', '.join(optimized.applied) or 'none (no pass kept parity)'}")
+        with progress.stage(f"build {precision} graph"):
+            calibration_feeds = [pad_batch([f["input_ids"]], pad) for f in train[: target.int8.calibration_size]]
+            quant = build_precision(optimized.path, workdir / "model.onnx", precision, target, calibration_feeds)
+        if quant is not None and quant.precision == "int8":
+            progress.note(
+                f"int8 {quant.mode}, per-channel {'on' if quant.per_channel else 'off'}, reduce_range "
+                f"{'on' if quant.reduce_range else 'off'}, {quant.calibration_size} calibration prompts"
+            )
+        session = create_session(workdir / "model.onnx", target)
+        shipped_atol = None if precision == "int8" else POLICY.tolerance(target.parity_atol, parity_reference)
+        shipped = require_parity(
+            compare_logits(
+                parity_reference, run_logits(session, parity_rows, pad), shipped_atol, target.min_argmax_agreement
+            ),
+            what=f"the {precision} graph on {target.providers[0]}",
+        )
+        with progress.counter("ONNX Runtime accuracy", len(test_ids) * (2 if quant else 1)) as advance:
+            report = validate(
+                reference,
+                session,
+                test_ids,
+                test_labels,
+                pad,
+                fp32_session=create_session(optimized.path, target) if quant else None,
+                io_binding=target.io_binding,
+                on_batch=advance,
+            )
+        with progress.stage("TF-IDF + logistic regression on the same rows"):
+            baseline = tfidf_baseline(dataset, s.seed)
+
+        golden_feed = pad_batch(test_ids[: POLICY.golden_rows], pad)
+        write_golden(workdir, golden_feed, session.run(["logits"], golden_feed)[0])
+        classifier.config.save_pretrained(workdir)
+        art.save_tokenizer(tok, workdir)
+        record = {
+            "model_file": "model.onnx",
+            "source_model": {"source": loaded.source, "resolved": loaded.resolved, "sha256": loaded.sha256},
+            "architecture": classifier.config.architectures[0],
+            "layers": {
+                "kept": list(pruned.kept_layers),
+                "total": pruned.depth_before,
+                "select": selection.method,
+                "scores": list(selection.scores),
+            },
+            "parameters": {"before": pruned.params_before, "after": pruned.params_after},
+            "labels": dataset.labels,
+            "label_words": dataset.label_words,
+            "label_token_ids": label_token_ids(tok, dataset.label_words) if init == "lm" else None,
+            "head_init": init,
+            "setting": s.setting,
+            "prompt": prompt.as_dict(),
+            "pad_token_id": pad,
+            "precision": precision,
+            "quantization": quant.as_dict() if quant else None,
+            "optimizations": {
+                "applied": optimized.applied,
+                "passes": optimized.passes,
+                "decided_by": f"the target's list (targets/{target.name}.toml; benchmarks/optimizations.py)",
+            },
+            "target": target.as_dict(),
+            "providers_used": report.providers,
+            "signature": {
+                "inputs": {"input_ids": ["batch", "sequence"], "attention_mask": ["batch", "sequence"]},
+                "outputs": {"logits": ["batch", len(dataset.labels)]},
+                "dtype": "int64",
+            },
+            "opset": exported.opset,
+            "exporter": exported.exporter,
+            "external_data": (workdir / "model.onnx.data").exists(),
+            "settings": s.as_dict(),
+            "recipe": asdict(recipe),
+            "data": dataset.summary() | {"test_queries_truncated": test_cut},
+            "training": {
+                "seconds": round(tuned.seconds, 1),
+                "steps": tuned.steps,
+                "stopped_by": tuned.stopped_by,
+                "validation_accuracy": tuned.validation_accuracy,
+                "log": TRAINING_LOG,
+            },
+            "metrics": report.as_dict()
+            | {
+                "parity_max_abs_diff": parity.max_abs_diff,
+                "shipped_max_abs_diff": shipped.max_abs_diff,
+                "shipped_argmax_agreement": shipped.argmax_agreement,
+            },
+            "baseline": {
+                "name": "tfidf",
+                "description": "TF-IDF (word 1-2-grams) + logistic regression on the same training rows",
+                "accuracy": baseline.accuracy,
+                "p50_ms": baseline.p50_ms,
+            },
+            "golden": {"file": "golden.npz", "atol": POLICY.golden_atol(target.parity_atol, precision)},
+        }
+        shutil.rmtree(art.scratch_dir(workdir))  # intermediate graphs and checkpoints are not the artifact
+        write_manifest(workdir, record, exclude=(art.STAGING,))
+        size = graph_bytes(workdir / "model.onnx")
+    return ExportResult(
+        path=s.output.resolve(),
+        layers=n_layers,
+        depth=pruned.depth_before,
+        params_before=pruned.params_before,
+        params_after=pruned.params_after,
+        precision=precision,
+        test_rows=report.rows,
+        torch_accuracy=report.torch_accuracy,
+        onnx_accuracy=report.onnx_accuracy,
+        onnx_fp32_accuracy=report.onnx_fp32_accuracy,
+        baseline_accuracy=baseline.accuracy,
+        latency=[asdict(x) for x in report.latency],
+        providers=report.providers,
+        model_bytes=size,
+        manifest=record,
+    )
+
+
+@contextlib.contextmanager
+def _workspace(s: ExportSettings) -> Iterator[tuple[Path, bool]]:
+    """(directory, is_main): the staging directory that becomes the artifact, and whether this process
+    writes it. Under a multi-process launch the other processes get the same path, because Trainer's
+    checkpoints (inside it) are shared; only the main process creates, fills and renames it.
+    """
+    from edgecut.artifact import staging
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        with staging(s.output, s.force, s.protected_paths()) as tmp:
+            yield tmp, True
+        return
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
+
+    state = PartialState()
+    if state.is_main_process:
+        with staging(s.output, s.force, s.protected_paths()) as tmp:
+            broadcast_object_list([str(tmp)])
+            yield tmp, True
+    else:
+        shared: list[Any] = [None]
+        broadcast_object_list(shared)
+        yield Path(shared[0]), False
