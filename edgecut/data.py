@@ -435,30 +435,25 @@ def _cell(path: Path, where: str, value: object, column: str) -> str:
     if not isinstance(value, str):
         kind = "an object" if isinstance(value, dict) else "a list"
         raise DataError(f"{path}{where}: {column!r} is {kind}, not text: give a string (or a number)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:  # JSON may escape a lone surrogate ("\ud800"), which no tokenizer takes
+        raise DataError(
+            f"{path}{where}: {column!r} holds an unpaired surrogate {value[e.start]!r}: fix that \\u escape"
+        ) from None
     return value.strip()
 
 
 def _json_records(path: Path, text: str) -> list[tuple[str, dict]]:
     """JSONL objects with their line numbers; a .json file holding one array of objects is also read."""
-    # Numbers keep their literal text: label 1.50 stays "1.50", not "1.5".
-    loads = dict(parse_float=str, parse_int=str, parse_constant=str)
     if text.lstrip().startswith("["):
-        try:
-            whole = json.loads(text, **loads)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{e.lineno} is not valid JSON: {e.msg}; write one object per line") from e
+        whole = _loads(path, 1, text)
         items = [(f" item {n}", item) for n, item in enumerate(whole, 1)]
     else:
-        items = []
         # Lines end at \n, \r\n or \r only: str.splitlines would also break at U+2028, U+0085 and others,
         # which JSON strings may hold unescaped.
-        for n, line in enumerate(re.split(r"\r\n|\r|\n", text), 1):
-            if not line.strip():
-                continue
-            try:
-                items.append((f":{n}", json.loads(line, **loads)))
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{n} is not valid JSON: {e.msg}; write one object per line") from e
+        lines = enumerate(re.split(r"\r\n|\r|\n", text), 1)
+        items = [(f":{n}", _loads(path, n, line)) for n, line in lines if line.strip()]
     for where, item in items:
         if not isinstance(item, dict):
             kind = "an array" if isinstance(item, list) else "a single value"
@@ -467,6 +462,17 @@ def _json_records(path: Path, text: str) -> list[tuple[str, dict]]:
                 'write one object per line, e.g. {"text": "...", "label": "..."}'
             )
     return items
+
+
+def _loads(path: Path, line: int, text: str) -> object:
+    """One JSON document; numbers keep their literal text (label 1.50 stays "1.50", not "1.5")."""
+    try:
+        return json.loads(text, parse_float=str, parse_int=str, parse_constant=str)
+    except json.JSONDecodeError as e:
+        where = line + e.lineno - 1
+        raise DataError(f"{path}:{where} is not valid JSON: {e.msg}; write one object per line") from e
+    except RecursionError:
+        raise DataError(f"{path}:{line} nests JSON too deeply to read: write one flat object per line") from None
 
 
 def _csv_records(path: Path, text: str, delimiter: str) -> tuple[list[tuple[str, dict]], list[str]]:

@@ -79,7 +79,10 @@ BAD_FILES = [
     ("text_object.jsonl", b'{"text": {"a": 1}, "label": "b"}\n', [":1", "'text' is an object"]),
     ("label_list.jsonl", b'{"text": "a", "label": ["b"]}\n', [":1", "'label' is a list"]),
     ("array_item.json", b'[{"text": "a", "label": "b"}, "loose"]', ["item 2", "not a JSON object"]),
-    ("bad_array.json", b'[{"text": "a", "label": "b"},\n', ["not valid JSON"]),
+    ("bad_array.json", b'[{"text": "a", "label": "b"},\n', [":2", "not valid JSON"]),
+    ("deep.jsonl", b'{"text": "a", "label": "b"}\n' + b"[" * 100_000 + b"]" * 100_000, [":2", "too deeply"]),
+    ("surrogate.jsonl", b'{"text": "a \\ud800 b", "label": "b"}\n', [":1", "'text'", "surrogate", "\\ud800"]),
+    ("huge_int.jsonl", b'{"text": "a", "label": 1' + b"0" * 5000 + b"}\n{}\n5\n", [":3", "single value"]),
 ]
 
 
