@@ -5,13 +5,23 @@ batch 1, up to 50 epochs, early stopping patience 15): it needs a GPU and, with 
 learn in the few epochs a CPU can afford. `cpu` (the default) is what learns in minutes on 2 cores:
 10x the rows, a higher learning rate, and short prompts without demonstrations (measured: 75.6 % on
 rotten-tomatoes at N=1 in ~3 min; see README).
+
+With a teacher (`Distillation`), each row also learns the teacher's soft targets; rows without labels
+learn from them alone. Trainer's own printing is silenced: callers get `TrainProgress` through
+`on_progress`, and every Trainer log dict goes to `log_path` as one JSON line.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
 
 from edgecut.errors import EdgecutError
 
@@ -74,6 +84,154 @@ def get_recipe(name: str, **overrides) -> Recipe:
     return replace(RECIPES[name], **{k: v for k, v in overrides.items() if v is not None})
 
 
+@dataclass(frozen=True)
+class TrainProgress:
+    """What a progress bar shows: where training is, the latest training loss and validation accuracy."""
+
+    step: int
+    total_steps: int
+    epoch: float
+    loss: float | None  # mean training loss over the latest logging window; None before the first
+    validation_accuracy: float | None  # after the latest evaluation; None before the first
+
+
+@dataclass(frozen=True)
+class Distillation:
+    """Soft targets from a teacher (task distillation, Hinton et al. 2015).
+
+    A labelled row's loss is alpha*CE(label) + (1-alpha)*T^2*KL(softmax(teacher/T) || softmax(student/T)); an
+    unlabeled row, which only the teacher labelled, trains with T^2*KL alone. The T^2 keeps the soft term's
+    gradients the size of the hard term's whatever T; alpha=1 without unlabeled rows is plain training.
+
+    Args:
+        train_logits: the teacher's logits on the training rows, [len(train), classes], in train's order.
+        alpha: weight of the labels, in [0, 1].
+        temperature: softens both distributions; above 1 the student also learns how the teacher ranks the
+            wrong classes.
+        unlabeled: encoded rows without labels (input_ids, attention_mask).
+        unlabeled_logits: the teacher's logits on `unlabeled`, [len(unlabeled), classes].
+
+    Raises:
+        EdgecutError: alpha outside [0, 1], a temperature that is not positive, logits of the wrong shape.
+    """
+
+    train_logits: np.ndarray
+    alpha: float = 0.5
+    temperature: float = 2.0
+    unlabeled: Sequence[dict] = ()
+    unlabeled_logits: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.alpha <= 1.0:
+            raise EdgecutError(f"--distill-alpha {self.alpha:g} must be between 0 and 1 (the weight of the labels)")
+        if not self.temperature > 0:
+            raise EdgecutError(f"--distill-temperature {self.temperature:g} must be positive")
+        if np.ndim(self.train_logits) != 2:
+            raise EdgecutError(f"teacher logits must be [rows, classes], got shape {np.shape(self.train_logits)}")
+        want = (len(self.unlabeled), np.shape(self.train_logits)[1])
+        got = None if self.unlabeled_logits is None else np.shape(self.unlabeled_logits)
+        if len(self.unlabeled) and got != want:
+            raise EdgecutError(f"{want[0]} unlabeled rows need teacher logits of shape {want}, got {got}")
+
+    def features(self, train: Sequence[dict]) -> list[dict]:
+        """The training rows with their soft targets, then the unlabeled rows with theirs."""
+        if len(train) != len(self.train_logits):
+            raise EdgecutError(
+                f"{len(self.train_logits)} teacher logits for {len(train)} training rows: the teacher must score "
+                "exactly the training rows, in order"
+            )
+        rows = [
+            dict(f, teacher_logits=[float(x) for x in t], label_weight=1.0)
+            for f, t in zip(train, self.train_logits, strict=True)
+        ]
+        for f, t in zip(self.unlabeled, self.unlabeled_logits if len(self.unlabeled) else [], strict=True):
+            # label 0 is a placeholder: a zero label_weight keeps it out of the loss
+            rows.append(
+                {
+                    "input_ids": f["input_ids"],
+                    "attention_mask": f["attention_mask"],
+                    "labels": 0,
+                    "teacher_logits": [float(x) for x in t],
+                    "label_weight": 0.0,
+                }
+            )
+        return rows
+
+
+def distillation_loss(logits, labels, teacher_logits, label_weight, alpha: float, temperature: float):
+    """Mean over the batch of alpha*CE + (1-alpha)*T^2*KL (labelled rows) and T^2*KL (unlabeled rows)."""
+    import torch
+    import torch.nn.functional as F
+
+    logits = logits.float()
+    ce = F.cross_entropy(logits, labels, reduction="none")
+    labelled = label_weight > 0
+    if alpha == 1.0 and bool(labelled.all()):
+        return ce.mean()  # plain training, to the last bit: no soft term at all
+    t = temperature
+    kl = F.kl_div(
+        F.log_softmax(logits / t, dim=-1),
+        F.log_softmax(teacher_logits.float() / t, dim=-1),
+        log_target=True,
+        reduction="none",
+    ).sum(-1) * (t * t)
+    return torch.where(labelled, alpha * ce + (1 - alpha) * kl, kl).mean()
+
+
+class BudgetClock:
+    """When a time budget stops training, counting evaluations (and checkpoint saves) as part of it.
+
+    Training stops at the first step after which one more step plus an evaluation would not fit: the
+    stopping step is evaluated once, so the best model is still chosen and the evaluation itself stays
+    inside the budget. Until the first evaluation has been timed, an evaluation is estimated from the
+    step time (a forward pass over the validation rows costs about a third of training on as many rows;
+    counted as half to leave room for the checkpoint save).
+    """
+
+    def __init__(
+        self, budget_s: float | None, eval_rows: int, batch_size: int, clock: Callable[[], float] = time.monotonic
+    ):
+        self.budget, self.eval_rows, self.batch_size, self.clock = budget_s, eval_rows, batch_size, clock
+        self.start = clock()
+        self.hit = False
+        self.step_s: float | None = None  # mean seconds of one training step
+        self.eval_s: float | None = None  # the latest evaluation (with its save), measured
+        self._steps = 0
+        self._began: float | None = None
+        self._ended: float | None = None
+        self._evaluated_since_step = False
+
+    def step_begin(self) -> None:
+        now = self.clock()
+        if self._evaluated_since_step and self._ended is not None:
+            self.eval_s = now - self._ended  # everything between two steps: evaluation, save, logging
+        self._evaluated_since_step = False
+        self._began = now
+
+    def evaluated(self) -> None:
+        self._evaluated_since_step = True
+
+    def eval_estimate(self) -> float:
+        if self.eval_s is not None:
+            return self.eval_s
+        return (self.step_s or 0.0) * self.eval_rows / self.batch_size / 2
+
+    def step_end(self) -> bool:
+        """Whether training must stop (and evaluate) now."""
+        now = self.clock()
+        if self._began is not None:
+            self._steps += 1
+            took = now - self._began
+            self.step_s = took if self.step_s is None else self.step_s + (took - self.step_s) / self._steps
+        self._ended = now
+        if self.budget is None or self.step_s is None:
+            return False
+        left = self.budget - (now - self.start)
+        if left < self.step_s + self.eval_estimate():
+            self.hit = True
+        return self.hit
+
+
 @dataclass
 class FinetuneResult:
     model: object
@@ -82,6 +240,7 @@ class FinetuneResult:
     steps: int = 0
     seconds: float = 0.0
     stopped_by: str = "epochs"  # epochs | early-stopping | time-budget
+    evaluations: list[int] = field(default_factory=list)  # the step of each evaluation
 
 
 def _has_cuda() -> bool:
@@ -91,45 +250,158 @@ def _has_cuda() -> bool:
 
 
 def _accuracy(eval_pred) -> dict[str, float]:
-    import numpy as np
-
     logits, labels = eval_pred
     return {"accuracy": float((np.argmax(logits, axis=-1) == labels).mean())}
 
 
+@contextlib.contextmanager
+def _quiet_transformers():
+    """No "Writing model shards" bars (save_pretrained's tqdm) and no warnings from transformers while training."""
+    from transformers.utils import logging as hf_logging
+
+    bars_were_off, level = hf_logging.is_progress_bar_enabled() is False, hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if not bars_were_off:
+            hf_logging.enable_progress_bar()
+
+
 def finetune(
-    classifier, tokenizer, train: list[dict], validation: list[dict], recipe: Recipe, show_progress: bool = True
+    classifier,
+    tokenizer,
+    train: list[dict],
+    validation: list[dict],
+    recipe: Recipe,
+    *,
+    on_progress: Callable[[TrainProgress], None] | None = None,
+    log_path: Path | None = None,
+    workdir: Path | None = None,
+    distillation: Distillation | None = None,
+    show_progress: bool = False,
 ) -> FinetuneResult:
     """Train `classifier` in place on encoded features; the model with the best validation accuracy wins.
 
     Training runs on the GPU when torch sees one; the model comes back on the CPU either way.
+
+    Args:
+        train, validation: encoded rows (input_ids, attention_mask, labels).
+        on_progress: called after every step and every evaluation (draw a progress bar from it).
+        log_path: every Trainer log dict (loss, grad norm, learning rate, evaluation) as one JSON line.
+        workdir: where Trainer's checkpoints go (a fresh subdirectory, removed afterwards); default: TMPDIR.
+        distillation: soft targets from a teacher, and unlabeled rows (see `Distillation`).
+        show_progress: Trainer's own tqdm bar (for scripts without `on_progress`).
+
+    Raises:
+        EdgecutError: teacher logits that do not match the training rows.
     """
     from transformers import (
         DataCollatorWithPadding,
         EarlyStoppingCallback,
+        PrinterCallback,
+        ProgressCallback,
         Trainer,
         TrainerCallback,
         TrainingArguments,
     )
 
-    class TimeBudget(TrainerCallback):
-        """Stop after `budget` seconds, evaluating and saving first so the best model is still chosen."""
+    rows = distillation.features(train) if distillation is not None else list(train)
+    padding = DataCollatorWithPadding(tokenizer)
 
-        def __init__(self, budget: float | None):
-            self.budget, self.start, self.hit = budget, time.monotonic(), False
+    def collate(features: list[dict]) -> dict:
+        """Pad the token ids; stack the soft targets that distillation adds to each row."""
+        import torch
+
+        soft = [f for f in features if "teacher_logits" in f]
+        batch = dict(padding([{k: f[k] for k in ("input_ids", "attention_mask", "labels")} for f in features]))
+        if soft and len(soft) == len(features):
+            batch["teacher_logits"] = torch.tensor([f["teacher_logits"] for f in features], dtype=torch.float32)
+            batch["label_weight"] = torch.tensor([f["label_weight"] for f in features], dtype=torch.float32)
+        return batch
+
+    class DistillingTrainer(Trainer):
+        """Trainer whose loss adds the teacher's soft targets where a batch carries them."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if "teacher_logits" not in inputs:  # validation, or no teacher: the model's own loss
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            teacher, weight, labels = inputs.pop("teacher_logits"), inputs.pop("label_weight"), inputs.pop("labels")
+            outputs = model(**inputs)
+            loss = distillation_loss(
+                outputs.logits, labels, teacher, weight, distillation.alpha, distillation.temperature
+            )
+            return (loss, outputs) if return_outputs else loss
+
+    clock = BudgetClock(recipe.time_budget_s, len(validation), recipe.batch_size)
+
+    class Budget(TrainerCallback):
+        """Stops training when the next step plus an evaluation would not fit the budget (see BudgetClock)."""
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            clock.step_begin()
 
         def on_step_end(self, args, state, control, **kwargs):
-            if self.budget is not None and time.monotonic() - self.start > self.budget:
-                self.hit = True
+            if clock.step_end():
                 control.should_training_stop = control.should_evaluate = control.should_save = True
             return control
 
+        def on_evaluate(self, args, state, control, **kwargs):
+            evaluated_at.append(state.global_step)
+            clock.evaluated()
+
+        def on_epoch_end(self, args, state, control, **kwargs):
+            # The default flow asks for an evaluation at every epoch's end; the stopping step already had one.
+            if evaluated_at and evaluated_at[-1] == state.global_step:
+                control.should_evaluate = control.should_save = False
+            return control
+
+    class Report(TrainerCallback):
+        """Progress for the caller, and the raw log as JSON lines."""
+
+        def __init__(self):
+            self.loss: float | None = None
+            self.accuracy: float | None = None
+
+        def _report(self, state) -> None:
+            if on_progress is not None:
+                progress = TrainProgress(
+                    state.global_step, state.max_steps, float(state.epoch or 0.0), self.loss, self.accuracy
+                )
+                on_progress(progress)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs = logs or {}
+            if "loss" in logs:
+                self.loss = float(logs["loss"])
+            if log_file is not None:
+                record = {"step": state.global_step, "epoch": state.epoch} | logs
+                log_file.write(json.dumps(record, default=float) + "\n")
+                log_file.flush()
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            if metrics and "eval_accuracy" in metrics:
+                self.accuracy = float(metrics["eval_accuracy"])
+            self._report(state)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self._report(state)
+
+    evaluated_at: list[int] = []
     start = time.monotonic()
-    budget = TimeBudget(recipe.time_budget_s)
-    stopper = EarlyStoppingCallback(early_stopping_patience=recipe.patience)
-    with tempfile.TemporaryDirectory(prefix="edgecut-train-") as workdir:
+    if workdir is not None:
+        Path(workdir).mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="edgecut-train-", dir=workdir))
+        log_file = None
+        if log_path is not None:
+            Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+            log_file = stack.enter_context(Path(log_path).open("w", encoding="utf-8"))
+        stack.enter_context(_quiet_transformers())
         args = TrainingArguments(
-            output_dir=workdir,
+            output_dir=scratch,
             num_train_epochs=recipe.epochs,
             per_device_train_batch_size=recipe.batch_size,
             per_device_eval_batch_size=max(16, recipe.batch_size),
@@ -147,21 +419,25 @@ def finetune(
             greater_is_better=True,
             seed=recipe.seed,
             data_seed=recipe.seed,
-            logging_steps=50,
+            logging_steps=10,
             report_to="none",
             disable_tqdm=not show_progress,
             dataloader_num_workers=0,
             dataloader_pin_memory=_has_cuda(),
+            remove_unused_columns=False,  # the soft targets travel in the rows; the collator picks the inputs
         )
-        trainer = Trainer(
+        trainer = DistillingTrainer(
             model=classifier,
             args=args,
-            train_dataset=train,
+            train_dataset=rows,
             eval_dataset=validation,
-            data_collator=DataCollatorWithPadding(tokenizer),
+            data_collator=collate,
             compute_metrics=_accuracy,
-            callbacks=[stopper, budget],
+            callbacks=[EarlyStoppingCallback(early_stopping_patience=recipe.patience), Budget(), Report()],
         )
+        trainer.remove_callback(PrinterCallback)  # prints every log dict when tqdm is off
+        if not show_progress:
+            trainer.remove_callback(ProgressCallback)
         trainer.train()
         history = [log["eval_accuracy"] for log in trainer.state.log_history if "eval_accuracy" in log]
         # Trainer puts the model on the GPU when there is one; everything after training (reference
@@ -169,10 +445,11 @@ def finetune(
         model = trainer.model.eval().to("cpu")
         steps = trainer.state.global_step
         epochs_done = trainer.state.epoch or 0
-    if budget.hit:
+    if clock.hit:
         stopped = "time-budget"
     elif epochs_done + 1e-6 < recipe.epochs:
         stopped = "early-stopping"
     else:
         stopped = "epochs"
-    return FinetuneResult(model, history, max(history, default=0.0), steps, time.monotonic() - start, stopped)
+    seconds = time.monotonic() - start
+    return FinetuneResult(model, history, max(history, default=0.0), steps, seconds, stopped, evaluated_at)
