@@ -8,9 +8,10 @@ replaces anything it did not check: without force it renames onto a path that mu
 (atomically where the kernel can), with force it moves the old directory aside, checks what it moved and
 puts it back if that is no longer replaceable.
 
-The partial is `.NAME.partial-PID-XXXXXXXX`; it holds `.edgecut-staging/` (owner record and scratch
-space), removed just before the rename. A partial whose process is gone (kill -9, power loss) is
-removed by the next staging of the same destination.
+The partial is `.NAME.partial-HOST-PID-XXXXXXXX` (HOST: 8 hex digits of the host name's hash), so its
+owner is known from its name alone, even when killed right after creating it. Scratch space
+(`.edgecut-staging/`, see `scratch_dir`) lives inside it and is removed just before the rename. A partial
+whose process is gone (kill -9, power loss) is removed by the next staging of the same destination.
 
 Layout (Hugging Face / optimum ONNX): model.onnx [+ model.onnx.data], config.json, tokenizer files, plus
 edgecut.json (manifest) and golden.npz (inputs + expected logits).
@@ -21,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import hashlib
 import json
 import os
 import re
@@ -48,11 +50,9 @@ from edgecut.manifest import (  # noqa: F401
     write_manifest,
 )
 
-# Inside a partial, never part of the artifact: the owner record and scratch space (training
-# checkpoints, intermediate graphs), so removing the partial removes everything an export wrote.
+# Scratch space inside a partial, never part of the artifact (training checkpoints, intermediate graphs):
+# removing the partial removes everything an export wrote.
 STAGING = ".edgecut-staging"
-_OWNER = "owner.json"
-_SCRATCH = "scratch"
 
 
 def is_artifact_dir(path: Path) -> bool:
@@ -163,8 +163,8 @@ def scratch_dir(partial: Path) -> Path:
 
     It goes with the partial on failure and is removed just before the final rename on success.
     """
-    path = Path(partial) / STAGING / _SCRATCH
-    path.mkdir(parents=True, exist_ok=True)
+    path = Path(partial) / STAGING
+    path.mkdir(exist_ok=True)
     return path
 
 
@@ -186,13 +186,10 @@ def staging(
     check_destination(out, force, protected, is_replaceable)
     target = out.resolve()
     remove_stale_partials(target)
-    tmp = _make_dir(target.parent, f".{target.name}.partial-{os.getpid()}-")
+    tmp = _make_dir(target.parent, f".{target.name}.partial-{_owner()}-")
     try:
-        (tmp / STAGING).mkdir()
-        owner = {"pid": os.getpid(), "host": socket.gethostname()}
-        (tmp / STAGING / _OWNER).write_text(json.dumps(owner) + "\n", encoding="utf-8")
         yield tmp
-        shutil.rmtree(tmp / STAGING)
+        shutil.rmtree(tmp / STAGING, ignore_errors=True)
         with _signals_deferred():
             _replace(tmp, target, out, force, is_replaceable)
     except BaseException:
@@ -205,18 +202,18 @@ def _replace(tmp: Path, target: Path, out: Path, force: bool, is_replaceable: Ca
     old = None
     if force and os.path.lexists(target):
         # Move whatever is there now aside, then check what was moved: no window between check and use.
-        old = target.with_name(f".{target.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
+        old = target.with_name(f".{target.name}.old-{_owner()}-{secrets.token_hex(4)}")
         rename_noreplace(target, old)
         if old.is_symlink() or not old.is_dir() or not is_replaceable(old):
             _put_back(old, target, out)
             raise OutputExistsError(
-                f"--force will not replace {out}: it changed during the export and is no longer a directory "
-                f"edgecut wrote; choose another output"
+                f"--force will not replace {out}: it changed during the export and is not a directory edgecut "
+                f"wrote; choose another output"
             )
     try:
         rename_noreplace(tmp, target)
     except FileExistsError:
-        kept = f"; the previous one is kept at {old}" if old is not None else ""
+        kept = f"; the previous one is kept at {_keep(old, target)}" if old is not None else ""
         raise OutputExistsError(
             f"{out} was created by something else during the export: nothing replaced it{kept}; "
             f"choose another output or remove it and run again"
@@ -230,8 +227,19 @@ def _put_back(old: Path, target: Path, out: Path) -> None:
         rename_noreplace(old, target)
     except FileExistsError:
         raise OutputExistsError(
-            f"{out} changed twice during the export: what was there is kept at {old}; choose another output"
+            f"{out} changed twice during the export: what was there is kept at {_keep(old, target)}; "
+            f"choose another output"
         ) from None
+
+
+def _keep(old: Path, target: Path) -> Path:
+    """Give a moved-aside directory that cannot go back a visible name that stale cleanup never removes."""
+    kept = target.with_name(f"{target.name}.kept-{secrets.token_hex(4)}")
+    try:
+        rename_noreplace(old, kept)
+    except OSError:
+        return old
+    return kept
 
 
 @contextlib.contextmanager
@@ -294,56 +302,43 @@ def rename_noreplace(src: Path, dst: Path) -> None:
 # --- stale partials -------------------------------------------------------------------------------------
 
 
-def remove_stale_partials(out: Path) -> list[Path]:
-    """Remove what a killed staging of `out` left beside it; return what was removed or restored.
+def host_tag() -> str:
+    """8 hex digits naming this host, part of a partial's name: a pid means nothing on another machine."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
-    Only `.NAME.partial-PID-XXXXXXXX` and `.NAME.old-PID-XXXXXXXX` of this very destination whose
-    process is gone on this host. A partial is removed; an old directory (the artifact a --force run had
-    moved aside when it was killed) is put back if `out` is missing, else removed.
+
+def _owner() -> str:
+    return f"{host_tag()}-{os.getpid()}"
+
+
+def remove_stale_partials(out: Path) -> list[Path]:
+    """Remove what a killed staging of `out` left beside it; return what was removed or put back.
+
+    Only `.NAME.partial-HOST-PID-XXXXXXXX` and `.NAME.old-HOST-PID-XXXXXXXX` directories of this very
+    destination, made on this host by a process that is gone. A partial is removed; an old directory
+    (the artifact a --force run had moved aside when it was killed) is put back if `out` is missing,
+    else removed.
     """
     target = Path(out).resolve()
     name = re.escape(target.name)
-    partial = re.compile(rf"\.{name}\.partial-(\d+)-[0-9a-f]{{8}}")
-    old = re.compile(rf"\.{name}\.old-(\d+)-[0-9a-f]{{8}}")
+    pattern = re.compile(rf"\.{name}\.(partial|old)-([0-9a-f]{{8}})-(\d+)-[0-9a-f]{{8}}")
     try:
         entries = sorted(target.parent.iterdir())
     except OSError:
         return []
     done = []
     for path in entries:
-        if path.is_symlink() or not path.is_dir():
+        m = pattern.fullmatch(path.name)
+        if not m or m.group(2) != host_tag() or not _gone(int(m.group(3))) or path.is_symlink() or not path.is_dir():
             continue
-        if m := partial.fullmatch(path.name):
-            if _remove_partial(path, int(m.group(1))):
+        if m.group(1) == "old" and not os.path.lexists(target):
+            with contextlib.suppress(OSError):
+                rename_noreplace(path, target)
                 done.append(path)
-        elif (m := old.fullmatch(path.name)) and _gone(int(m.group(1))):
-            if not os.path.lexists(target):
-                with contextlib.suppress(OSError):
-                    rename_noreplace(path, target)
-                    done.append(path)
-            else:
-                shutil.rmtree(path, ignore_errors=True)
-                done.append(path)
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        done.append(path)
     return done
-
-
-def _remove_partial(path: Path, pid: int) -> bool:
-    if not _gone(pid):
-        return False
-    try:
-        owner = json.loads((path / STAGING / _OWNER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        # Killed between creating the partial and recording its owner: remove it only if still empty.
-        with contextlib.suppress(OSError):
-            (path / STAGING).rmdir()
-        with contextlib.suppress(OSError):
-            path.rmdir()
-            return True
-        return False
-    if not isinstance(owner, dict) or owner.get("pid") != pid or owner.get("host") != socket.gethostname():
-        return False  # another machine's partial on a shared filesystem: its pid means nothing here
-    shutil.rmtree(path, ignore_errors=True)
-    return True
 
 
 def _gone(pid: int) -> bool:
