@@ -7,162 +7,28 @@ import json
 import onnx
 import pytest
 from artifact_helpers import copy_artifact, edit_manifest, export_tiny
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2  # Triton's own model_config.proto (tritonclient is a test dependency)
 from typer.testing import CliRunner
 
-from edgecut.artifact import sha256_file
 from edgecut.cli import app
+from edgecut.manifest import sha256_file
 
 runner = CliRunner()
-F = descriptor_pb2.FieldDescriptorProto
 ONNX_TO_TRITON = {onnx.TensorProto.INT64: "TYPE_INT64", onnx.TensorProto.FLOAT: "TYPE_FP32"}
 
 
-def _model_config_class():
-    """The subset of Triton's `inference.ModelConfig` (model_config.proto) that edgecut writes.
-
-    Field names, numbers and enum values are Triton's, so text_format rejects any field or value Triton
-    would reject; the full schema ships in tritonclient (checked by hand against tritonclient 2.73.0).
-    """
-    fdp = descriptor_pb2.FileDescriptorProto(name="edgecut_test_model_config.proto", package="inference")
-    fdp.syntax = "proto3"
-    data_type = fdp.enum_type.add(name="DataType")
-    for number, name in enumerate(
-        "INVALID BOOL UINT8 UINT16 UINT32 UINT64 INT8 INT16 INT32 INT64 FP16 FP32 FP64 STRING BF16".split()
-    ):
-        data_type.value.add(name=f"TYPE_{name}", number=number)
-
-    def message(name, fields, parent=None):
-        msg = (parent.nested_type if parent else fdp.message_type).add(name=name)
-        for fname, number, ftype, label, type_name in fields:
-            added = msg.field.add(name=fname, number=number, type=ftype, label=label)
-            if type_name:
-                added.type_name = type_name
-        return msg
-
-    def map_entry(parent, name, value_type, value_type_name=None):
-        fields = [
-            ("key", 1, F.TYPE_STRING, F.LABEL_OPTIONAL, None),
-            ("value", 2, value_type, F.LABEL_OPTIONAL, value_type_name),
-        ]
-        entry = message(name, fields, parent)
-        entry.options.map_entry = True
-
-    opt, rep = F.LABEL_OPTIONAL, F.LABEL_REPEATED
-    message(
-        "ModelInput",
-        [
-            ("name", 1, F.TYPE_STRING, opt, None),
-            ("data_type", 2, F.TYPE_ENUM, opt, ".inference.DataType"),
-            ("dims", 4, F.TYPE_INT64, rep, None),
-        ],
-    )
-    message(
-        "ModelOutput",
-        [
-            ("name", 1, F.TYPE_STRING, opt, None),
-            ("data_type", 2, F.TYPE_ENUM, opt, ".inference.DataType"),
-            ("dims", 3, F.TYPE_INT64, rep, None),
-            ("label_filename", 4, F.TYPE_STRING, opt, None),
-        ],
-    )
-    group = message(
-        "ModelInstanceGroup",
-        [
-            ("name", 1, F.TYPE_STRING, opt, None),
-            ("count", 2, F.TYPE_INT32, opt, None),
-            ("gpus", 3, F.TYPE_INT32, rep, None),
-            ("kind", 4, F.TYPE_ENUM, opt, ".inference.ModelInstanceGroup.Kind"),
-        ],
-    )
-    kind = group.enum_type.add(name="Kind")
-    for number, name in enumerate(["KIND_AUTO", "KIND_GPU", "KIND_CPU", "KIND_MODEL"]):
-        kind.value.add(name=name, number=number)
-    message(
-        "ModelDynamicBatching",
-        [
-            ("preferred_batch_size", 1, F.TYPE_INT32, rep, None),
-            ("max_queue_delay_microseconds", 2, F.TYPE_UINT64, opt, None),
-        ],
-    )
-    policy = message(
-        "ModelOptimizationPolicy",
-        [
-            ("graph", 1, F.TYPE_MESSAGE, opt, ".inference.ModelOptimizationPolicy.Graph"),
-            (
-                "execution_accelerators",
-                4,
-                F.TYPE_MESSAGE,
-                opt,
-                ".inference.ModelOptimizationPolicy.ExecutionAccelerators",
-            ),
-        ],
-    )
-    message("Graph", [("level", 1, F.TYPE_INT32, opt, None)], policy)
-    accelerator_type = ".inference.ModelOptimizationPolicy.ExecutionAccelerators.Accelerator"
-    accelerators = message(
-        "ExecutionAccelerators",
-        [
-            ("gpu_execution_accelerator", 1, F.TYPE_MESSAGE, rep, accelerator_type),
-            ("cpu_execution_accelerator", 2, F.TYPE_MESSAGE, rep, accelerator_type),
-        ],
-        policy,
-    )
-    accelerator = message(
-        "Accelerator",
-        [
-            ("name", 1, F.TYPE_STRING, opt, None),
-            (
-                "parameters",
-                2,
-                F.TYPE_MESSAGE,
-                rep,
-                ".inference.ModelOptimizationPolicy.ExecutionAccelerators.Accelerator.ParametersEntry",
-            ),
-        ],
-        accelerators,
-    )
-    map_entry(accelerator, "ParametersEntry", F.TYPE_STRING)
-    message("ModelParameter", [("string_value", 1, F.TYPE_STRING, opt, None)])
-    config = message(
-        "ModelConfig",
-        [
-            ("name", 1, F.TYPE_STRING, opt, None),
-            ("platform", 2, F.TYPE_STRING, opt, None),
-            ("max_batch_size", 4, F.TYPE_INT32, opt, None),
-            ("input", 5, F.TYPE_MESSAGE, rep, ".inference.ModelInput"),
-            ("output", 6, F.TYPE_MESSAGE, rep, ".inference.ModelOutput"),
-            ("instance_group", 7, F.TYPE_MESSAGE, rep, ".inference.ModelInstanceGroup"),
-            ("dynamic_batching", 11, F.TYPE_MESSAGE, opt, ".inference.ModelDynamicBatching"),
-            ("optimization", 12, F.TYPE_MESSAGE, opt, ".inference.ModelOptimizationPolicy"),
-            ("parameters", 14, F.TYPE_MESSAGE, rep, ".inference.ModelConfig.ParametersEntry"),
-            ("backend", 17, F.TYPE_STRING, opt, None),
-        ],
-    )
-    map_entry(config, "ParametersEntry", F.TYPE_MESSAGE, ".inference.ModelParameter")
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(fdp)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("inference.ModelConfig"))
-
-
-ModelConfig = _model_config_class()
-
-
 def _parse(path):
-    return text_format.Parse(path.read_text(encoding="utf-8"), ModelConfig())
+    """config.pbtxt as Triton reads it: text_format fails on any field, value or enum name Triton lacks."""
+    return text_format.Parse(path.read_text(encoding="utf-8"), model_config_pb2.ModelConfig())
 
 
 def _kind(config, group=0):
-    return (
-        config.DESCRIPTOR.fields_by_name["instance_group"]
-        .message_type.enum_types_by_name["Kind"]
-        .values_by_number[config.instance_group[group].kind]
-        .name
-    )
+    return model_config_pb2.ModelInstanceGroup.Kind.Name(config.instance_group[group].kind)
 
 
 def _dtype(tensor):
-    return tensor.DESCRIPTOR.fields_by_name["data_type"].enum_type.values_by_number[tensor.data_type].name
+    return model_config_pb2.DataType.Name(tensor.data_type)
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +48,26 @@ def _with_target(artifact, tmp_path, target):
     return copy
 
 
+def _assert_tensors_match_the_graph(config, artifact):
+    """Input and output names, Triton dtypes and dims (batch left out) equal the id graph's; labels.txt named."""
+    graph = onnx.load(str(artifact / "model.onnx")).graph
+    for declared, actual in ((config.input, graph.input), (config.output, graph.output)):
+        assert [t.name for t in declared] == [v.name for v in actual]
+        for tensor, value in zip(declared, actual, strict=True):
+            assert _dtype(tensor) == ONNX_TO_TRITON[value.type.tensor_type.elem_type]
+            dims = value.type.tensor_type.shape.dim
+            assert dims[0].dim_param  # batch: dynamic in the graph, implicit in Triton (max_batch_size)
+            expected = [d.dim_value if d.HasField("dim_value") else -1 for d in dims[1:]]
+            assert list(tensor.dims) == expected
+    assert [t.name for t in config.input] == ["input_ids", "attention_mask"]
+    assert [_dtype(t) for t in config.input] == ["TYPE_INT64", "TYPE_INT64"]
+    assert [list(t.dims) for t in config.input] == [[-1], [-1]]  # sequence stays dynamic
+    labels = json.loads((artifact / "edgecut.json").read_text())["labels"]
+    assert [t.name for t in config.output] == ["logits"] and _dtype(config.output[0]) == "TYPE_FP32"
+    assert list(config.output[0].dims) == [len(labels)]
+    assert config.output[0].label_filename == "labels.txt"
+
+
 def test_cpu_repository_matches_the_onnx_graph(artifact, tmp_path):
     repo = tmp_path / "repo"
     result = _deploy(artifact, "--triton", repo, "--name", "sentiment", "--max-batch-size", "16")
@@ -199,19 +85,8 @@ def test_cpu_repository_matches_the_onnx_graph(artifact, tmp_path):
     assert (model_dir / "labels.txt").read_text().splitlines() == manifest["labels"]
 
     config = _parse(model_dir / "config.pbtxt")
-    graph = onnx.load(str(artifact / "model.onnx")).graph
     assert config.name == "sentiment" and config.backend == "onnxruntime" and config.max_batch_size == 16
-    for declared, actual in ((config.input, graph.input), (config.output, graph.output)):
-        assert [t.name for t in declared] == [v.name for v in actual]
-        for tensor, value in zip(declared, actual, strict=True):
-            assert _dtype(tensor) == ONNX_TO_TRITON[value.type.tensor_type.elem_type]
-            dims = value.type.tensor_type.shape.dim
-            assert dims[0].dim_param  # batch: dynamic in the graph, implicit in Triton (max_batch_size)
-            expected = [d.dim_value if d.HasField("dim_value") else -1 for d in dims[1:]]
-            assert list(tensor.dims) == expected
-    assert [list(t.dims) for t in config.input] == [[-1], [-1]]  # sequence stays dynamic
-    assert list(config.output[0].dims) == [len(manifest["labels"])]
-    assert config.output[0].label_filename == "labels.txt"
+    _assert_tensors_match_the_graph(config, artifact)
     assert config.HasField("dynamic_batching") and config.dynamic_batching.max_queue_delay_microseconds == 100
     assert len(config.instance_group) == 1 and _kind(config) == "KIND_CPU" and config.instance_group[0].count == 1
     assert not config.HasField("optimization")
@@ -225,14 +100,27 @@ def test_cuda_target_gets_gpu_instances(artifact, tmp_path):
         {
             "name": "cuda",
             "providers": ["CUDAExecutionProvider"],
-            "provider_options": {"CUDAExecutionProvider": {"device_id": 1, "cudnn_conv_algo_search": "HEURISTIC"}},
+            "graph_optimization": "disable",
+            "provider_options": {
+                "CUDAExecutionProvider": {
+                    "device_id": 1,
+                    "cudnn_conv_algo_search": "HEURISTIC",
+                    "do_copy_in_default_stream": False,
+                }
+            },
         },
     )
     assert _deploy(cuda, "--triton", tmp_path / "repo", "--instances", "2").exit_code == 0
     config = _parse(tmp_path / "repo" / "cuda" / "config.pbtxt")
+    _assert_tensors_match_the_graph(config, cuda)
     assert _kind(config) == "KIND_GPU" and list(config.instance_group[0].gpus) == [1]
     assert config.instance_group[0].count == 2
-    assert config.parameters["cudnn_conv_algo_search"].string_value == "1"  # HEURISTIC
+    # the backend's values: HEURISTIC is 1, booleans "1"/"0"; level 2 switches ORT's graph optimisation off
+    assert {k: v.string_value for k, v in config.parameters.items()} == {
+        "cudnn_conv_algo_search": "1",
+        "do_copy_in_default_stream": "0",
+    }
+    assert config.optimization.graph.level == 2
     assert not config.optimization.HasField("execution_accelerators")
 
 
@@ -245,28 +133,72 @@ def test_tensorrt_fp16_target_gets_the_tensorrt_accelerator(artifact, tmp_path):
             "providers": ["TensorrtExecutionProvider", "CUDAExecutionProvider"],
             "precision": "fp16",
             "graph_optimization": "basic",
-            "provider_options": {"TensorrtExecutionProvider": {"trt_max_workspace_size": 2147483648}},
+            "provider_options": {
+                "TensorrtExecutionProvider": {"trt_max_workspace_size": 2147483648, "trt_engine_cache_enable": True}
+            },
         },
     )
     result = _deploy(trt, "--triton", tmp_path / "repo")
     assert result.exit_code == 0, result.output
     config = _parse(tmp_path / "repo" / "tensorrt-fp16" / "config.pbtxt")
-    assert _kind(config) == "KIND_GPU"
+    _assert_tensors_match_the_graph(config, trt)
+    assert _kind(config) == "KIND_GPU" and list(config.instance_group[0].gpus) == [0]
+    assert not config.optimization.execution_accelerators.cpu_execution_accelerator
     (accelerator,) = config.optimization.execution_accelerators.gpu_execution_accelerator
     assert accelerator.name == "tensorrt"
-    assert dict(accelerator.parameters) == {"precision_mode": "FP16", "max_workspace_size_bytes": "2147483648"}
+    assert dict(accelerator.parameters) == {
+        "precision_mode": "FP16",
+        "max_workspace_size_bytes": "2147483648",
+        "trt_engine_cache_enable": "1",
+    }
     assert config.optimization.graph.level == -1
     assert "tensorrt FP16" in result.output
+
+
+def test_openvino_target_gets_the_openvino_cpu_accelerator(artifact, tmp_path):
+    openvino = _with_target(
+        artifact,
+        tmp_path,
+        {"name": "openvino", "providers": ["OpenVINOExecutionProvider"], "graph_optimization": "extended"},
+    )
+    result = _deploy(openvino, "--triton", tmp_path / "repo")
+    assert result.exit_code == 0, result.output
+    config = _parse(tmp_path / "repo" / "openvino" / "config.pbtxt")
+    _assert_tensors_match_the_graph(config, openvino)
+    assert _kind(config) == "KIND_CPU" and not config.instance_group[0].gpus
+    (accelerator,) = config.optimization.execution_accelerators.cpu_execution_accelerator
+    assert accelerator.name == "openvino" and not accelerator.parameters
+    assert not config.optimization.execution_accelerators.gpu_execution_accelerator
+    assert config.optimization.graph.level == 1
+    assert not config.parameters
+
+
+def test_the_schema_check_catches_an_unknown_field_and_a_wrong_enum(artifact, tmp_path):
+    """The parse above is strict: what Triton would refuse at load time fails here."""
+    assert _deploy(artifact, "--triton", tmp_path / "repo", "--name", "m").exit_code == 0
+    text = (tmp_path / "repo" / "m" / "config.pbtxt").read_text()
+    text_format.Parse(text, model_config_pb2.ModelConfig())
+    for broken in (
+        text + "max_sequence_length: 128\n",  # not a ModelConfig field
+        text.replace("kind: KIND_CPU", "kind: KIND_CPUS"),  # not a Kind
+        text.replace("data_type: TYPE_INT64", "data_type: INT64", 1),  # Triton's enum names carry TYPE_
+        text.replace("max_queue_delay_microseconds: 100", 'max_queue_delay_microseconds: "100"'),  # a number
+    ):
+        assert broken != text
+        with pytest.raises(text_format.ParseError):
+            text_format.Parse(broken, model_config_pb2.ModelConfig())
 
 
 def test_existing_model_needs_force(artifact, tmp_path):
     repo = tmp_path / "repo"
     assert _deploy(artifact, "--triton", repo, "--name", "m").exit_code == 0
-    (repo / "m" / "config.pbtxt").write_text("# edited by hand\n")
+    config = repo / "m" / "config.pbtxt"
+    edited = config.read_text() + "# edited by hand\n"  # still edgecut's header: --force may replace it
+    config.write_text(edited)
     result = _deploy(artifact, "--triton", repo, "--name", "m")
     assert result.exit_code == 2 and result.output.strip().splitlines()[-1].startswith("error:")
     assert "--force" in result.output
-    assert (repo / "m" / "config.pbtxt").read_text() == "# edited by hand\n"
+    assert config.read_text() == edited
     assert _deploy(artifact, "--triton", repo, "--name", "m", "--force").exit_code == 0
     assert _parse(repo / "m" / "config.pbtxt").name == "m"
     assert sorted(p.name for p in repo.iterdir()) == ["m"]
@@ -277,6 +209,7 @@ def test_existing_model_needs_force(artifact, tmp_path):
     [
         ("tampered", [], "is broken (files"),
         ("coreml", [], "CoreMLExecutionProvider"),
+        ("tensorrt-int8", [], "calibration table"),
         ("none", ["--name", "../escape"], "--name"),
         ("none", ["--max-batch-size", "0"], "--max-batch-size"),
     ],
@@ -288,6 +221,9 @@ def test_bad_input_writes_nothing_and_exits_2(setup, args, match, artifact, tmp_
         (source / "model.onnx").write_bytes((artifact / "model.onnx").read_bytes()[:-10])
     elif setup == "coreml":
         source = _with_target(artifact, tmp_path, {"name": "coreml", "providers": ["CoreMLExecutionProvider"]})
+    elif setup == "tensorrt-int8":
+        trt = {"name": "trt-int8", "providers": ["TensorrtExecutionProvider"], "precision": "int8"}
+        source = _with_target(artifact, tmp_path, trt)
     repo = tmp_path / "repo"
     result = _deploy(source, "--triton", repo, *args)
     assert result.exit_code == 2, result.output
