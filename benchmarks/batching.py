@@ -1,0 +1,143 @@
+"""Throughput of `ArtifactClassifier.predict` at batch 1, 8 and 32 (README "Batched predict").
+
+Texts/s for one artifact over 1000 texts (the rotten-tomatoes test split, or one text a line from --file),
+on the CPU, and also on CUDA when the artifact's target runs on CUDA and this ONNX Runtime has a GPU.
+Two rates per batch size: end to end (tokenizing, prompt, padding, `session.run`, softmax: what
+`edgecut predict --batch-size` delivers) and the model alone (the texts over the summed `session.run` time,
+i.e. over the `latency_ms` of every prediction). Each rate is the median of --repeats passes after one
+warm-up pass. Labels at every batch size are compared with batch 1 (fp32 artifacts agree; int8 dynamic
+quantisation scales activations per batch, so a few rows may differ there).
+
+    .venv/bin/python benchmarks/batching.py edgecut-out
+    .venv/bin/python benchmarks/batching.py edgecut-out --file texts.txt --batch-sizes 1,8,32,64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import onnxruntime
+
+from edgecut.errors import EdgecutError
+from edgecut.runtime import ArtifactClassifier, read_manifest
+
+RESULTS = Path(__file__).parent / "results" / "batching.json"
+
+
+def load_texts(file: Path | None, n: int) -> tuple[list[str], str]:
+    """The first n texts of --file, or n texts of the rotten-tomatoes test split (seeded, as export splits)."""
+    if file is not None:
+        from edgecut.runtime import read_texts
+
+        with file.open(encoding="utf-8") as f:
+            texts = read_texts(f, jsonl=file.suffix in (".jsonl", ".ndjson"), source=str(file))
+        return texts[:n], str(file)
+    from edgecut.data import DataSpec, load_dataset
+
+    test = load_dataset(DataSpec(test_size=n)).test
+    return [ex.text for ex in test[:n]], f"rotten-tomatoes test split ({len(test[:n])} texts)"
+
+
+def measure(clf: ArtifactClassifier, texts: list[str], batch_size: int, repeats: int) -> dict:
+    """Median end-to-end and model-only texts/s of predict(texts, batch_size) over `repeats` passes."""
+    clf.predict(texts, batch_size=batch_size)  # warm-up: ORT allocates and tunes per shape
+    total, model, labels = [], [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predictions = clf.predict(texts, batch_size=batch_size)
+        total.append(time.perf_counter() - start)
+        model.append(sum(p.latency_ms for p in predictions) / 1e3)
+        labels = [p.label for p in predictions]
+    seconds, model_seconds = statistics.median(total), statistics.median(model)
+    return {
+        "batch_size": batch_size,
+        "texts_per_s": len(texts) / seconds,
+        "model_texts_per_s": len(texts) / model_seconds,
+        "ms_per_text": seconds * 1e3 / len(texts),
+        "model_ms_per_text": model_seconds * 1e3 / len(texts),
+        "labels": labels,
+    }
+
+
+def bench(artifact: Path, target: str | None, texts: list[str], sizes: list[int], repeats: int) -> dict:
+    clf = ArtifactClassifier(artifact, target=target)
+    rows = [measure(clf, texts, b, repeats) for b in sizes]
+    reference = rows[0]["labels"]
+    for row in rows:
+        labels = row.pop("labels")
+        row["labels_equal_to_first"] = sum(a == b for a, b in zip(labels, reference, strict=True))
+        row["speedup"] = row["texts_per_s"] / rows[0]["texts_per_s"]
+    return {"target": clf.target.name, "provider": clf.session.get_providers()[0], "rows": rows}
+
+
+def print_table(runs: list[dict], n: int) -> None:
+    head = "| device | batch | texts/s | ms/text | model texts/s | model ms/text | vs batch 1 | labels = batch 1 |"
+    print(head)
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for run in runs:
+        for r in run["rows"]:
+            print(
+                f"| {run['provider'].removesuffix('ExecutionProvider')} | {r['batch_size']} "
+                f"| {r['texts_per_s']:.0f} | {r['ms_per_text']:.3f} | {r['model_texts_per_s']:.0f} "
+                f"| {r['model_ms_per_text']:.3f} | {r['speedup']:.2f}x | {r['labels_equal_to_first']}/{n} |"
+            )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("artifact", type=Path, help="artifact directory written by `edgecut export`")
+    parser.add_argument("--file", type=Path, help="texts, one a line (or JSONL); default: rotten-tomatoes test")
+    parser.add_argument("-n", type=int, default=1000, help="number of texts (default 1000)")
+    parser.add_argument("--batch-sizes", default="1,8,32", help="comma-separated (default 1,8,32)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes per batch size (default 3)")
+    parser.add_argument("--json", type=Path, default=RESULTS, help=f"where to write results (default {RESULTS})")
+    args = parser.parse_args()
+    try:
+        sizes = [int(b) for b in args.batch_sizes.split(",")]
+        manifest = read_manifest(args.artifact)
+        texts, source = load_texts(args.file, args.n)
+        if not texts:
+            raise EdgecutError(f"{args.file} holds no texts: give a file with one text a line")
+        runs = [bench(args.artifact, "cpu", texts, sizes, args.repeats)]
+        on_cuda = "CUDAExecutionProvider" in manifest["target"]["providers"]
+        if on_cuda and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+            runs.append(bench(args.artifact, None, texts, sizes, args.repeats))
+        elif on_cuda:
+            print(
+                "note: the artifact targets CUDA but this ONNX Runtime has no CUDA provider: CPU only", file=sys.stderr
+            )
+    except (EdgecutError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{args.artifact} ({manifest.get('precision', 'fp32')}), {source}, median of {args.repeats} passes")
+    print_table(runs, len(texts))
+    result = {
+        "artifact": str(args.artifact.resolve()),
+        "source_model": manifest.get("source_model"),
+        "layers": manifest.get("layers"),
+        "precision": manifest.get("precision", "fp32"),
+        "texts": source,
+        "n": len(texts),
+        "repeats": args.repeats,
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "onnxruntime": onnxruntime.__version__,
+        },
+        "runs": runs,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
