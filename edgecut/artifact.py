@@ -106,8 +106,11 @@ def _what(is_replaceable: Callable[[Path], bool]) -> str:
 
 def _guarded_by(target: Path, protected: Sequence[Path]) -> str | None:
     """What `target` would destroy if replaced: a protected path it is, or a directory above one."""
-    guards = [(Path("/"), "the root directory"), (Path.home(), "your home directory")]
-    guards.append((Path.cwd(), "the working directory"))
+    guards = [(Path("/"), "the root directory")]
+    with contextlib.suppress(RuntimeError, KeyError):  # no HOME and no passwd entry
+        guards.append((Path.home(), "your home directory"))
+    with contextlib.suppress(OSError):  # the working directory was deleted
+        guards.append((Path.cwd(), "the working directory"))
     guards += [(Path(p), f"the input {p}") for p in protected if os.path.lexists(p)]
     for path, what in guards:
         resolved = path.resolve()

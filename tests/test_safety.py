@@ -710,6 +710,12 @@ def traced_export(tiny_model_dirs, tiny_csv, tmp_path_factory):
     return out, connects(log, by_strace)
 
 
+def test_the_exported_artifact_has_the_umasks_mode(traced_export):
+    umask = os.umask(0)
+    os.umask(umask)
+    assert traced_export[0].stat().st_mode & 0o777 == 0o777 & ~umask  # the export ran with this umask
+
+
 def test_export_check_and_predict_make_no_network_connection(traced_export, tiny_csv, tmp_path):
     out, export_connects = traced_export
     assert outside(export_connects) == []
