@@ -147,7 +147,9 @@ def load_model(source: str = DEFAULT_MODEL, trust_remote_code: bool = False) -> 
     """
     import torch
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # "Loading weights" bars: the CLI draws its own progress
     location, gguf_file, hashed = _locate(source, trust_remote_code)
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if gguf_file:

@@ -274,14 +274,16 @@ def run_sweep(settings: SweepSettings, progress: Progress | None = None) -> Swee
     outcome = SweepOutcome(summary=None)
     if not settings.report_only:
         mine = shard_of(runs, settings.shard)
-        todo = [r for r in mine if not is_done(out, r)]
-        progress.note(f"sweep: {len(mine)} runs ({len(mine) - len(todo)} already done) in {out}")
+        done = sum(is_done(out, r) for r in mine)
+        progress.note(f"sweep: {len(mine)} runs ({done} already done) in {out}")
         durations: list[float] = []
-        for i, run in enumerate(todo):
-            left = eta_seconds(durations, len(todo) - i)
+        for i, run in enumerate(mine):
+            if is_done(out, run):
+                continue
+            left = eta_seconds(durations, sum(not is_done(out, r) for r in mine))
             eta = "estimating time left…" if left is None else f"about {left / 60:.0f} min left"
             what = f"baseline {run.baseline}" if run.baseline else f"N={run.layers}"
-            progress.note(f"run {i + 1}/{len(todo)}: {what}, seed {run.seed} — {eta}")
+            progress.note(f"run {i + 1}/{len(mine)}: {what}, seed {run.seed} — {eta}")
             start = time.monotonic()
             try:
                 export(run_settings(settings.base, out, run), progress)
@@ -291,6 +293,8 @@ def run_sweep(settings: SweepSettings, progress: Progress | None = None) -> Swee
                 continue
             durations.append(time.monotonic() - start)
             outcome.ran.append(run.name)
+        if outcome.failed and not any(not r.baseline for r in finished_runs(out)):
+            raise ParityError(f"no run finished; {'; '.join(outcome.failed)}")
         if settings.shard is not None:
             progress.note("shard done: run `edgecut sweep --report` with the same options once every shard is")
             return outcome

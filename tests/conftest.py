@@ -144,3 +144,15 @@ def tiny_csv(tmp_path_factory) -> Path:
         writer.writerow(["text", "label"])
         writer.writerows(_sentences(240, seed=1))
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_artifact(tiny_model_dirs, tiny_csv, tmp_path_factory) -> Path:
+    """One exported 1-layer tiny Llama artifact (with demonstrations, max_length 80) shared by every test
+    file that only reads it: exporting is the slow part of the suite. Tests that change an artifact copy it
+    first (`artifact_helpers.copy_artifact`)."""
+    from artifact_helpers import export_tiny
+
+    out = tmp_path_factory.mktemp("shared-artifact") / "llama-1"
+    extra = ("--epochs", "4", "--lr", "3e-3", "--demos", "--max-length", "80")
+    return export_tiny(tiny_model_dirs["llama"], tiny_csv, out, *extra)

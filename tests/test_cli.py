@@ -17,7 +17,7 @@ TEMPLATE = "Review: {text}\nSentiment:{label}"
 
 def _export(model_dir, data, out, *extra, template=TEMPLATE):
     args = ["export", "--model", str(model_dir), "--data", str(data), "--layers", "1"]
-    args += ["--labels", "negative,positive", "--test-size", "40", "-o", str(out)]
+    args += ["--labels", "negative, positive", "--test-size", "40", "-o", str(out)]  # spaces are stripped
     args += ["--template", template] if template else []
     # a short, hot schedule: the tiny model learns the toy task in a second
     args += ["--epochs", "4", "--lr", "3e-3", "--batch-size", "8", *extra]
@@ -36,11 +36,11 @@ def _one_line_error(result, code=2, match=""):
 
 
 @pytest.fixture(scope="module")
-def artifact(tiny_model_dirs, tiny_csv, tmp_path_factory):
-    out = tmp_path_factory.mktemp("artifacts") / "llama-1"
-    result = _export(tiny_model_dirs["llama"], tiny_csv, out, "--demos")
-    assert result.exit_code == 0, result.output
-    return out
+def artifact(tiny_artifact, tmp_path_factory):
+    """A copy of the shared tiny artifact: these tests export onto it (and must leave it untouched)."""
+    from artifact_helpers import copy_artifact
+
+    return copy_artifact(tiny_artifact, tmp_path_factory.mktemp("artifacts") / "llama-1")
 
 
 def test_export_writes_a_complete_self_describing_artifact(artifact):
@@ -55,13 +55,17 @@ def test_export_writes_a_complete_self_describing_artifact(artifact):
     assert manifest["providers_used"][0] == "CPUExecutionProvider"
     assert manifest["parameters"]["after"] < manifest["parameters"]["before"]
     assert manifest["opset"] >= 18 and len(manifest["source_model"]["sha256"]) == 64
-    assert 0.0 <= manifest["metrics"]["onnx_accuracy"] <= 1.0
-    assert manifest["metrics"]["onnx_accuracy"] == manifest["metrics"]["torch_accuracy"]
+    assert manifest["metrics"]["onnx_accuracy"] == manifest["metrics"]["torch_accuracy"] >= 0.75
+    assert manifest["baseline"]["name"] == "tfidf" and manifest["baseline"]["accuracy"] >= 0.75  # the toy task
+    assert manifest["settings"]["layers"] == 1 and manifest["settings"]["labels"] == ["negative", "positive"]
+    log = [json.loads(line) for line in (artifact / manifest["training"]["log"]).read_text().splitlines()]
+    assert any("loss" in entry for entry in log) and any("eval_accuracy" in entry for entry in log)
     assert set(manifest["metrics"]["latency"]) == {"batch_1", "batch_8"}
     config = json.loads((artifact / "config.json").read_text())
     assert config["id2label"] == {"0": "negative", "1": "positive"}
-    # every file is hashed, and the hashes are right
+    # every file is hashed, and the hashes are right; no scratch (checkpoints, graphs) is left inside
     on_disk = {p.name for p in artifact.iterdir() if p.name != "edgecut.json"}
+    assert not any(name.startswith(".") for name in on_disk), on_disk
     assert set(manifest["files"]) == on_disk
     for name, digest in manifest["files"].items():
         assert sha256_file(artifact / name) == digest
@@ -93,16 +97,16 @@ def test_existing_output_needs_force(artifact, tiny_model_dirs, tiny_csv):
 def test_interrupted_export_leaves_nothing_and_keeps_the_old_artifact(
     error, artifact, tiny_model_dirs, tiny_csv, monkeypatch, tmp_path
 ):
-    import edgecut.validate
+    import edgecut.load
 
-    def boom(*args, **kwargs):
+    def boom(*args, **kwargs):  # fails right after the partial directory was made: nothing to train first
         raise error("killed halfway")
 
-    monkeypatch.setattr(edgecut.validate, "validate", boom)
+    monkeypatch.setattr(edgecut.load, "load_model", boom)
     before = {p.name: sha256_file(p) for p in artifact.iterdir()}
     siblings = set(artifact.parent.iterdir())
     result = _export(tiny_model_dirs["llama"], tiny_csv, artifact, "--force")
-    assert result.exit_code != 0
+    assert result.exit_code == (130 if error is KeyboardInterrupt else 1)
     assert {p.name: sha256_file(p) for p in artifact.iterdir()} == before  # old artifact untouched
     assert set(artifact.parent.iterdir()) == siblings  # no .partial dir left behind
     fresh = tmp_path / "new"
@@ -119,7 +123,7 @@ def test_int8_export_reports_the_accuracy_drop(how, tiny_model_dirs, tiny_csv, t
     assert manifest["quantization"]["per_channel"] is True  # the measured best (README "Targets, measured")
     assert manifest["target"]["name"] == ("cpu" if how[0] == "--quantize" else "cpu-int8")
     assert manifest["metrics"]["onnx_fp32_accuracy"] is not None
-    assert set(manifest["optimizations"]["passes"]) == {"transformer-fusion", "ort-offline"}
+    assert manifest["optimizations"]["applied"] == list(manifest["target"]["optimizations"])  # the target decides
     assert "drop" in result.output and "reduce_range" in result.output  # says which int8 it built
 
 
@@ -185,6 +189,11 @@ def bad_csvs(tmp_path):
         (["--setting", "prefix"], "--setting"),
         (["--setting", "cls", "--template", "Q: {text}\nA:{label}"], "drop --template"),
         (["--data", "no-such-file.csv"], "does not exist"),
+        (["--layers", "4"], "this model has 3 layers"),  # from the config, before the weights load
+        (["--test-size", "0"], "--test-size"),
+        (["--labels", "negative,negative"], "negative"),
+        (["--template", "Review: [/x] {text}"], "{label}"),  # user text with rich markup, printed literally
+        (["-o", "/proc/edgecut-out"], "/proc/edgecut-out"),
     ],
 )
 def test_bad_option_is_one_line_exit_2(args, match, tiny_model_dirs, tiny_csv, tmp_path):
@@ -252,6 +261,9 @@ def test_export_target_cuda_runs_on_the_gpu(tiny_model_dirs, tiny_csv, tmp_path)
 
 
 def test_targets_command_lists_shipped_targets():
+    from edgecut.targets import available_targets
+
     result = runner.invoke(app, ["targets"])
     assert result.exit_code == 0
-    assert "cpu" in result.output and "cuda" in result.output
+    listed = [line.split()[0] for line in result.output.splitlines() if line.strip()]
+    assert listed == list(available_targets()) and {"cpu", "cpu-int8", "cuda", "tensorrt"} <= set(listed)

@@ -1,4 +1,4 @@
-"""`edgecut sweep` on a tiny model: 2 values of N x 1 seed, the reports, resuming, the recommendation."""
+"""`edgecut sweep` on a tiny model: 2 values of N x 1 seed, the reports, resuming, shards, the recommendation."""
 
 import json
 
@@ -7,7 +7,8 @@ from typer.testing import CliRunner
 
 from edgecut.cli import app
 from edgecut.errors import EdgecutError
-from edgecut.sweep import RunResult, parse_layers, summarize
+from edgecut.sweep import RunResult, parse_layers, parse_shard, shard_of
+from edgecut.sweep_report import summarize
 
 runner = CliRunner()
 
@@ -50,10 +51,12 @@ def test_sweep_writes_table_json_and_plot(swept):
     assert [r["layers"] for r in report["rows"]] == [1, 3]  # "full" is the tiny model's 3 layers
     assert [r["full"] for r in report["rows"]] == [False, True]
     for row in report["rows"]:
-        assert 0 <= row["accuracy_mean"] <= 1 and row["seeds"] == 1 and row["accuracy_sd"] == 0
+        assert row["accuracy_mean"] >= 0.75 and row["seeds"] == 1 and row["accuracy_sd"] == 0  # the toy task
         assert row["fp32_p50_ms"] > 0 and row["int8_p50_ms"] > 0 and row["int8_mb"] < row["artifact_mb"]
     assert report["rows"][0]["params"] < report["rows"][1]["params"]
-    assert report["recommended_layers"] in (1, 3)
+    best = max(report["rows"], key=lambda r: r["accuracy_mean"])
+    within = [r["layers"] for r in report["rows"] if r["accuracy_mean"] >= best["accuracy_mean"] - 0.01]
+    assert report["recommended_layers"] == min(within) and report["best_layers"] == best["layers"]
     (tfidf,) = report["baselines"]  # the floor, on the same split
     assert tfidf["name"] == "tfidf" and tfidf["seeds"] == 1 and tfidf["accuracy_mean"] >= 0.9  # the toy task is easy
     assert "TF-IDF + logistic regression (baseline)" in (out / "sweep.md").read_text()
@@ -77,17 +80,18 @@ def test_sweep_resumes_without_redoing_finished_runs(swept, tiny_model_dirs, tin
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
 
-def test_sweep_redoes_only_the_missing_run(tiny_model_dirs, tiny_csv, tmp_path):
+def test_sweep_redoes_only_the_missing_run(swept, tiny_model_dirs, tiny_csv, tmp_path):
     import shutil
 
     out = tmp_path / "s"
-    assert _sweep(tiny_model_dirs["gpt2"], tiny_csv, out, "--layers", "1,2").exit_code == 0
+    shutil.copytree(swept[0], out)
     kept = (out / "runs" / "n1-s0" / "edgecut.json").stat().st_mtime_ns
-    shutil.rmtree(out / "runs" / "n2-s0")  # as if the sweep had been killed during that run
-    result = _sweep(tiny_model_dirs["gpt2"], tiny_csv, out, "--layers", "1,2")
+    shutil.rmtree(out / "runs" / "nfull-s0")  # as if the sweep had been killed during that run
+    result = _sweep(tiny_model_dirs["llama"], tiny_csv, out)
     assert result.exit_code == 0, result.output
     assert "(1 already done)" in result.output and "run 2/2" in result.output
     assert (out / "runs" / "n1-s0" / "edgecut.json").stat().st_mtime_ns == kept
+    assert (out / "runs" / "nfull-s0" / "edgecut.json").is_file()
 
 
 def test_a_run_failing_parity_is_left_out_and_the_sweep_goes_on(
@@ -96,17 +100,17 @@ def test_a_run_failing_parity_is_left_out_and_the_sweep_goes_on(
     """One run's numbers must not stop a long grid: the others finish, the reports cover them, exit 1."""
     import shutil
 
-    from edgecut import cli
+    from edgecut import pipeline
     from edgecut.errors import ParityError
 
-    real_export = cli._export
+    real_export = pipeline.export
 
-    def export_failing_at_two(**kwargs):
-        if kwargs["layers"] == "2":
+    def export_failing_at_two(settings, progress=None):
+        if settings.layers == 2:
             raise ParityError("ONNX export does not match torch: max |Δlogit| 2.09e-04")
-        return real_export(**kwargs)
+        return real_export(settings, progress)
 
-    monkeypatch.setattr(cli, "_export", export_failing_at_two)
+    monkeypatch.setattr(pipeline, "export", export_failing_at_two)
     nothing = _sweep(tiny_model_dirs["llama"], tiny_csv, tmp_path / "new", "--layers", "2")
     assert nothing.exit_code == 1 and "no run finished; n2-s0: ONNX export" in nothing.output.splitlines()[-1]
     out = tmp_path / "s"
@@ -141,10 +145,9 @@ def test_options_of_a_sweep_directory_are_compared_key_by_key(tmp_path):
         check_options(tmp_path, {"epochs": 1.0, "template": "Q: {text}\nA:{label}"})
 
 
-def test_extending_a_sweep_reports_all_its_runs_and_the_encoder_baseline(
-    swept, tiny_model_dirs, tiny_csv, tmp_path, monkeypatch
-):
-    """Another N added later joins the table; `minilm` (here a tiny BERT) is exported like any run."""
+def test_shards_of_a_grid_then_one_report_cover_every_run(swept, tiny_model_dirs, tiny_csv, tmp_path, monkeypatch):
+    """Another N added later joins the table; shards run disjoint parts of the grid over one directory and
+    write no report; `--report` builds it from every finished run; `minilm` (a tiny BERT) is an ordinary run."""
     import shutil
 
     from edgecut import sweep
@@ -152,9 +155,19 @@ def test_extending_a_sweep_reports_all_its_runs_and_the_encoder_baseline(
     monkeypatch.setitem(sweep.ENCODER_BASELINES, "minilm", str(tiny_model_dirs["bert"]))
     out = tmp_path / "s"
     shutil.copytree(swept[0], out)
-    result = _sweep(tiny_model_dirs["llama"], tiny_csv, out, "--layers", "2", "--baselines", "tfidf,minilm")
+    (out / "sweep.json").unlink()
+    grid = ["--layers", "1,2,full", "--baselines", "tfidf,minilm"]  # runs: n1, n2, nfull, minilm
+    first = _sweep(tiny_model_dirs["llama"], tiny_csv, out, *grid, "--shard", "1/3")  # n1 (done), minilm
+    assert first.exit_code == 0, first.output
+    assert "2 runs (1 already done)" in first.output and "--report" in first.output
+    assert (out / "runs" / "minilm-s0" / "edgecut.json").is_file() and not (out / "runs" / "n2-s0").exists()
+    assert not (out / "sweep.json").exists()  # a shard does not report
+    second = _sweep(tiny_model_dirs["llama"], tiny_csv, out, *grid, "--shard", "2/3")  # n2
+    assert second.exit_code == 0, second.output
+    assert "1 runs (0 already done)" in second.output
+    result = _sweep(tiny_model_dirs["llama"], tiny_csv, out, *grid, "--report")
     assert result.exit_code == 0, result.output
-    assert "2 runs (0 already done)" in result.output  # N=2 and the baseline; N=1 and full were there
+    assert "run 1/" not in result.output  # --report runs nothing
     report = json.loads((out / "sweep.json").read_text())
     assert [r["layers"] for r in report["rows"]] == [1, 2, 3]
     minilm = next(b for b in report["baselines"] if b["name"] == "minilm")
@@ -168,6 +181,19 @@ def test_extending_a_sweep_reports_all_its_runs_and_the_encoder_baseline(
     assert again.exit_code == 0, again.output
     report = json.loads((out / "sweep.json").read_text())
     assert [r["layers"] for r in report["rows"]] == [1, 2, 3] and report["baselines"] == []
+
+
+def test_shards_split_the_grid_without_overlap():
+    from edgecut.sweep import plan
+
+    runs = plan(["1", "2", "4", "full"], [0, 42, 421], ["minilm"])
+    shards = [shard_of(runs, (k, 4)) for k in range(1, 5)]
+    assert sorted((r for part in shards for r in part), key=runs.index) == runs
+    assert sum(len(part) for part in shards) == len(runs)
+    assert parse_shard("2/4") == (2, 4) and parse_shard(None) is None
+    for bad in ("0/4", "5/4", "2", "a/b"):
+        with pytest.raises(EdgecutError, match="--shard"):
+            parse_shard(bad)
 
 
 def _result(layers, seed, accuracy):
@@ -198,6 +224,8 @@ def test_recommendation_is_the_smallest_n_within_the_margin():
         (["--seeds", "a"], "--seeds"),
         (["--margin", "-1"], "--margin"),
         (["--baselines", "bert"], "--baselines"),
+        (["--shard", "3/2"], "--shard"),
+        (["--shard", "1/2", "--report"], "--report"),
     ],
 )
 def test_bad_sweep_options_are_one_line_exit_2(args, match, tmp_path):
@@ -216,7 +244,7 @@ def test_results_figure_draws_one_panel_per_dataset_from_sweep_json(tmp_path):
     from pathlib import Path
 
     from edgecut.baselines import BaselineResult
-    from edgecut.sweep import write_reports
+    from edgecut.sweep_report import write_reports
 
     results = [_result(1, 0, 0.6), _result(2, 0, 0.7)]
     for data in ("a", "b"):
