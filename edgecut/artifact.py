@@ -36,19 +36,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from edgecut.errors import OutputExistsError, OutputNotWritableError, Terminated
-
-# The manifest code moved to edgecut.manifest; these names stay importable from here meanwhile.
-from edgecut.manifest import (  # noqa: F401
-    GOLDEN,
-    MANIFEST,
-    MANIFEST_VERSION,
-    file_hashes,
-    is_artifact,
-    library_versions,
-    sha256_file,
-    write_golden,
-    write_manifest,
-)
+from edgecut.manifest import MANIFEST, is_artifact
 
 # Scratch space inside a partial, never part of the artifact (training checkpoints, intermediate graphs):
 # removing the partial removes everything an export wrote.

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from edgecut.artifact import sha256_file
 from edgecut.cli import app
+from edgecut.manifest import sha256_file
 
 runner = CliRunner()
 TEMPLATE = "Review: {text}\nSentiment:{label}"
