@@ -42,3 +42,11 @@ class Terminated(KeyboardInterrupt):
 
     The CLI reports it in one line and exits 143 (128 + SIGTERM), as a shell does for a killed command.
     """
+
+
+class QualityError(ParityError):
+    """No int8/fp16 graph stays within the target's `max_accuracy_drop` of fp32 on the validation split.
+
+    Exit 1 like a parity failure: the user's input is valid, but the artifact they asked for would be
+    worse than the target promises, and edgecut ships nothing rather than a silent fp32 fallback.
+    """

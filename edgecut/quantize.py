@@ -1,14 +1,19 @@
 """Change the precision of an exported fp32 graph with ONNX Runtime's own tools.
 
-int8 dynamic: weights int8, activations quantized at run time (no data needed).
-int8 static (QDQ): activation ranges calibrated on training prompts; per-channel weight scales.
+int8 static (QDQ): activation ranges calibrated on training prompts; per-channel weight scales. What
+  targets ship: a row's logits do not depend on the other rows of its batch.
+int8 weights: only the embedding Gather's table int8 (weight-only); compute stays fp32.
+int8 dynamic: weights int8, activations quantized at run time with one scale for the whole batch tensor,
+  padding included, so a row's logits change with its batch. Kept only for comparisons (benchmarks/int8.py).
 fp16: `onnxruntime.transformers.float16`, with the ops that overflow in fp16 kept fp32 and fp32/int64 I/O.
 Gather is quantized too: in a 1–2 layer model the embedding table is most of the weights.
+Which candidate ships is decided on validation accuracy by edgecut/int8_search.py.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import platform
 import time
@@ -37,6 +42,8 @@ class QuantizeResult:
     bytes_before: int
     bytes_after: int
     seconds: float
+    calibration_method: str = ""  # minmax | percentile (static mode)
+    nodes_excluded: tuple[str, ...] = ()  # left in fp32 (int8), or blocked from fp16
 
     def as_dict(self) -> dict:
         return {
@@ -46,6 +53,8 @@ class QuantizeResult:
             "per_channel": self.per_channel,
             "reduce_range": self.reduce_range,
             "calibration_size": self.calibration_size,
+            "calibration_method": self.calibration_method,
+            "nodes_excluded": list(self.nodes_excluded),
             "bytes_before": self.bytes_before,
             "bytes_after": self.bytes_after,
         }
@@ -54,12 +63,14 @@ class QuantizeResult:
 @contextlib.contextmanager
 def _quiet_root_logger():
     """The quantizer warns on the root logger that pre-processing is advised; edgecut's graphs are already
-    optimised (optimize.py), so that advice is noise in the user's terminal."""
+    optimised (optimize.py), so that advice is noise in the user's terminal. The percentile calibrator also
+    prints progress to stdout, which is the command's output."""
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
     try:
-        yield
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
     finally:
         root.setLevel(level)
 
@@ -77,10 +88,26 @@ def resolve_reduce_range(setting: bool | str) -> bool:
     return (not cpu_has_vnni()) if setting == "auto" else bool(setting)
 
 
+CALIBRATION_METHODS = ("minmax", "percentile")
+PERCENTILE = 99.999  # of |activation| per tensor: clips the rare outliers MinMax would stretch the scale for
+
+
 def to_int8(
-    source: Path, destination: Path, settings: Int8Settings, calibration: Sequence[dict[str, np.ndarray]] = ()
+    source: Path,
+    destination: Path,
+    settings: Int8Settings,
+    calibration: Sequence[dict[str, np.ndarray]] = (),
+    nodes_to_exclude: Sequence[str] = (),
+    calibration_method: str = "minmax",
 ) -> QuantizeResult:
-    """Quantize `source` to int8 into `destination`; `calibration` feeds are needed for static mode."""
+    """Quantize `source` to int8 into `destination`.
+
+    Args:
+        settings: mode "static" (QDQ, needs `calibration` feeds), "weights" (the embedding table only) or
+            "dynamic" (batch-dependent; comparisons only), per-channel, reduce-range, calibration size.
+        nodes_to_exclude: node names left in fp32.
+        calibration_method: "minmax" or "percentile" (static mode).
+    """
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -92,22 +119,35 @@ def to_int8(
 
     start = time.monotonic()
     reduce_range = resolve_reduce_range(settings.reduce_range)
-    if settings.mode == "dynamic":
+    op_types = OP_TYPES
+    method = ""
+    if settings.mode in ("dynamic", "weights"):
+        # Gather's int8 table is dequantized row by row: weight-only, nothing depends on the batch.
+        op_types = OP_TYPES if settings.mode == "dynamic" else ("Gather",)
         with _quiet_root_logger():
             quantize_dynamic(
                 model_input=_without_initializer_shapes(source),
                 model_output=str(destination),
-                op_types_to_quantize=list(OP_TYPES),
+                op_types_to_quantize=list(op_types),
+                nodes_to_exclude=list(nodes_to_exclude),
                 weight_type=QuantType.QInt8,
                 per_channel=settings.per_channel,
                 reduce_range=reduce_range,
                 extra_options={"WeightSymmetric": True, "DefaultTensorType": _FLOAT},
             )
         used = 0
-    else:
+    elif settings.mode == "static":
+        if calibration_method not in CALIBRATION_METHODS:
+            raise ValueError(f"calibration_method must be one of {CALIBRATION_METHODS}")
+        method = calibration_method
         feeds = list(calibration)[: settings.calibration_size]
         if not feeds:
             raise ValueError("static int8 needs calibration feeds")
+        used = len(feeds)
+        if method == "percentile":
+            # ORT's histogram calibrator stacks each tensor over the feeds, so they must share one shape:
+            # one padded batch (its padding positions count too; the percentile clips what they add).
+            feeds = [_one_batch(feeds)]
 
         class Reader(CalibrationDataReader):
             def __init__(self):
@@ -123,26 +163,48 @@ def to_int8(
                 calibration_data_reader=Reader(),
                 quant_format=QuantFormat.QDQ,
                 op_types_to_quantize=list(OP_TYPES),
+                nodes_to_exclude=list(nodes_to_exclude),
                 per_channel=settings.per_channel,
                 reduce_range=reduce_range,
                 activation_type=QuantType.QUInt8,  # u8 activations x s8 weights: the fast CPU kernels
                 weight_type=QuantType.QInt8,
-                calibrate_method=CalibrationMethod.MinMax,
-                extra_options={"WeightSymmetric": True, "ActivationSymmetric": False, "DefaultTensorType": _FLOAT},
+                calibrate_method=(CalibrationMethod.Percentile if method == "percentile" else CalibrationMethod.MinMax),
+                extra_options={
+                    "WeightSymmetric": True,
+                    "ActivationSymmetric": False,
+                    "DefaultTensorType": _FLOAT,
+                    "CalibPercentile": PERCENTILE,
+                },
             )
-        used = len(feeds)
+    else:
+        raise ValueError(f"unknown int8 mode {settings.mode!r}")
     return QuantizeResult(
         destination,
         "int8",
         settings.mode,
-        OP_TYPES,
+        tuple(op_types),
         settings.per_channel,
         reduce_range,
         used,
         graph_bytes(source),
         graph_bytes(destination),
         time.monotonic() - start,
+        method,
+        tuple(nodes_to_exclude),
     )
+
+
+def _one_batch(feeds: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Single-row feeds (right-padded, as pad_batch writes them) as one batch padded to the longest."""
+    width = max(f["input_ids"].shape[1] for f in feeds)
+    pad = 0  # masked out; which token fills the padding barely moves a 99.999th percentile
+
+    def widen(array: np.ndarray, value: int) -> np.ndarray:
+        return np.pad(array, ((0, 0), (0, width - array.shape[1])), constant_values=value)
+
+    ids = np.concatenate([widen(f["input_ids"], pad) for f in feeds])
+    mask = np.concatenate([widen(f["attention_mask"], 0) for f in feeds])
+    return {"input_ids": ids, "attention_mask": mask}
 
 
 def _without_initializer_shapes(source: Path):
@@ -162,15 +224,20 @@ def _without_initializer_shapes(source: Path):
     return model
 
 
-def to_fp16(source: Path, destination: Path, keep_fp32_ops: Sequence[str]) -> QuantizeResult:
-    """fp16 weights and activations; `keep_fp32_ops` stay fp32; graph inputs/outputs keep their types."""
+def to_fp16(
+    source: Path, destination: Path, keep_fp32_ops: Sequence[str], keep_fp32_nodes: Sequence[str] = ()
+) -> QuantizeResult:
+    """fp16 weights and activations; `keep_fp32_ops` (op types) and `keep_fp32_nodes` (node names) stay
+    fp32; graph inputs/outputs keep their types."""
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
     from onnxruntime.transformers.onnx_model import OnnxModel
 
     start = time.monotonic()
     model = onnx.load(str(source))
-    converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=list(keep_fp32_ops))
+    converted = convert_float_to_float16(
+        model, keep_io_types=True, op_block_list=list(keep_fp32_ops), node_block_list=list(keep_fp32_nodes)
+    )
     drop_repeated_nodes(converted.graph)
     # The converter appends its Casts after their consumers: ORT sorts for itself, the ONNX checker
     # (`edgecut check`, other runtimes) refuses an unsorted graph.
@@ -187,6 +254,8 @@ def to_fp16(source: Path, destination: Path, keep_fp32_ops: Sequence[str]) -> Qu
         graph_bytes(source),
         graph_bytes(destination),
         time.monotonic() - start,
+        "",
+        tuple(keep_fp32_nodes),
     )
 
 

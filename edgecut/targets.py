@@ -49,20 +49,82 @@ _SCHEMA: dict[str, tuple[type, bool]] = {
 # sub-table -> key -> type
 _TABLES: dict[str, dict[str, type | tuple[type, ...]]] = {
     "thresholds": {"parity_atol": (float, int), "min_argmax_agreement": (float, int)},
-    "int8": {"mode": str, "per_channel": bool, "reduce_range": (bool, str), "calibration_size": int},
-    "fp16": {"keep_fp32_ops": list, "convert_graph": bool},
+    "int8": {
+        "mode": str,
+        "per_channel": bool,
+        "reduce_range": (bool, str),
+        "calibration_size": int,
+        "max_accuracy_drop": (float, int),
+        "candidates": list,
+    },
+    "fp16": {"keep_fp32_ops": list, "convert_graph": bool, "max_accuracy_drop": (float, int), "candidates": list},
 }
-INT8_MODES = ("dynamic", "static")
+# Static only: dynamic int8 computes activation scales over the whole batch tensor (padding included), so a
+# row's logits, and sometimes its class, depend on the rows it is batched with (README, issue 16).
+INT8_MODES = ("static",)
+# The int8 graphs the accuracy search tries, in this order; the first within `max_accuracy_drop` ships
+# (edgecut/int8_search.py builds them). All keep a row's logits independent of its batch.
+INT8_CANDIDATES = (
+    "static",  # QDQ, activation ranges (MinMax) calibrated on training prompts, every MatMul/Gemm/Gather
+    "static-fp32-head",  # the same with the classification head and the last weight MatMul before it in fp32
+    "static-percentile-fp32-head",  # percentile (99.999) ranges instead of MinMax: outliers clipped
+    "static-fp32-outliers",  # the head and every MatMul whose input range is an outlier stay fp32
+    "int8-embedding",  # only the embedding table int8 (weights only): fp32 speed, about a third of the size
+)
+FP16_CANDIDATES = (
+    "fp16",  # keep_fp32_ops of the target stay fp32
+    "fp16-fp32-elementwise",  # ... and the element-wise ops of the residual stream (Add, Mul, Sub, Div)
+    "fp16-fp32-head",  # ... and the classification head and the last weight MatMul before it
+)
+# Option names each provider reads (ONNX Runtime 1.2x-1.32 sources, *_execution_provider_info.cc and the
+# OpenVINO provider's documentation). ORT ignores a misspelt name silently (CPU ignores every option), so a
+# target file is checked against these lists. Providers not listed here are checked after session creation
+# against what ORT reports back (check_reported_provider_options).
+PROVIDER_OPTIONS: dict[str, frozenset[str]] = {
+    "CPUExecutionProvider": frozenset(),
+    "CUDAExecutionProvider": frozenset(
+        "device_id has_user_compute_stream user_compute_stream gpu_mem_limit arena_extend_strategy "
+        "cudnn_conv_algo_search do_copy_in_default_stream gpu_external_alloc gpu_external_free "
+        "gpu_external_empty_cache cudnn_conv_use_max_workspace enable_cuda_graph cudnn_conv1d_pad_to_nc1d "
+        "tunable_op_enable tunable_op_tuning_enable tunable_op_max_tuning_duration_ms "
+        "enable_skip_layer_norm_strict_mode prefer_nhwc use_ep_level_unified_stream use_tf32 sdpa_kernel "
+        "fuse_conv_bias".split()
+    ),
+    "TensorrtExecutionProvider": frozenset(
+        "device_id has_user_compute_stream user_compute_stream trt_max_partition_iterations trt_min_subgraph_size "
+        "trt_max_workspace_size trt_fp16_enable trt_bf16_enable trt_int8_enable trt_int8_calibration_table_name "
+        "trt_int8_use_native_calibration_table trt_dla_enable trt_dla_core trt_dump_subgraphs "
+        "trt_engine_cache_enable trt_engine_cache_path trt_engine_cache_prefix trt_weight_stripped_engine_enable "
+        "trt_onnx_model_folder_path trt_engine_decryption_enable trt_engine_decryption_lib_path "
+        "trt_force_sequential_engine_build trt_context_memory_sharing_enable trt_layer_norm_fp32_fallback "
+        "trt_timing_cache_enable trt_timing_cache_path trt_force_timing_cache trt_detailed_build_log "
+        "trt_build_heuristics_enable trt_sparsity_enable trt_builder_optimization_level trt_auxiliary_streams "
+        "trt_tactic_sources trt_extra_plugin_lib_paths trt_profile_min_shapes trt_profile_max_shapes "
+        "trt_profile_opt_shapes trt_cuda_graph_enable trt_dump_ep_context_model trt_ep_context_file_path "
+        "trt_ep_context_embed_mode trt_engine_hw_compatible trt_op_types_to_exclude trt_preview_features "
+        "trt_load_user_initializer".split()
+    ),
+    "OpenVINOExecutionProvider": frozenset(
+        "device_type precision num_of_threads cache_dir context enable_opencl_throttling enable_qdq_optimizer "
+        "disable_dynamic_shapes num_streams load_config model_priority reshape_input layout enable_causallm "
+        "device_id device_luid enable_npu_fast_compile export_ep_ctx_blob".split()
+    ),
+}
 
 
 @dataclass(frozen=True)
 class Int8Settings:
-    """How `int8` is produced. Static QDQ calibrates activations on training prompts."""
+    """How `int8` is produced. Static QDQ calibrates activations on training prompts.
 
-    mode: str = "dynamic"
+    `mode` "dynamic" exists for comparisons (benchmarks/int8.py); target files may only ask for "static".
+    """
+
+    mode: str = "static"
     per_channel: bool = False
     reduce_range: bool | str = "auto"  # "auto": on when the CPU lacks VNNI (u8s8 overflow otherwise)
     calibration_size: int = 128
+    max_accuracy_drop: float = 1.0  # points of validation accuracy the int8 graph may lose against fp32
+    candidates: tuple[str, ...] = INT8_CANDIDATES  # tried in this order; the first within budget ships
 
 
 @dataclass(frozen=True)
@@ -71,6 +133,8 @@ class Fp16Settings:
 
     keep_fp32_ops: tuple[str, ...] = ()
     convert_graph: bool = True  # False where the provider builds its own fp16 engine (TensorRT)
+    max_accuracy_drop: float = 1.0  # points of validation accuracy the fp16 graph may lose against fp32
+    candidates: tuple[str, ...] = FP16_CANDIDATES
 
 
 @dataclass(frozen=True)
@@ -120,8 +184,8 @@ class Target:
             "provider_options": self.provider_options,
             "parity_atol": self.parity_atol,
             "optimizations": list(self.optimizations),
-            "int8": vars(self.int8),
-            "fp16": {"keep_fp32_ops": list(self.fp16.keep_fp32_ops), "convert_graph": self.fp16.convert_graph},
+            "int8": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self.int8).items()},
+            "fp16": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self.fp16).items()},
             "io_binding": self.io_binding,
         }
 
@@ -196,6 +260,7 @@ def _validate(raw: dict[str, Any], path: Path) -> Target:
             raise TargetError(f"{where}: provider_options names '{p}', which is not in 'providers'")
         if not isinstance(opts, dict):
             raise TargetError(f"{where}: provider_options.{p} must be a table")
+        _check_option_names(where, p, opts)
     for table, keys in _TABLES.items():
         for key, value in raw.get(table, {}).items():
             if key not in keys:
@@ -211,12 +276,31 @@ def _validate(raw: dict[str, Any], path: Path) -> Target:
     for p in passes:
         if p not in OPTIMIZATIONS:
             raise TargetError(f"{where}: unknown optimization '{p}' (known: {', '.join(OPTIMIZATIONS)})")
-    int8 = Int8Settings(**raw.get("int8", {}))
-    if int8.mode not in INT8_MODES:
+    int8_raw, fp16_raw = dict(raw.get("int8", {})), dict(raw.get("fp16", {}))
+    if int8_raw.get("mode", "static") == "dynamic":
+        raise TargetError(
+            f"{where}: 'int8.mode = \"dynamic\"' makes a text's logits depend on the other texts in its batch "
+            '(activation scales over the whole batch): use "static"'
+        )
+    if int8_raw.get("mode", "static") not in INT8_MODES:
         raise TargetError(f"{where}: 'int8.mode' must be one of {', '.join(INT8_MODES)}")
+    for table, known in (("int8", INT8_CANDIDATES), ("fp16", FP16_CANDIDATES)):
+        names = (int8_raw if table == "int8" else fp16_raw).get("candidates", list(known))
+        bad = [n for n in names if n not in known]
+        if not names or bad:
+            raise TargetError(
+                f"{where}: '{table}.candidates' must list names from {', '.join(known)}"
+                + (f" (unknown: {bad[0]!r})" if bad else "")
+            )
+    if "candidates" in int8_raw:
+        int8_raw["candidates"] = tuple(int8_raw["candidates"])
+    if "candidates" in fp16_raw:
+        fp16_raw["candidates"] = tuple(fp16_raw["candidates"])
+    int8 = Int8Settings(**int8_raw)
     if isinstance(int8.reduce_range, str) and int8.reduce_range != "auto":
         raise TargetError(f"{where}: 'int8.reduce_range' must be true, false or \"auto\"")
     thresholds = raw.get("thresholds", {})
+    _check_ranges(where, thresholds, int8_raw, fp16_raw)
     return Target(
         name=raw["name"],
         description=raw["description"],
@@ -232,10 +316,78 @@ def _validate(raw: dict[str, Any], path: Path) -> Target:
         requires=raw.get("requires", ""),
         int8=int8,
         fp16=Fp16Settings(
-            tuple(raw.get("fp16", {}).get("keep_fp32_ops", ())), raw.get("fp16", {}).get("convert_graph", True)
+            tuple(fp16_raw.get("keep_fp32_ops", ())),
+            fp16_raw.get("convert_graph", True),
+            float(fp16_raw.get("max_accuracy_drop", 1.0)),
+            tuple(fp16_raw.get("candidates", FP16_CANDIDATES)),
         ),
         path=str(path),
     )
+
+
+# key -> (lowest, highest, lowest included): a value out of range would be blamed on the graph later.
+_RANGES: dict[str, tuple[float, float, bool]] = {
+    "thresholds.parity_atol": (0.0, float("inf"), False),
+    "thresholds.min_argmax_agreement": (0.0, 1.0, True),
+    "int8.calibration_size": (1, float("inf"), True),
+    "int8.max_accuracy_drop": (0.0, 100.0, True),
+    "fp16.max_accuracy_drop": (0.0, 100.0, True),
+}
+
+
+def _check_ranges(where: str, thresholds: dict, int8: dict, fp16: dict) -> None:
+    tables = {"thresholds": thresholds, "int8": int8, "fp16": fp16}
+    for name, (low, high, closed) in _RANGES.items():
+        table, key = name.split(".")
+        if key not in tables[table]:
+            continue
+        value = tables[table][key]
+        if not (value >= low if closed else value > low) or value > high or value != value:  # NaN fails too
+            interval = f"{'[' if closed else '('}{low:g}, {high:g}]" if high != float("inf") else None
+            need = f"in {interval}" if interval else f"{'>=' if closed else '>'} {low:g}"
+            raise TargetError(f"{where}: '{name}' is {value}; it must be {need}")
+
+
+def _check_option_names(where: str, provider: str, options: dict[str, Any]) -> None:
+    """Refuse option names the provider does not read: ONNX Runtime would ignore them without a word."""
+    import difflib
+
+    known = PROVIDER_OPTIONS.get(provider)
+    if known is None:
+        return
+    for key in options:
+        if key in known:
+            continue
+        if not known:
+            raise TargetError(
+                f"{where}: 'provider_options.{provider}.{key}': {provider} takes no options (ONNX Runtime would "
+                "ignore it); remove it"
+            )
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"{provider} reads {', '.join(sorted(known)[:8])}, ..."
+        raise TargetError(
+            f"{where}: unknown option 'provider_options.{provider}.{key}' (ONNX Runtime would ignore it): {hint}"
+        )
+
+
+def check_reported_provider_options(target: Target, reported: dict[str, dict[str, str]]) -> None:
+    """After session creation: every option the target sets must be one ORT reports back for that provider.
+
+    `reported` is `InferenceSession.get_provider_options()`. This covers providers without a list in
+    PROVIDER_OPTIONS; ORT reports every option a provider read (CPU reports none and reads none).
+
+    Raises:
+        TargetError: an option the provider did not take, named with its provider.
+    """
+    for provider in target.providers:
+        if provider not in reported:
+            continue
+        missing = [k for k in target.provider_options.get(provider, {}) if k not in reported[provider]]
+        if missing:
+            raise TargetError(
+                f"target '{target.name}': {provider} did not take option '{missing[0]}' (ONNX Runtime ignored "
+                f"it; it reads {', '.join(sorted(reported[provider])) or 'no options'}): fix the target file"
+            )
 
 
 def _as_tuple(kind) -> tuple:

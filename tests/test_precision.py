@@ -13,7 +13,7 @@ from edgecut.optimize import optimize_graph
 from edgecut.prune import cut_to_first
 from edgecut.quantize import cpu_has_vnni, drop_repeated_nodes, resolve_reduce_range, to_fp16, to_int8
 from edgecut.runtime import check_target_available, create_session, measure_latency, pad_batch, run_logits
-from edgecut.targets import Int8Settings, load_target
+from edgecut.targets import Int8Settings, available_targets, load_target
 
 WORDS = [" negative", " positive"]
 
@@ -242,3 +242,64 @@ def test_cuda_fp16_session_runs_on_cuda(graph, tmp_path):
     assert session.get_providers()[0] == "CUDAExecutionProvider"
     logits = run_logits(session, graph["seqs"], graph["pad"])
     np.testing.assert_allclose(logits, graph["torch"], atol=target.parity_atol, rtol=0)
+
+
+_BUILT: dict[tuple, object] = {}
+
+
+def _shipped_graphs(target, graph, workdir):
+    """(label, path) of every graph `target` can ship: fp32, each int8 candidate, each fp16 candidate."""
+    from edgecut.int8_search import build_fp16_candidate, build_int8_candidate
+
+    calibration = [pad_batch([s], graph["pad"]) for s in graph["seqs"][64:]]
+    graphs = []
+    for precision in target.allowed_precisions:
+        if precision == "fp32" or (precision == "fp16" and not target.fp16.convert_graph):
+            graphs.append(("fp32", graph["path"]))  # TensorRT builds its fp16 engine from this graph itself
+            continue
+        names = target.int8.candidates if precision == "int8" else target.fp16.candidates
+        for name in names:
+            key = (precision, name, target.int8 if precision == "int8" else target.fp16.keep_fp32_ops)
+            if key not in _BUILT:
+                destination = workdir / f"{precision}-{name}-{len(_BUILT)}.onnx"
+                if precision == "int8":
+                    _BUILT[key] = build_int8_candidate(name, graph["path"], destination, target.int8, calibration).path
+                else:
+                    _BUILT[key] = build_fp16_candidate(name, graph["path"], destination, target.fp16.keep_fp32_ops).path
+            graphs.append((f"{precision} {name}", _BUILT[key]))
+    return graphs
+
+
+@pytest.mark.parametrize("name", sorted(available_targets()))
+def test_a_rows_logits_do_not_depend_on_its_batch(name, graph, tmp_path_factory):
+    # A served model is batched with whatever else arrives (Triton dynamic batching, `check`'s batches of 16):
+    # every graph a target can ship gives a row the same logits alone and in a padded batch of 32.
+    from edgecut.int8_search import batch_dependence
+    from edgecut.parity import POLICY
+
+    target = load_target(name)
+    rows = [s[: 4 + i % 14] for i, s in enumerate(graph["seqs"][:32])]  # mixed lengths: a padded batch
+    cpu = load_target("cpu")
+    checked = []
+    for label, path in _shipped_graphs(target, graph, tmp_path_factory.mktemp("shipped")):
+        try:
+            session = create_session(path, cpu)
+        except Exception as e:  # ORT's CPU provider lacks fp16 kernels for some ops
+            if label.startswith("fp16"):
+                continue
+            raise AssertionError(f"{label}: {e}") from e
+        allowed = POLICY.tolerance(target.parity_atol, run_logits(session, rows, graph["pad"]))
+        diff = batch_dependence(session, rows, graph["pad"])
+        assert diff <= allowed, f"target {name}, {label}: a row's logits move by {diff:.2e} with its batch"
+        checked.append(label)
+    assert "fp32" in checked and len(checked) >= 2 or name == "tensorrt"
+
+
+def test_dynamic_int8_depends_on_the_batch(graph, tmp_path):
+    # Why no target ships dynamic int8: its activation scale covers the whole batch tensor, padding included.
+    from edgecut.int8_search import batch_dependence
+
+    result = to_int8(graph["path"], tmp_path / "dyn.onnx", Int8Settings("dynamic", True))
+    session = create_session(result.path, load_target("cpu"))
+    rows = [s[: 4 + i % 14] for i, s in enumerate(graph["seqs"][:32])]
+    assert batch_dependence(session, rows, graph["pad"]) > load_target("cpu-int8").parity_atol * 10

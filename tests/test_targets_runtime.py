@@ -5,7 +5,7 @@ import pytest
 
 from edgecut.errors import ProviderUnavailableError, TargetError
 from edgecut.runtime import check_session_providers, check_target_available, preload_gpu_libraries
-from edgecut.targets import available_targets, load_target
+from edgecut.targets import available_targets, check_reported_provider_options, load_target
 
 
 @pytest.mark.parametrize("name", sorted(available_targets()))
@@ -103,3 +103,68 @@ def test_every_target_file_ships_in_the_wheel():
     assert sorted(shipped["share/edgecut/targets"]) == sorted(
         f"targets/{p.name}" for p in (root / "targets").glob("*.toml")
     )
+
+
+_CPU = 'name="x"\ndescription="d"\nproviders=["CPUExecutionProvider"]\nprecision="fp32"\n'
+_CUDA = 'name="x"\ndescription="d"\nproviders=["CUDAExecutionProvider"]\nprecision="fp16"\n'
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        (
+            _CPU + "[thresholds]\nmin_argmax_agreement = 2.0\n",
+            r"'thresholds.min_argmax_agreement' is 2.0; it must be in \[0, 1\]",
+        ),
+        (_CPU + "[thresholds]\nmin_argmax_agreement = -0.1\n", "thresholds.min_argmax_agreement"),
+        (_CPU + "[thresholds]\nparity_atol = 0\n", "'thresholds.parity_atol' is 0; it must be > 0"),
+        (_CPU + "[thresholds]\nparity_atol = nan\n", "thresholds.parity_atol"),
+        (_CPU + "[int8]\ncalibration_size = 0\n", "'int8.calibration_size' is 0; it must be >= 1"),
+        (_CPU + "[int8]\nmax_accuracy_drop = -1\n", "'int8.max_accuracy_drop' is -1"),
+        (_CPU + "[fp16]\nmax_accuracy_drop = 101.0\n", "'fp16.max_accuracy_drop' is 101.0"),
+        (_CPU + '[int8]\nmode = "dynamic"\n', "depend on the other texts in its batch"),
+        (_CPU + '[int8]\ncandidates = ["static", "magic"]\n', "int8.candidates.*unknown: 'magic'"),
+        (_CPU + "[int8]\ncandidates = []\n", "int8.candidates"),
+        (_CPU + '[fp16]\ncandidates = ["static"]\n', "fp16.candidates"),
+        (
+            _CUDA + "[provider_options.CUDAExecutionProvider]\ndevice_idd = 0\n",
+            r"unknown option 'provider_options.CUDAExecutionProvider.device_idd'.*did you mean 'device_id'",
+        ),
+        (
+            _CPU + "[provider_options.CPUExecutionProvider]\nintra_op_num_threads = 2\n",
+            "CPUExecutionProvider.intra_op_num_threads': CPUExecutionProvider takes no options",
+        ),
+        (
+            'name="x"\ndescription="d"\nproviders=["TensorrtExecutionProvider"]\nprecision="fp16"\n'
+            "[provider_options.TensorrtExecutionProvider]\ntrt_fp16_enabled = true\n",
+            "did you mean 'trt_fp16_enable'",
+        ),
+    ],
+)
+def test_schema_rejects_out_of_range_values_and_misspelt_options(body, match, tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text(body)
+    with pytest.raises(TargetError, match=match) as caught:
+        load_target(str(path))
+    assert "\n" not in str(caught.value)
+
+
+def test_schema_accepts_the_edges_of_each_range(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text(
+        _CUDA + "[thresholds]\nmin_argmax_agreement = 1\nparity_atol = 1e-9\n"
+        '[int8]\ncalibration_size = 1\nmax_accuracy_drop = 0\ncandidates = ["int8-embedding"]\n'
+        "[fp16]\nmax_accuracy_drop = 100\n[provider_options.CUDAExecutionProvider]\ndevice_id = 0\nuse_tf32 = 0\n"
+    )
+    target = load_target(str(path))
+    assert target.min_argmax_agreement == 1.0 and target.int8.calibration_size == 1
+    assert target.int8.max_accuracy_drop == 0 and target.int8.candidates == ("int8-embedding",)
+    assert target.fp16.max_accuracy_drop == 100.0
+
+
+def test_options_ort_did_not_take_are_refused_after_session_creation():
+    target = load_target("cuda")  # sets device_id and cudnn_conv_algo_search
+    reported = {"CUDAExecutionProvider": {"device_id": "0", "cudnn_conv_algo_search": "HEURISTIC"}}
+    check_reported_provider_options(target, reported)
+    with pytest.raises(TargetError, match="did not take option 'cudnn_conv_algo_search'"):
+        check_reported_provider_options(target, {"CUDAExecutionProvider": {"device_id": "0"}})
