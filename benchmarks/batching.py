@@ -10,6 +10,12 @@ quantisation scales activations per batch, so a few rows may differ there).
 
     .venv/bin/python benchmarks/batching.py edgecut-out
     .venv/bin/python benchmarks/batching.py edgecut-out --file texts.txt --batch-sizes 1,8,32,64
+    .venv/bin/python benchmarks/batching.py edgecut-out --text-graph   # + tokenizing in the graph vs Python
+
+With --text-graph (needs onnxruntime-extensions) the same texts, cut into the same batches in input order,
+are also tokenized by model_text.onnx's text side (`build_front_graph`) and by `tokenizers` in Python
+(`ArtifactClassifier.encode` + `pad_batch`), and classified end to end by model_text.onnx against
+`predict`; both on the CPU, ms per text, median of --repeats passes.
 """
 
 from __future__ import annotations
@@ -77,6 +83,69 @@ def bench(artifact: Path, target: str | None, texts: list[str], sizes: list[int]
     return {"target": clf.target.name, "provider": clf.session.get_providers()[0], "rows": rows}
 
 
+def _median_ms_per_text(call, batches: list[list[str]], n: int, repeats: int) -> float:
+    """Median over passes of the time to run `call` on every batch, per text."""
+    for batch in batches[:8]:  # warm-up
+        call(batch)
+    passes = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for batch in batches:
+            call(batch)
+        passes.append(time.perf_counter() - start)
+    return statistics.median(passes) * 1e3 / n
+
+
+def bench_text_graph(artifact: Path, texts: list[str], sizes: list[int], repeats: int) -> list[dict]:
+    """Tokenizing in the graph vs in Python, and model_text.onnx vs predict, per batch size (CPU)."""
+    import tempfile
+
+    from edgecut.text_graph import build_front_graph, build_text_graph, session_options
+
+    clf = ArtifactClassifier(artifact, target="cpu")
+    providers = ["CPUExecutionProvider"]
+    front = onnxruntime.InferenceSession(
+        build_front_graph(artifact).SerializeToString(), session_options(), providers=providers
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = build_text_graph(artifact, Path(tmp) / "model_text.onnx").path
+        whole = onnxruntime.InferenceSession(str(path), session_options(), providers=providers)
+    return [_text_graph_row(clf, front, whole, texts, size, repeats) for size in sizes]
+
+
+def _text_graph_row(clf: ArtifactClassifier, front, whole, texts: list[str], size: int, repeats: int) -> dict:
+    import numpy as np
+
+    from edgecut.runtime import pad_batch
+
+    batches = [texts[i : i + size] for i in range(0, len(texts), size)]
+    strings = {id(b): np.array(b, dtype=object) for b in batches}
+    n = len(texts)
+
+    def python_tokens(batch: list[str]) -> None:
+        pad_batch([clf.encode(t)[0] for t in batch], clf.pad_id)
+
+    return {
+        "batch_size": size,
+        "tokenize_python_ms_per_text": _median_ms_per_text(python_tokens, batches, n, repeats),
+        "tokenize_graph_ms_per_text": _median_ms_per_text(
+            lambda b: front.run(None, {"text": strings[id(b)]}), batches, n, repeats
+        ),
+        "predict_ms_per_text": _median_ms_per_text(lambda b: clf.predict(b, batch_size=size), batches, n, repeats),
+        "text_graph_ms_per_text": _median_ms_per_text(
+            lambda b: whole.run(["logits"], {"text": strings[id(b)]}), batches, n, repeats
+        ),
+    }
+
+
+def print_text_graph_table(rows: list[dict]) -> None:
+    print("| batch | tokenize: tokenizers in Python | tokenize: in the graph | predict (ids graph) | model_text.onnx |")
+    print("|---:|---:|---:|---:|---:|")
+    for r in rows:
+        cells = [r[f"{k}_ms_per_text"] for k in ("tokenize_python", "tokenize_graph", "predict", "text_graph")]
+        print(f"| {r['batch_size']} | " + " | ".join(f"{c:.3f} ms" for c in cells) + " |")
+
+
 def print_table(runs: list[dict], n: int) -> None:
     head = "| device | batch | texts/s | ms/text | model texts/s | model ms/text | vs batch 1 | labels = batch 1 |"
     print(head)
@@ -97,6 +166,7 @@ def main() -> int:
     parser.add_argument("-n", type=int, default=1000, help="number of texts (default 1000)")
     parser.add_argument("--batch-sizes", default="1,8,32", help="comma-separated (default 1,8,32)")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per batch size (default 3)")
+    parser.add_argument("--text-graph", action="store_true", help="also time model_text.onnx (tokenizer in the graph)")
     parser.add_argument("--json", type=Path, default=RESULTS, help=f"where to write results (default {RESULTS})")
     args = parser.parse_args()
     try:
@@ -113,11 +183,15 @@ def main() -> int:
             print(
                 "note: the artifact targets CUDA but this ONNX Runtime has no CUDA provider: CPU only", file=sys.stderr
             )
+        text_graph = bench_text_graph(args.artifact, texts, sizes, args.repeats) if args.text_graph else None
     except (EdgecutError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"{args.artifact} ({manifest.get('precision', 'fp32')}), {source}, median of {args.repeats} passes")
     print_table(runs, len(texts))
+    if text_graph:
+        print(f"\ntokenizing in the graph vs in Python, CPU, ms per text ({len(texts)} texts, batches in input order)")
+        print_text_graph_table(text_graph)
     result = {
         "artifact": str(args.artifact.resolve()),
         "source_model": manifest.get("source_model"),
@@ -132,6 +206,7 @@ def main() -> int:
             "onnxruntime": onnxruntime.__version__,
         },
         "runs": runs,
+        "text_graph": text_graph,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
