@@ -111,33 +111,49 @@ def build_text_graph(artifact_dir: Path, destination: Path) -> TextGraphResult:
     """
     import onnx
 
+    artifact_dir, destination = Path(artifact_dir), Path(destination)
+    manifest, front, spec, checked = _checked_front(artifact_dir)
+    classifier = onnx.load(str(artifact_dir / manifest["model_file"]))
+    merged = _merge(front, classifier, [str(label) for label in manifest["labels"]])
+
+    size = sum(len(t.raw_data) for t in merged.graph.initializer)
+    external = destination.name + ".data" if size >= 2_000_000_000 else None
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(merged, str(destination), save_as_external_data=external is not None, location=external)
+    return TextGraphResult(destination, spec.description, external, int(manifest["prompt"]["max_length"]), checked)
+
+
+def build_front_graph(artifact_dir: Path):
+    """Only the text side of model_text.onnx, as an onnx.ModelProto: `text` [N] string in, `input_ids` and
+    `attention_mask` [N, T] int64 (right-padded with pad_token_id) and `truncated` [N] bool out.
+
+    For clients that run the id graph themselves, and for timing the in-graph tokenizer on its own.
+    Raises as build_text_graph does.
+    """
+    return _checked_front(Path(artifact_dir))[1]
+
+
+def _checked_front(artifact_dir: Path):
+    """(manifest, front graph, tokenizer spec, number of texts checked) for an artifact."""
+    import onnx
+
     from edgecut.manifest import read_manifest
     from edgecut.prompt import PromptFormat
 
-    artifact_dir, destination = Path(artifact_dir), Path(destination)
     manifest = read_manifest(artifact_dir)
     tokenizer_path = artifact_dir / "tokenizer.json"
     if not tokenizer_path.is_file():
         raise ArtifactError(f"{tokenizer_path} is missing: the artifact is incomplete; re-export it")
     spec = _BpeSpec.from_tokenizer_json(json.loads(tokenizer_path.read_text(encoding="utf-8")))
     prompt = PromptFormat.from_dict(manifest["prompt"])
-    labels = [str(label) for label in manifest["labels"]]
-    classifier = onnx.load(str(artifact_dir / manifest["model_file"]))
-    opset = {o.domain: o.version for o in classifier.opset_import}.get("", 0) or 0
+    header = onnx.load(str(artifact_dir / manifest["model_file"]), load_external_data=False)
+    opset = {o.domain: o.version for o in header.opset_import}.get("", 0) or 0
     if opset < 18:
         raise ArtifactError(
             f"{manifest['model_file']} uses opset {opset}; the string graph needs 18 or newer: re-export"
         )
-
-    front = _front_graph(spec, prompt, int(manifest["pad_token_id"]), opset, classifier.ir_version)
-    checked = _check_ids(front, tokenizer_path, prompt, spec)
-    merged = _merge(front, classifier, labels)
-
-    size = sum(len(t.raw_data) for t in merged.graph.initializer)
-    external = destination.name + ".data" if size >= 2_000_000_000 else None
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save_model(merged, str(destination), save_as_external_data=external is not None, location=external)
-    return TextGraphResult(destination, spec.description, external, prompt.max_length, checked)
+    front = _front_graph(spec, prompt, int(manifest["pad_token_id"]), opset, header.ir_version)
+    return manifest, front, spec, _check_ids(front, tokenizer_path, prompt, spec)
 
 
 # --- the tokenizer -------------------------------------------------------------------------------------
