@@ -4,6 +4,8 @@
     ├── config.pbtxt   # inputs, outputs, dims, batching, instance group and accelerator from the target
     ├── labels.txt     # class names, one a line: Triton's classification extension returns them
     └── 1/model.onnx   # (+ its external data) byte for byte the artifact's
+                       # or, with strings=True (`--strings`), 1/model_text.onnx: raw text in
+                       # (edgecut.text_graph), and onnxruntime-extensions' library named in the config
 
 The artifact's integrity checks run first. The model directory is written beside its destination and
 renamed only when complete (`edgecut.artifact.staging`), so a failed deploy leaves no half model that a
@@ -21,6 +23,7 @@ from typing import Any
 
 from edgecut import __version__
 from edgecut.errors import ArtifactError, EdgecutError, OutputExistsError, TargetError
+from edgecut.text_graph import TEXT_MODEL
 
 VERSION_DIR = "1"
 CONFIG = "config.pbtxt"
@@ -37,7 +40,11 @@ _TRITON_TYPES = {
     10: "TYPE_FP16",
     11: "TYPE_FP64",
     16: "TYPE_BF16",
+    8: "TYPE_STRING",
 }
+# Where `--strings` configs point Triton for onnxruntime-extensions' operator library (libortextensions.so,
+# built from the onnxruntime-extensions sources; the Python wheel's module needs a Python process).
+EXTENSIONS_LIBRARY = "/opt/ortextensions/libortextensions.so"
 # Triton's onnxruntime backend takes the graph level as -1 (basic), 1 (extended) or 2 (all disabled); leaving it
 # out means all (onnxruntime_backend README, "Model Config Options", and ModelState() in src/onnxruntime.cc).
 _GRAPH_LEVEL = {"disable": 2, "basic": -1, "extended": 1, "all": None}
@@ -66,6 +73,8 @@ class TritonSettings:
     instances: int = 1
     max_queue_delay_us: int = 100
     force: bool = False
+    strings: bool = False  # serve model_text.onnx (text in) instead of the id graph
+    extensions_library: str = EXTENSIONS_LIBRARY  # path on the server, for strings
 
     def __post_init__(self) -> None:
         if self.name is not None and not _NAME.match(self.name):
@@ -76,6 +85,10 @@ class TritonSettings:
             raise EdgecutError(f"--instances {self.instances} must be at least 1")
         if self.max_queue_delay_us < 0:
             raise EdgecutError(f"--max-queue-delay-us {self.max_queue_delay_us} must be 0 or more")
+        if self.strings and not str(self.extensions_library).startswith("/"):
+            raise EdgecutError(
+                f"--extensions-library {self.extensions_library!r} must be an absolute path on the Triton server"
+            )
 
 
 @dataclass(frozen=True)
@@ -123,11 +136,23 @@ def deploy_triton(artifact: str | Path, settings: TritonSettings) -> TritonDeplo
     placement = _placement(manifest["target"])
     config = triton_config(name, model, manifest, settings, placement, source=artifact.resolve())
     files = [model_file, *sorted(_external_files(model) | _listed_data_files(manifest))]
+    if settings.strings:
+        from edgecut.text_graph import build_front_graph
+
+        build_front_graph(artifact)  # an unsupported tokenizer fails here, before anything is written
+        files = []
 
     with staging(dest, settings.force, **destination) as tmp:
         (tmp / VERSION_DIR).mkdir()
         for f in files:
             shutil.copy2(artifact / f, tmp / VERSION_DIR / f)
+        if settings.strings:
+            from edgecut.text_graph import build_text_graph
+
+            built = build_text_graph(artifact, tmp / VERSION_DIR / TEXT_MODEL)
+            files = [TEXT_MODEL, *([built.external_data] if built.external_data else [])]
+            graph = onnx.load(str(built.path), load_external_data=False)
+            config = triton_config(name, graph, manifest, settings, placement, source=artifact.resolve())
         (tmp / LABELS).write_text("".join(f"{label}\n" for label in manifest["labels"]), encoding="utf-8")
         (tmp / CONFIG).write_text(config, encoding="utf-8")
     dest = dest.resolve()
@@ -229,7 +254,9 @@ def _tensor_block(field: str, values, extra: dict[str, str]) -> list[str]:
         dtype = _TRITON_TYPES.get(tensor.elem_type)
         if dtype is None:
             raise ArtifactError(f"{field} {v.name} has ONNX element type {tensor.elem_type}, which Triton lacks")
-        lines += ["  {", f'    name: "{v.name}"', f"    data_type: {dtype}", f"    dims: [ {', '.join(rest)} ]"]
+        lines += ["  {", f'    name: "{v.name}"', f"    data_type: {dtype}"]
+        # a [batch] tensor (one string per request): Triton wants a dims of [ 1 ] that the model sees as [ ]
+        lines += [f"    dims: [ {', '.join(rest)} ]"] if rest else ["    dims: [ 1 ]", "    reshape: { shape: [ ] }"]
         lines += [f'    {k}: "{val}"' for k, val in extra.get(v.name, {}).items()]
         lines.append("  }," if i < len(values) - 1 else "  }")
     lines.append("]")
@@ -248,13 +275,22 @@ def triton_config(
         f"# Artifact: {source}",
         f"#   {manifest['model_file']} sha256 {sha}; target {target.get('name')}, "
         f"graph precision {manifest.get('precision', 'fp32')}",
-        f"# Requests: input_ids and attention_mask, int64 [batch, sequence], right-padded with pad_token_id {pad},",
-        "#   built with the artifact's prompt (edgecut.runtime.ArtifactClassifier.encode).",
-        "# The dynamic batcher merges only requests of equal shape: pad to a common length to batch them.",
-        f'name: "{name}"',
-        'backend: "onnxruntime"',
-        f"max_batch_size: {settings.max_batch_size}",
     ]
+    if settings.strings:
+        lines += [
+            "# Requests: text, one string per request (BYTES [1]); the prompt, tokenizer, query truncation and",
+            "#   padding run inside model_text.onnx. Outputs: logits, label (string) and truncated (bool).",
+            f"# Needs onnxruntime-extensions' operator library on the server at {settings.extensions_library}.",
+        ]
+    else:
+        lines += [
+            f"# Requests: input_ids and attention_mask, int64 [batch, sequence], right-padded with pad_token_id {pad},",
+            "#   built with the artifact's prompt (edgecut.runtime.ArtifactClassifier.encode).",
+            "# The dynamic batcher merges only requests of equal shape: pad to a common length to batch them.",
+        ]
+    lines += [f'name: "{name}"', 'backend: "onnxruntime"', f"max_batch_size: {settings.max_batch_size}"]
+    if settings.strings:
+        lines.append(f'default_model_filename: "{TEXT_MODEL}"')
     lines += _tensor_block("input", list(model.graph.input), {})
     lines += _tensor_block("output", list(model.graph.output), {"logits": {"label_filename": LABELS}})
     lines += ["dynamic_batching {", f"  max_queue_delay_microseconds: {settings.max_queue_delay_us}", "}"]
@@ -272,4 +308,6 @@ def triton_config(
         lines.append("}")
     for key, value in placement.parameters:
         lines.append(f'parameters {{ key: "{key}" value: {{ string_value: "{value}" }} }}')
+    if settings.strings:
+        lines += ["model_operations {", f'  op_library_filename: [ "{settings.extensions_library}" ]', "}"]
     return "\n".join(lines) + "\n"

@@ -6,12 +6,13 @@ import json
 
 import onnx
 import pytest
-from artifact_helpers import copy_artifact, edit_manifest, export_tiny
+from artifact_helpers import copy_artifact, edit_manifest, export_tiny, rehash
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2  # Triton's own model_config.proto (tritonclient is a test dependency)
 from typer.testing import CliRunner
 
 from edgecut.cli import app
+from edgecut.errors import EdgecutError
 from edgecut.manifest import sha256_file
 
 runner = CliRunner()
@@ -171,6 +172,66 @@ def test_openvino_target_gets_the_openvino_cpu_accelerator(artifact, tmp_path):
     assert not config.optimization.execution_accelerators.gpu_execution_accelerator
     assert config.optimization.graph.level == 1
     assert not config.parameters
+
+
+def test_string_input_repository_serves_raw_text(artifact, tmp_path):
+    """`--strings`: model_text.onnx takes one string per request; Triton's schema accepts the config."""
+    pytest.importorskip("onnxruntime_extensions")
+    import numpy as np
+    import onnxruntime as ort
+
+    from edgecut.deploy import EXTENSIONS_LIBRARY, TritonSettings, deploy_triton
+    from edgecut.runtime import ArtifactClassifier
+    from edgecut.text_graph import session_options
+
+    deployment = deploy_triton(artifact, TritonSettings(tmp_path / "repo", name="text", strings=True))
+    model_dir = tmp_path / "repo" / "text"
+    assert deployment.files == ("model_text.onnx",)
+    assert sorted(p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*")) == [
+        "1",
+        "1/model_text.onnx",
+        "config.pbtxt",
+        "labels.txt",
+    ]
+    config = _parse(model_dir / "config.pbtxt")
+    assert config.default_model_filename == "model_text.onnx" and config.backend == "onnxruntime"
+    assert list(config.model_operations.op_library_filename) == [EXTENSIONS_LIBRARY]
+    (text,) = config.input
+    assert (text.name, _dtype(text), list(text.dims)) == ("text", "TYPE_STRING", [1])
+    assert text.HasField("reshape") and list(text.reshape.shape) == []  # the graph's input is [batch]
+    assert [(o.name, _dtype(o)) for o in config.output] == [
+        ("logits", "TYPE_FP32"),
+        ("label", "TYPE_STRING"),
+        ("truncated", "TYPE_BOOL"),
+    ]
+    labels = json.loads((artifact / "edgecut.json").read_text())["labels"]
+    assert list(config.output[0].dims) == [len(labels)] and config.output[0].label_filename == "labels.txt"
+    assert all(list(o.dims) == [1] and list(o.reshape.shape) == [] for o in config.output[1:])
+    assert _kind(config) == "KIND_CPU"
+
+    texts = ["good great lovely film", "bad awful dull plot"]
+    session = ort.InferenceSession(
+        str(model_dir / "1" / "model_text.onnx"), session_options(), providers=["CPUExecutionProvider"]
+    )
+    got = session.run(["label"], {"text": np.array(texts, dtype=object)})[0]
+    assert [str(x) for x in got] == [p.label for p in ArtifactClassifier(artifact).predict(texts)]
+
+
+def test_strings_for_an_unsupported_tokenizer_writes_nothing(artifact, tmp_path):
+    pytest.importorskip("onnxruntime_extensions")
+    from edgecut.deploy import TritonSettings, deploy_triton
+    from edgecut.text_graph import UnsupportedTokenizerError
+
+    copy = copy_artifact(artifact, tmp_path / "metaspace")
+    data = json.loads((copy / "tokenizer.json").read_text())
+    data["pre_tokenizer"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always"}
+    (copy / "tokenizer.json").write_text(json.dumps(data))
+    rehash(copy)
+    with pytest.raises(UnsupportedTokenizerError, match="pre-tokenizer Metaspace"):
+        deploy_triton(copy, TritonSettings(tmp_path / "repo", strings=True))
+    assert not (tmp_path / "repo").exists() or list((tmp_path / "repo").iterdir()) == []
+    with pytest.raises(EdgecutError, match="absolute path"):
+        TritonSettings(tmp_path / "repo", strings=True, extensions_library="libortextensions.so")
 
 
 def test_the_schema_check_catches_an_unknown_field_and_a_wrong_enum(artifact, tmp_path):
