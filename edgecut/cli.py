@@ -142,6 +142,18 @@ def export(
         str, typer.Option(help="none (the target's precision), int8 or fp16, where the target allows it.")
     ] = "none",
     trust_remote_code: Annotated[bool, typer.Option(help="Allow model code from the hub (off by default).")] = False,
+    vocab: Annotated[
+        str, typer.Option(help="Embedding rows to ship: all, task (ids the training data uses) or N most frequent.")
+    ] = "all",
+    vocab_corpus: Annotated[
+        Path | None, typer.Option(help="More texts (one a line) whose ids --vocab task keeps.")
+    ] = None,
+    teacher: Annotated[Path | None, typer.Option(help="An edgecut artifact to distil from (same labels).")] = None,
+    unlabeled: Annotated[
+        Path | None, typer.Option(help="Texts the teacher labels for the student (one a line, or CSV/JSONL).")
+    ] = None,
+    distill_alpha: Annotated[float, typer.Option(help="Weight of the labels vs the teacher's soft targets.")] = 0.5,
+    distill_temperature: Annotated[float, typer.Option(help="Softmax temperature of the distillation.")] = 2.0,
 ) -> None:
     """Cut, fine-tune, export, validate: write a self-describing ONNX artifact."""
     from edgecut.pipeline import export as run_export
@@ -173,6 +185,12 @@ def export(
             test_size=test_size,
             quantize=quantize,
             trust_remote_code=trust_remote_code,
+            vocab=vocab,
+            vocab_corpus=vocab_corpus,
+            teacher=teacher,
+            unlabeled=unlabeled,
+            distill_alpha=distill_alpha,
+            distill_temperature=distill_temperature,
         )
         result = run_export(settings, RichProgress())
     if result is not None:  # None: a non-main process of a multi-process launch

@@ -61,6 +61,12 @@ class ExportSettings:
     test_size: int = 1000
     quantize: str = "none"
     trust_remote_code: bool = False
+    vocab: str = "all"  # all | task | N: embedding rows to keep (edgecut.vocab)
+    vocab_corpus: Path | None = None  # more texts whose ids --vocab task keeps
+    teacher: Path | None = None  # an edgecut artifact whose logits the student also learns from
+    unlabeled: Path | None = None  # texts the teacher labels for the student (needs teacher)
+    distill_alpha: float = 0.5  # weight of the labels against the teacher's soft targets
+    distill_temperature: float = 2.0
 
     def __post_init__(self) -> None:
         from edgecut.select import METHODS
@@ -81,6 +87,17 @@ class ExportSettings:
             raise EdgecutError(f"--quantize {self.quantize}: use one of {', '.join(QUANTIZE)}")
         if self.test_size < 1:
             raise EdgecutError(f"--test-size {self.test_size} must be at least 1 (test rows)")
+        from edgecut.vocab import parse_vocab
+
+        parse_vocab(self.vocab)
+        if self.vocab_corpus is not None and parse_vocab(self.vocab).mode != "task":
+            raise EdgecutError("--vocab-corpus adds ids to --vocab task: add --vocab task (or drop --vocab-corpus)")
+        if self.unlabeled is not None and self.teacher is None:
+            raise EdgecutError("--unlabeled texts are labelled by a teacher: add --teacher ARTIFACT")
+        if not 0.0 <= self.distill_alpha <= 1.0:
+            raise EdgecutError(f"--distill-alpha {self.distill_alpha:g} must be within 0..1 (1: labels only)")
+        if not self.distill_temperature > 0:
+            raise EdgecutError(f"--distill-temperature {self.distill_temperature:g} must be above 0")
         object.__setattr__(self, "output", Path(self.output))
         object.__setattr__(self, "labels", tuple(self.labels))
         object.__setattr__(self, "label_words", tuple(self.label_words))
@@ -121,8 +138,9 @@ class ExportSettings:
         )
 
     def protected_paths(self) -> list[Path]:
-        """Inputs that `--force` must never replace: the model and the data, when they are paths."""
-        return [Path(p).expanduser() for p in (self.model, self.data) if Path(p).expanduser().exists()]
+        """Inputs that `--force` must never replace: model, data, teacher and corpora, when they are paths."""
+        given = (self.model, self.data, self.teacher, self.unlabeled, self.vocab_corpus)
+        return [Path(p).expanduser() for p in given if p is not None and Path(p).expanduser().exists()]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -184,11 +202,12 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
     from edgecut import artifact as art
     from edgecut.baselines import tfidf_baseline
     from edgecut.classifier import label_token_ids, make_classifier
-    from edgecut.data import encode_examples, load_dataset
+    from edgecut.data import Example, encode_examples, load_dataset
+    from edgecut.distill import check_teacher_labels, read_unlabeled, teacher_logits, teacher_record
     from edgecut.export import export_onnx, torch_logits
-    from edgecut.finetune import finetune
+    from edgecut.finetune import Distillation, finetune
     from edgecut.load import load_model, model_depth
-    from edgecut.manifest import TRAINING_LOG, write_golden, write_manifest
+    from edgecut.manifest import TRAINING_LOG, read_manifest, write_golden, write_manifest
     from edgecut.optimize import optimize_graph
     from edgecut.parity import POLICY, compare_logits, require_parity
     from edgecut.prompt import PromptFormat
@@ -198,6 +217,15 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
     from edgecut.select import select_layers
     from edgecut.targets import load_target
     from edgecut.validate import validate
+    from edgecut.vocab import (
+        always_kept_ids,
+        corpus_sequences,
+        coverage,
+        parse_vocab,
+        read_corpus,
+        task_token_ids,
+        trim_vocabulary,
+    )
 
     progress = progress or Progress()
     s = settings
@@ -213,6 +241,10 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
         raise EdgecutError(f"--layers {n_layers} is out of range: this model has {depth} layers, use 1..{depth}")
     with progress.stage("data"):
         dataset = load_dataset(s.data_spec())
+        unlabeled_texts = read_unlabeled(s.unlabeled) if s.unlabeled else []
+        corpus_texts = read_corpus(s.vocab_corpus) if s.vocab_corpus else []
+    if s.teacher is not None:  # a teacher with other labels fails here, before the model loads
+        check_teacher_labels(read_manifest(s.teacher).labels, dataset.labels, s.teacher)
     progress.note(
         f"{dataset.name}: {len(dataset.train)} train / {len(dataset.validation)} validation / "
         f"{len(dataset.test)} test, classes {', '.join(dataset.labels)}"
@@ -238,6 +270,29 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
         init = "lm" if s.setting == "lm" and not loaded.is_encoder else "random"
         classifier = make_classifier(loaded.model, tok, dataset.labels, dataset.label_words, init=init)
         pad = tok.pad_token_id
+        vocab = parse_vocab(s.vocab)
+        trimmed = None
+        if vocab.trims:  # before fine-tuning, so the optimizer carries only the kept rows
+            with progress.stage(f"vocabulary ({vocab})"):
+                seen = [f["input_ids"] for f in train] + corpus_sequences(tok, prompt, corpus_texts)
+                keep = task_token_ids(seen, vocab, always_kept_ids(tok, prompt, dataset.label_words))
+                trimmed = trim_vocabulary(classifier, keep, "nearest")
+                covered = coverage([f["input_ids"] for f in test], keep)
+            progress.note(
+                f"kept {trimmed.kept} of {trimmed.vocab_size} token ids ({covered:.1%} of the test tokens); "
+                f"parameters {trimmed.params_before / 1e6:.1f} M → {trimmed.params_after / 1e6:.1f} M"
+            )
+        distillation = None
+        if s.teacher is not None:
+            with progress.counter(f"teacher {s.teacher}", len(train) + len(unlabeled_texts)) as advance:
+                texts = [ex.text for ex in dataset.train]
+                soft = teacher_logits(s.teacher, texts, dataset.labels, on_batch=advance)
+                extra, _ = encode_examples(tok, prompt, [Example(t, 0) for t in unlabeled_texts])
+                extra = [{k: v for k, v in f.items() if k != "labels"} for f in extra]
+                extra_soft = (
+                    teacher_logits(s.teacher, unlabeled_texts, dataset.labels, on_batch=advance) if extra else None
+                )
+            distillation = Distillation(soft, s.distill_alpha, s.distill_temperature, extra, extra_soft)
 
         progress.note(
             f"fine-tuning ({recipe.name} recipe: {len(train)} rows, {recipe.epochs:g} epoch(s), "
@@ -253,6 +308,7 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
                 workdir=art.scratch_dir(workdir) / "train",
                 on_progress=progress.training,
                 log_path=workdir / TRAINING_LOG if is_main else None,
+                distillation=distillation,
             )
         classifier = tuned.model
         progress.note(
@@ -373,6 +429,15 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
                 "p50_ms": baseline.p50_ms,
             },
             "golden": {"file": "golden.npz", "atol": POLICY.golden_atol(target.parity_atol, precision)},
+            "vocabulary": trimmed.as_dict(vocab, covered) if trimmed else {"vocab": "all"},
+            "distillation": None
+            if s.teacher is None
+            else {
+                "teacher": teacher_record(s.teacher),
+                "alpha": s.distill_alpha,
+                "temperature": s.distill_temperature,
+                "unlabeled_rows": len(unlabeled_texts),
+            },
         }
         shutil.rmtree(art.scratch_dir(workdir))  # intermediate graphs and checkpoints are not the artifact
         write_manifest(workdir, record, exclude=(art.STAGING,))

@@ -158,3 +158,51 @@ def test_accelerate_launch_with_two_processes_writes_one_artifact(tiny_model_dir
     verify_files(manifest)
     assert manifest["metrics"]["onnx_accuracy"] >= 0.75
     assert done.stdout.count("edgecut export") == 1  # one summary table: only the main process reports
+
+
+def test_a_trimmed_vocabulary_artifact_works_with_check_predict_and_deploy(tiny_model_dirs, tiny_csv, tmp_path):
+    """--vocab 40 keeps the 40 most frequent ids (and the template's, label words', specials'): the graph
+    still takes the tokenizer's ids, and words it never saw go to their nearest kept row."""
+    from edgecut import export
+    from edgecut.check import CheckSettings, check_artifact
+    from edgecut.deploy import TritonSettings, deploy_triton
+    from edgecut.manifest import read_manifest
+    from edgecut.runtime import ArtifactClassifier
+
+    settings = ExportSettings(
+        model=str(tiny_model_dirs["gpt2"]),
+        data=str(tiny_csv),
+        labels=("negative", "positive"),
+        epochs=2,
+        lr=3e-3,
+        batch_size=8,
+        test_size=40,
+        vocab="40",
+        output=tmp_path / "trimmed",
+    )
+    result = export(settings)
+    record = read_manifest(result.path)["vocabulary"]
+    assert record["vocab"] == "40" and record["kept"] < record["vocab_size"] and record["fallback"] == "nearest"
+    assert record["parameters"]["after"] < record["parameters"]["before"]
+    clf = ArtifactClassifier(result.path)
+    unseen = "zebra quantum xylophone"  # byte-level pieces outside the 40 kept ids
+    (pred,) = clf.predict([unseen])
+    assert pred.label in ("negative", "positive") and abs(sum(pred.scores.values()) - 1) < 1e-5
+    assert check_artifact(result.path, CheckSettings(data=tiny_csv)).exit_code == 0
+    deployed = deploy_triton(result.path, TritonSettings(tmp_path / "repo", "trimmed"))
+    assert (deployed.path / "1" / "model.onnx").is_file()
+
+
+def test_a_teacher_with_other_labels_is_refused_before_the_model_loads(
+    tiny_artifact, tiny_model_dirs, tiny_csv, tmp_path
+):
+    from typer.testing import CliRunner
+
+    from edgecut.cli import app
+
+    args = ["export", "--model", str(tiny_model_dirs["llama"]), "--data", str(tiny_csv)]
+    args += ["--labels", "positive,negative", "--teacher", str(tiny_artifact), "-o", str(tmp_path / "out")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert result.output.strip().splitlines()[-1].startswith("error: --teacher") and "another order" in result.output
+    assert not (tmp_path / "out").exists()
