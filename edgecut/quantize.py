@@ -90,6 +90,7 @@ def resolve_reduce_range(setting: bool | str) -> bool:
 
 CALIBRATION_METHODS = ("minmax", "percentile")
 PERCENTILE = 99.999  # of |activation| per tensor: clips the rare outliers MinMax would stretch the scale for
+PERCENTILE_ROWS = 32  # calibration prompts for percentile ranges (a 30-layer model's tensors fill ~3 GB)
 
 
 def to_int8(
@@ -146,8 +147,10 @@ def to_int8(
         used = len(feeds)
         if method == "percentile":
             # ORT's histogram calibrator stacks each tensor over the feeds, so they must share one shape:
-            # one padded batch (its padding positions count too; the percentile clips what they add).
-            feeds = [_one_batch(feeds)]
+            # one padded batch (its padding positions count too; the percentile clips what they add). It
+            # keeps every calibrated tensor in memory: PERCENTILE_ROWS bounds that for deep models.
+            feeds = [_one_batch(feeds[:PERCENTILE_ROWS])]
+            used = min(used, PERCENTILE_ROWS)
 
         class Reader(CalibrationDataReader):
             def __init__(self):

@@ -1,0 +1,163 @@
+"""fp32 vs today's dynamic int8 vs the accuracy-tuned int8 (edgecut/int8_search.py), per fp32 artifact.
+
+For each artifact directory (exported with `--target cpu`, so model.onnx is fp32), the data split is
+rebuilt from the manifest's recorded settings (same source, seed and sizes), the prompts are encoded with
+the artifact's own tokenizer and prompt format, and three graphs are measured side by side in this one
+process on the same prompts:
+  fp32            the artifact's graph
+  int8-dynamic    what `cpu-int8` shipped before issue 16: dynamic per-channel int8 (batch-dependent)
+  int8-tuned      choose_int8 with the target below: candidates in order, the first within
+                  max_accuracy_drop on the validation split (or the row says why none was)
+Columns: validation and test accuracy, p50 latency at batch 1 and 8 (test prompts), size, the largest
+logit change of a row between alone and in a padded batch of 32, and the seconds the tuning added.
+Writes a table to stdout and JSON to --json.
+
+    .venv/bin/python benchmarks/int8.py ART_DIR [ART_DIR ...] --json benchmarks/results/int8.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import onnxruntime
+
+from edgecut.data import load_dataset
+from edgecut.errors import EdgecutError, QualityError
+from edgecut.int8_search import batch_dependence, choose_int8
+from edgecut.manifest import read_manifest
+from edgecut.pipeline import ExportSettings
+from edgecut.quantize import cpu_has_vnni, graph_bytes, to_int8
+from edgecut.runtime import ArtifactClassifier, create_session, measure_latency, pad_batch, run_logits
+from edgecut.targets import Int8Settings, load_target
+from edgecut.validate import accuracy
+
+
+def _prompts(directory: Path, args) -> dict:
+    """The artifact's data split, encoded as the artifact encodes: train (calibration), validation, test."""
+    manifest = read_manifest(directory)
+    if manifest["precision"] != "fp32":
+        raise EdgecutError(f"{directory} ships {manifest['precision']}: export it with --target cpu (fp32)")
+    if "settings" not in manifest:
+        raise EdgecutError(f"{directory}'s manifest has no settings record: re-export it with this edgecut")
+    settings = ExportSettings(**manifest["settings"])
+    dataset = load_dataset(settings.data_spec())
+    encode = ArtifactClassifier(directory).encode
+
+    def split(examples, limit):
+        examples = examples[:limit] if limit else examples
+        return [encode(e.text)[0] for e in examples], [e.label for e in examples]
+
+    calibration, _ = split(dataset.train, load_target(args.target).int8.calibration_size)
+    validation, validation_labels = split(dataset.validation, args.validation_rows)
+    test, test_labels = split(dataset.test, args.test_rows)
+    return {
+        "manifest": manifest,
+        "data": dataset.name,
+        "pad": manifest.pad_token_id,
+        "calibration": [pad_batch([ids], manifest.pad_token_id) for ids in calibration],
+        "validation": (validation, validation_labels),
+        "test": (test, test_labels),
+    }
+
+
+def _measure(path: Path, prompts: dict, runs: int) -> dict:
+    cpu = load_target("cpu")
+    session = create_session(path, cpu)
+    (val, val_labels), (test, test_labels), pad = prompts["validation"], prompts["test"], prompts["pad"]
+    return {
+        "validation_accuracy": accuracy(run_logits(session, val, pad), val_labels),
+        "test_accuracy": accuracy(run_logits(session, test, pad), test_labels),
+        "p50_b1_ms": measure_latency(session, test, pad, 1, warmup=20, runs=runs).p50_ms,
+        "p50_b8_ms": measure_latency(session, test, pad, 8, warmup=5, runs=runs).p50_ms,
+        "bytes": graph_bytes(path),
+        "batch_max_abs_diff": batch_dependence(session, test, pad),
+    }
+
+
+def bench(directory: Path, args) -> list[dict]:
+    prompts = _prompts(directory, args)
+    fp32 = prompts["manifest"].model_path
+    target = load_target(args.target)
+    base = {"artifact": str(directory), "data": prompts["data"], "layers": prompts["manifest"]["layers"]["kept"]}
+    rows = [base | {"variant": "fp32", "tuning_seconds": 0.0} | _measure(fp32, prompts, args.runs)]
+    with tempfile.TemporaryDirectory(prefix="edgecut-int8-bench-") as tmp:
+        dynamic = to_int8(fp32, Path(tmp) / "dynamic.onnx", Int8Settings("dynamic", per_channel=True))
+        rows.append(
+            base
+            | {"variant": "int8-dynamic", "tuning_seconds": round(dynamic.seconds, 1)}
+            | _measure(dynamic.path, prompts, args.runs)
+        )
+        start = time.monotonic()
+        try:
+            choice = choose_int8(
+                fp32, Path(tmp), target, prompts["calibration"], *prompts["validation"], prompts["pad"]
+            )
+        except QualityError as e:
+            rows.append(
+                base
+                | {"variant": "int8-tuned", "kept": None, "error": str(e), "candidates": e.candidates}
+                | {"tuning_seconds": round(time.monotonic() - start, 1)}
+            )
+            return rows
+        tuned = base | {
+            "variant": "int8-tuned",
+            "kept": choice.candidate,
+            "tuning_seconds": round(choice.seconds, 1),
+            "candidates": choice.candidates,
+        }
+        rows.append(tuned | _measure(choice.path, prompts, args.runs))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("artifacts", nargs="+", type=Path, help="fp32 artifact directories (export --target cpu)")
+    parser.add_argument("--target", default="cpu-int8", help="target whose [int8] settings the tuning follows")
+    parser.add_argument("--validation-rows", type=int, default=0, help="0: the whole validation split")
+    parser.add_argument("--test-rows", type=int, default=0, help="0: the whole test split")
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/int8.json"))
+    args = parser.parse_args()
+    rows = []
+    try:
+        for directory in args.artifacts:
+            rows += bench(directory, args)
+            print(f"{directory} done", file=sys.stderr, flush=True)
+    except EdgecutError as e:
+        parser.exit(2, f"error: {e}\n")
+    machine = {
+        "cpu": platform.processor() or platform.machine(),
+        "vnni": cpu_has_vnni(),
+        "onnxruntime": onnxruntime.__version__,
+    }
+    print(f"fp32 vs dynamic int8 vs tuned int8 (target {args.target}), {machine}")
+    header = (
+        f"{'artifact':28} {'variant':13} {'kept':28} {'val acc':>7} {'test acc':>8} {'b1 ms':>7} {'b8 ms':>7}"
+        f" {'MB':>6} {'batch Δ':>8} {'tune s':>6}"
+    )
+    print(header)
+    for r in rows:
+        if "error" in r:
+            print(f"{Path(r['artifact']).name[:28]:28} {r['variant']:13} {'none within budget':28} {r['error']}")
+            continue
+        print(
+            f"{Path(r['artifact']).name[:28]:28} {r['variant']:13} {r.get('kept') or '':28} "
+            f"{r['validation_accuracy']:7.1%} {r['test_accuracy']:8.1%} {r['p50_b1_ms']:7.2f} {r['p50_b8_ms']:7.2f} "
+            f"{r['bytes'] / 1e6:6.1f} {r['batch_max_abs_diff']:8.1e} {r['tuning_seconds']:6.1f}"
+        )
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "machine": machine,
+        "args": vars(args) | {"json": str(args.json), "artifacts": list(map(str, args.artifacts))},
+    }
+    args.json.write_text(json.dumps(record | {"rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
