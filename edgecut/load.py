@@ -7,7 +7,9 @@ quantized, which blocks Trainer and save_pretrained; the mark is cleared here.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
 import re
 from dataclasses import dataclass
@@ -160,7 +162,10 @@ def load_model(source: str = DEFAULT_MODEL, trust_remote_code: bool = False) -> 
     try:
         # use_safetensors: never unpickle a pytorch_model.bin from a directory the user pointed at
         safe = {} if gguf_file else {"use_safetensors": True}
-        model = auto.from_pretrained(location, dtype=torch.float32, **safe, **kwargs)
+        # transformers draws a raw tqdm bar while de-quantizing GGUF tensors; the CLI shows its own status
+        quiet = contextlib.redirect_stderr(io.StringIO()) if gguf_file else contextlib.nullcontext()
+        with quiet:
+            model = auto.from_pretrained(location, dtype=torch.float32, **safe, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
         raise _unloadable(source, e) from None
