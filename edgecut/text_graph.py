@@ -629,3 +629,46 @@ def _check_ids(front, tokenizer_path: Path, prompt, spec: _BpeSpec) -> int:
                 f"for {text[:60]!r}: the string graph cannot reproduce it; serve the artifact with token ids"
             )
     return len(texts)
+
+
+@dataclass(frozen=True)
+class TextGraphParity:
+    texts: int
+    ids_equal: int  # texts whose in-graph ids are exactly `ArtifactClassifier.encode`'s
+    labels_equal: int  # texts with the same label from model_text.onnx and the id graph
+    max_abs_logit_diff: float
+
+
+def compare_text_graph(
+    artifact_dir: Path, text_model: Path, texts: Sequence[str], providers: Sequence[str] = ("CPUExecutionProvider",)
+) -> TextGraphParity:
+    """model_text.onnx against the artifact's id graph on the same texts: ids, labels and logits.
+
+    For `edgecut check` on an artifact with a string graph (pass the golden or test texts): the ids must
+    all be equal and the logits within the target's parity tolerance.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    from edgecut.runtime import ArtifactClassifier, pad_batch
+
+    clf = ArtifactClassifier(artifact_dir, target="cpu" if list(providers) == ["CPUExecutionProvider"] else None)
+    model = onnx.load(str(text_model))
+    model.graph.output.extend(
+        onnx.helper.make_tensor_value_info(name, onnx.TensorProto.INT64, None)
+        for name in ("input_ids", "attention_mask")
+    )
+    session = ort.InferenceSession(model.SerializeToString(), session_options(), providers=list(providers))
+    ids_equal = labels_equal = 0
+    worst = 0.0
+    for start in range(0, len(texts), 32):
+        chunk = list(texts[start : start + 32])
+        logits, labels, ids, mask = session.run(
+            ["logits", "label", "input_ids", "attention_mask"], {"text": np.array(chunk, dtype=object)}
+        )
+        encoded = [clf.encode(t)[0] for t in chunk]
+        reference = clf.session.run(["logits"], pad_batch(encoded, clf.pad_id))[0]
+        ids_equal += sum(row[m == 1].tolist() == e for row, m, e in zip(ids, mask, encoded, strict=True))
+        labels_equal += sum(str(a) == clf.labels[int(b)] for a, b in zip(labels, reference.argmax(-1), strict=True))
+        worst = max(worst, float(np.abs(logits.astype(np.float64) - reference).max()))
+    return TextGraphParity(len(texts), ids_equal, labels_equal, worst)

@@ -163,3 +163,19 @@ def test_an_unsupported_tokenizer_is_refused_naming_its_type(artifact, tmp_path,
         build_text_graph(copy, destination)
     assert "serve" in str(raised.value) and "\n" not in str(raised.value)
     assert not destination.exists()
+
+
+def test_compare_text_graph_reports_parity_and_sees_a_broken_graph(artifact, text_model, tmp_path):
+    from edgecut.text_graph import compare_text_graph
+
+    texts = SHORT + CUT
+    parity = compare_text_graph(artifact, text_model, texts)
+    assert (parity.texts, parity.ids_equal, parity.labels_equal) == (len(texts), len(texts), len(texts))
+    assert parity.max_abs_logit_diff <= 1e-4
+    # a graph whose prompt lost its suffix: other ids for every text, and check must see it
+    model = onnx.load(str(text_model))
+    (suffix,) = [t for t in model.graph.initializer if t.name == "text/SUFFIX"]
+    suffix.string_data[0] = b""
+    broken = tmp_path / "broken.onnx"
+    onnx.save(model, str(broken))
+    assert compare_text_graph(artifact, broken, texts).ids_equal == 0
