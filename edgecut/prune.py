@@ -25,14 +25,14 @@ class PruneResult:
 
 
 def depth(model) -> int:
-    return len(_layer_list(model)[1])
+    return len(layer_list(model)[1])
 
 
 def count_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters())  # tied weights are counted once
 
 
-def _layer_list(model):
+def layer_list(model):
     """The (parent module, attribute name) of the ModuleList that holds the transformer blocks."""
     import torch
 
@@ -58,7 +58,7 @@ def keep_layers(model, indices: Sequence[int]):
     """Keep exactly the layers at `indices` (in that order) in place; returns a PruneResult."""
     import torch
 
-    (parent, attr), layers = _layer_list(model)
+    (parent, attr), layers = layer_list(model)
     total = len(layers)
     kept = tuple(indices)
     if not kept or len(set(kept)) != len(kept) or not all(0 <= i < total for i in kept):

@@ -91,10 +91,10 @@ def _layer_statistics(model, calibration: Sequence[Sequence[int]], pad_id: int, 
     """
     import torch
 
-    from edgecut.prune import _layer_list
+    from edgecut.prune import layer_list
     from edgecut.runtime import pad_batch
 
-    _, layers = _layer_list(model)
+    _, layers = layer_list(model)
     total = len(layers)
     cos_sum = [0.0] * total
     last: list[list[torch.Tensor]] = [[] for _ in range(total + 1)]

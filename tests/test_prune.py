@@ -9,9 +9,9 @@ from edgecut.prune import count_parameters, cut_to_first, depth, keep_layers
 
 
 def _layer_state(model, index: int) -> dict[str, torch.Tensor]:
-    from edgecut.prune import _layer_list
+    from edgecut.prune import layer_list
 
-    _, layers = _layer_list(model)
+    _, layers = layer_list(model)
     return {k: v.clone() for k, v in layers[index].state_dict().items()}
 
 

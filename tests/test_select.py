@@ -14,7 +14,7 @@ from edgecut.classifier import make_classifier
 from edgecut.errors import EdgecutError
 from edgecut.export import export_onnx, torch_logits
 from edgecut.parity import compare_logits, require_parity
-from edgecut.prune import _layer_list, depth, keep_layers
+from edgecut.prune import layer_list, depth, keep_layers
 from edgecut.runtime import create_session, pad_batch, run_logits
 from edgecut.select import METHODS, select_layers
 from edgecut.targets import load_target
@@ -35,7 +35,7 @@ def calibration(tokenizer, tiny_csv) -> list[list[int]]:
 
 def _make_identity(model, family: str, index: int) -> None:
     """Zero the projections that write into the residual stream, so layer `index` passes its input through."""
-    _, layers = _layer_list(model)
+    _, layers = layer_list(model)
     layer = layers[index]
     if family == "gpt2":
         writers = (layer.attn.c_proj, layer.mlp.c_proj)
@@ -156,7 +156,7 @@ def test_selection_leaves_the_model_as_it_was(tokenizer, calibration):
     model = tiny_model("llama", tokenizer, layers=3).train()
     before = copy.deepcopy(model.state_dict())
     select_layers(model, 2, "angular", calibration, tokenizer.pad_token_id)
-    _, layers = _layer_list(model)
+    _, layers = layer_list(model)
     assert model.training and all(not layer._forward_hooks for layer in layers)
     for key, value in model.state_dict().items():
         torch.testing.assert_close(value, before[key], rtol=0, atol=0)
@@ -164,7 +164,7 @@ def test_selection_leaves_the_model_as_it_was(tokenizer, calibration):
 
 def _skipping_logits(model, skip: int, batch) -> torch.Tensor:
     """The full model's logits with layer `skip` replaced by the identity (what keeping the others means)."""
-    _, layers = _layer_list(model)
+    _, layers = layer_list(model)
 
     def identity(module, args, kwargs, output):
         h_in = args[0] if args else kwargs["hidden_states"]
@@ -189,10 +189,10 @@ def test_non_prefix_cut_reloads_with_from_pretrained_alone(family, tokenizer, tm
     keep_layers(model, [0, 2])
     model.save_pretrained(tmp_path)
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
-    assert reloaded.config.num_hidden_layers == 2 and len(_layer_list(reloaded)[1]) == 2
+    assert reloaded.config.num_hidden_layers == 2 and len(layer_list(reloaded)[1]) == 2
     if kinds is not None:
         assert list(reloaded.config.layer_types) == [kinds[0], kinds[2]]
-    for layer_index, layer in enumerate(_layer_list(reloaded)[1]):
+    for layer_index, layer in enumerate(layer_list(reloaded)[1]):
         assert {m.layer_idx for m in layer.modules() if hasattr(m, "layer_idx")} == {layer_index}
     with torch.no_grad():
         cut, again = model(**batch).logits, reloaded(**batch).logits
