@@ -179,3 +179,65 @@ def test_compare_text_graph_reports_parity_and_sees_a_broken_graph(artifact, tex
     broken = tmp_path / "broken.onnx"
     onnx.save(model, str(broken))
     assert compare_text_graph(artifact, broken, texts).ids_equal == 0
+
+
+def _with_tokenizer_of(artifact, tmp_path, tokenizer):
+    """A copy of the tiny artifact carrying a real model's tokenizer (the text side only needs the
+    tokenizer, the prompt and the pad id; its classifier is never run here)."""
+    from artifact_helpers import rehash
+
+    from edgecut.artifact import save_tokenizer
+
+    copy = copy_artifact(artifact, tmp_path / "copy")
+    save_tokenizer(tokenizer, tmp_path / "tok")
+    (copy / "tokenizer.json").write_bytes((tmp_path / "tok" / "tokenizer.json").read_bytes())
+    rehash(copy)
+    return copy
+
+
+@pytest.mark.slow
+def test_smollm2_ids_in_the_graph_on_real_texts(artifact, tmp_path):
+    """SmolLM2's byte-level BPE on 1000 rotten-tomatoes texts and whole BBC articles (every query cut)."""
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    from edgecut.data import DataSpec, load_dataset
+    from edgecut.load import load_model
+    from edgecut.prompt import PromptFormat
+    from edgecut.text_graph import build_front_graph, session_options
+
+    copy = _with_tokenizer_of(artifact, tmp_path, load_model("smollm2-135m").tokenizer)
+    session = ort.InferenceSession(
+        build_front_graph(copy).SerializeToString(), session_options(), providers=["CPUExecutionProvider"]
+    )
+    tk = Tokenizer.from_file(str(copy / "tokenizer.json"))
+    prompt = PromptFormat.from_dict(json.loads((copy / "edgecut.json").read_text())["prompt"])
+    texts = [ex.text for source in ("rotten-tomatoes", "bbc-news") for ex in load_dataset(DataSpec(source)).test]
+    cut = 0
+    for start in range(0, len(texts), 32):
+        chunk = texts[start : start + 32]
+        ids, mask, truncated = session.run(None, {"text": np.array(chunk, dtype=object)})
+        for text, row, m, was in zip(chunk, ids, mask, truncated, strict=True):
+            expected, flag = prompt.encode(
+                text,
+                encode=lambda s: tk.encode(s).ids,
+                encode_plain=lambda s: tk.encode(s, add_special_tokens=False).ids,
+                decode=lambda i: tk.decode(list(i)),
+            )
+            assert row[m == 1].tolist() == expected and bool(was) == flag, text[:80]
+            cut += flag
+    assert cut >= 400  # the BBC articles
+
+
+@pytest.mark.slow
+def test_minilm_wordpiece_is_refused_naming_its_type(artifact, tmp_path):
+    from transformers import AutoTokenizer
+
+    from edgecut.load import resolve_alias
+    from edgecut.text_graph import UnsupportedTokenizerError, build_text_graph
+
+    source = resolve_alias("all-minilm-l6-v2")
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    copy = _with_tokenizer_of(artifact, tmp_path, tokenizer)
+    with pytest.raises(UnsupportedTokenizerError, match="WordPiece model"):
+        build_text_graph(copy, tmp_path / "model_text.onnx")
