@@ -176,7 +176,6 @@ def test_openvino_target_gets_the_openvino_cpu_accelerator(artifact, tmp_path):
 
 def test_string_input_repository_serves_raw_text(artifact, tmp_path):
     """`--strings`: model_text.onnx takes one string per request; Triton's schema accepts the config."""
-    pytest.importorskip("onnxruntime_extensions")
     import numpy as np
     import onnxruntime as ort
 
@@ -218,7 +217,6 @@ def test_string_input_repository_serves_raw_text(artifact, tmp_path):
 
 
 def test_strings_for_an_unsupported_tokenizer_writes_nothing(artifact, tmp_path):
-    pytest.importorskip("onnxruntime_extensions")
     from edgecut.deploy import TritonSettings, deploy_triton
     from edgecut.text_graph import UnsupportedTokenizerError
 

@@ -11,8 +11,6 @@ import onnx
 import pytest
 from artifact_helpers import copy_artifact, export_tiny
 
-pytest.importorskip("onnxruntime_extensions")
-
 MAX_LENGTH = 80  # the two demonstrations take ~60 tokens: short queries fit, long ones get cut
 LONG = " ".join(["good lovely film and the cast was superb"] * 30)
 SHORT = [
