@@ -1,6 +1,7 @@
 """Accuracy, latency and size of each runtime/precision, per number of kept layers (README "Targets").
 
-For SmolLM2 cut to each N in --layers: a short fine-tune on rotten-tomatoes (the same for every runtime),
+For SmolLM2 cut to each N in --layers: `edgecut.pipeline.export` with a short fine-tune on rotten-tomatoes
+(the same model for every runtime),
 then torch eager (CPU), ORT fp32, ORT int8 dynamic and ORT int8 static QDQ (per-channel), and with --cuda
 ORT CUDA fp32 and fp16 (IO binding), all measured side by side in this one process on the same test
 prompts. Latency is p50 of `session.run` at batch 1 and 8; ratios are to torch eager of the same N.
@@ -15,26 +16,27 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import random
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import onnxruntime
 import torch
 
-from edgecut.classifier import make_classifier
-from edgecut.data import DataSpec, encode_examples, load_dataset
+from edgecut.data import load_dataset
 from edgecut.errors import EdgecutError
-from edgecut.export import export_onnx, torch_logits
-from edgecut.finetune import finetune, get_recipe
-from edgecut.load import load_model
-from edgecut.prompt import PromptFormat
-from edgecut.prune import cut_to_first
+from edgecut.export import torch_logits
+from edgecut.pipeline import ExportSettings, Progress, export
 from edgecut.quantize import cpu_has_vnni, graph_bytes, to_fp16, to_int8
-from edgecut.runtime import check_target_available, create_session, measure_latency, pad_batch, run_logits
+from edgecut.runtime import (
+    ArtifactClassifier,
+    check_target_available,
+    create_session,
+    measure_latency,
+    pad_batch,
+    run_logits,
+)
 from edgecut.targets import Int8Settings, load_target
 from edgecut.validate import accuracy
 
@@ -59,10 +61,6 @@ def _torch_latency(model, seqs, pad, batch, runs) -> float:
     return float(np.median(times))
 
 
-def _sample(examples: list, n: int) -> list:
-    return random.Random(0).sample(examples, min(n, len(examples)))
-
-
 def _ort_row(path: Path, target, seqs, labels, reference, pad, runs) -> dict:
     """Accuracy, agreement with torch and p50 latency of one graph on one target (IO binding where it says)."""
     session = create_session(path, target)
@@ -77,46 +75,52 @@ def _ort_row(path: Path, target, seqs, labels, reference, pad, runs) -> dict:
     }
 
 
-def bench_layers(n: int, ds, args) -> list[dict]:
-    loaded = load_model("smollm2-135m")
-    cut_to_first(loaded.model, n)
-    tok, pad, cpu = loaded.tokenizer, loaded.tokenizer.pad_token_id, load_target("cpu")
-    clf = make_classifier(loaded.model, tok, ds.labels, ds.label_words)
-    prompt = PromptFormat(ds.template, (), 128)
-    train, _ = encode_examples(tok, prompt, ds.train)
-    # The splits come grouped by class: sample, never slice, or a short split holds one class only.
-    val, _ = encode_examples(tok, prompt, _sample(ds.validation, 200))
-    test, _ = encode_examples(tok, prompt, _sample(ds.test, args.rows))
-    # The default cpu recipe, capped in time so the 30-layer model fits a benchmark run (stated in the output).
-    recipe = replace(get_recipe("cpu"), per_class_cap=args.per_class, time_budget_s=args.time_budget)
-    tuned = finetune(clf, tok, train, val, recipe, show_progress=False)
-    clf = tuned.model.eval()
-    seqs, labels = [f["input_ids"] for f in test], [f["labels"] for f in test]
-    reference = torch_logits(clf, seqs, pad)
+class _KeepModel(Progress):
+    """Keeps the fine-tuned torch model the pipeline hands over, to time torch eager beside the graphs."""
+
+    model = None
+
+    def trained(self, classifier) -> None:
+        self.model = classifier
+
+
+def bench_layers(n: int, args, work: Path) -> list[dict]:
+    # The same export a user runs (edgecut.pipeline.export), with the cpu recipe capped in rows and time so
+    # the 30-layer model fits a benchmark run (stated in the output); then every variant of its graph.
+    settings = ExportSettings(
+        layers=n, per_class_cap=args.per_class, time_budget=args.time_budget, test_size=args.rows, output=work / f"n{n}"
+    )
+    keep = _KeepModel()
+    result = export(settings, keep)
+    clf = ArtifactClassifier(result.path)
+    dataset = load_dataset(settings.data_spec())  # the export's own split (same seed)
+    seqs = [clf.encode(ex.text)[0] for ex in dataset.test]
+    labels, pad, cpu = [ex.label for ex in dataset.test], clf.pad_id, load_target("cpu")
+    reference = torch_logits(keep.model, seqs, pad)
     rows = [
         {
             "layers": n,
             "runtime": "torch-eager",
             "accuracy": accuracy(reference, labels),
-            "p50_b1_ms": _torch_latency(clf, seqs, pad, 1, args.runs),
-            "p50_b8_ms": _torch_latency(clf, seqs, pad, 8, args.runs),
-            "bytes": sum(p.numel() * p.element_size() for p in clf.parameters()),
-            "train_seconds": tuned.seconds,
+            "p50_b1_ms": _torch_latency(keep.model, seqs, pad, 1, args.runs),
+            "p50_b8_ms": _torch_latency(keep.model, seqs, pad, 8, args.runs),
+            "bytes": sum(p.numel() * p.element_size() for p in keep.model.parameters()),
+            "train_seconds": result.manifest["training"]["seconds"],
         }
     ]
-    calibration = [pad_batch([f["input_ids"]], pad) for f in train[:128]]
+    train_ids = [clf.encode(ex.text)[0] for ex in dataset.train[:128]]
+    calibration = [pad_batch([ids], pad) for ids in train_ids]
     measured = (seqs, labels, reference, pad, args.runs)
-    with tempfile.TemporaryDirectory() as tmp:
-        fp32 = export_onnx(clf, pad_batch(seqs[:2], pad), Path(tmp) / "fp32.onnx").path
-        for name, settings in VARIANTS.items():
-            path = fp32 if settings is None else to_int8(fp32, Path(tmp) / f"{name}.onnx", settings, calibration).path
-            rows.append({"layers": n, "runtime": name} | _ort_row(path, cpu, *measured))
-        if args.cuda:
-            # The `cuda` target's graph (fp16, norms and softmax fp32) against fp32 on the same provider.
-            cuda = load_target("cuda")
-            fp16 = to_fp16(fp32, Path(tmp) / "fp16.onnx", cuda.fp16.keep_fp32_ops).path
-            for name, path in (("ort-cuda-fp32", fp32), ("ort-cuda-fp16", fp16)):
-                rows.append({"layers": n, "runtime": name} | _ort_row(path, cuda, *measured))
+    fp32 = result.path / "model.onnx"
+    for name, int8 in VARIANTS.items():
+        path = fp32 if int8 is None else to_int8(fp32, work / f"n{n}-{name}.onnx", int8, calibration).path
+        rows.append({"layers": n, "runtime": name} | _ort_row(path, cpu, *measured))
+    if args.cuda:
+        # The `cuda` target's graph (fp16, norms and softmax fp32) against fp32 on the same provider.
+        cuda = load_target("cuda")
+        fp16 = to_fp16(fp32, work / f"n{n}-fp16.onnx", cuda.fp16.keep_fp32_ops).path
+        for name, path in (("ort-cuda-fp32", fp32), ("ort-cuda-fp16", fp16)):
+            rows.append({"layers": n, "runtime": name} | _ort_row(path, cuda, *measured))
     base = rows[0]
     for r in rows:
         r["b1_vs_torch"] = r["p50_b1_ms"] / base["p50_b1_ms"]
@@ -139,11 +143,11 @@ def main() -> None:
             check_target_available(load_target("cuda"))  # fail before training, not after
         except EdgecutError as e:
             parser.exit(2, f"error: {e}\n")
-    ds = load_dataset(DataSpec(demonstrations=False, per_class_cap=args.per_class))
     rows = []
-    for n in [int(x) for x in args.layers.split(",")]:
-        rows += bench_layers(n, ds, args)
-        print(f"N={n} done", flush=True)
+    with tempfile.TemporaryDirectory(prefix="edgecut-bench-") as tmp:
+        for n in [int(x) for x in args.layers.split(",")]:
+            rows += bench_layers(n, args, Path(tmp))
+            print(f"N={n} done", flush=True)
     machine = {
         "cpu": platform.processor() or platform.machine(),
         "vnni": cpu_has_vnni(),

@@ -168,6 +168,9 @@ class Progress:
     def training(self, update) -> None:
         """One `edgecut.finetune.TrainProgress` (step, loss, latest validation accuracy)."""
 
+    def trained(self, classifier) -> None:
+        """The fine-tuned torch classifier, before export (benchmarks time it against the graphs)."""
+
 
 @dataclass(frozen=True)
 class ExportResult:
@@ -311,6 +314,7 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
                 distillation=distillation,
             )
         classifier = tuned.model
+        progress.trained(classifier)
         progress.note(
             f"{tuned.seconds:.0f}s, {tuned.steps} steps, stopped by {tuned.stopped_by}, "
             f"best validation accuracy {tuned.best_validation_accuracy:.1%}"
