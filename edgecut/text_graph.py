@@ -309,11 +309,15 @@ class _Nodes:
     def __init__(self, prefix: str):
         self.prefix, self.nodes = prefix, []
 
+    def names(self, op: str, n_out: int) -> list[str]:
+        """Fresh output names for one node (the first one also names the node)."""
+        _Nodes.count += 1
+        return [f"{self.prefix}/{op}_{_Nodes.count}_{i}" for i in range(n_out)]
+
     def __call__(self, op: str, inputs: Sequence[str], n_out: int = 1, domain: str = "", **attrs) -> Any:
         from onnx import helper
 
-        _Nodes.count += 1
-        outs = [f"{self.prefix}/{op}_{_Nodes.count}_{i}" for i in range(n_out)]
+        outs = self.names(op, n_out)
         self.nodes.append(helper.make_node(op, list(inputs), outs, name=outs[0], domain=domain, **attrs))
         return outs[0] if n_out == 1 else outs
 
@@ -360,8 +364,8 @@ def _front_graph(spec: _BpeSpec, prompt, pad_id: int, opset: int, ir_version: in
 
     def encode(g: _Nodes, rendered: str) -> tuple[str, str]:
         """rendered [n] strings -> ids, mask [n, T] with the post-processor's leading special tokens."""
-        ids, mask = g("GPT2Tokenizer", [rendered], 2, CONTRIB)
-        g.nodes[-1] = spec.tokenizer_node(rendered, ids, mask, g.nodes[-1].name)
+        ids, mask = g.names("GPT2Tokenizer", 2)
+        g.add(spec.tokenizer_node(rendered, ids, mask, name=ids))
         if spec.leading_ids:
             rows = g("Shape", [ids], start=0, end=1)
             shape = g("Concat", [rows, g("Shape", ["text/LEAD"])], axis=0)
@@ -386,8 +390,8 @@ def _front_graph(spec: _BpeSpec, prompt, pad_id: int, opset: int, ir_version: in
         then = _Nodes("text/decode_empty")
         out_empty = then("Identity", ["text/EMPTY_TEXT"])
         other = _Nodes("text/decode")
-        raw = other("BpeDecoder", [ids], 1, CONTRIB)
-        other.nodes[-1] = spec.decoder_node(ids, raw, other.nodes[-1].name)
+        (raw,) = other.names("BpeDecoder", 1)
+        other.add(spec.decoder_node(ids, raw, name=raw))
         raw = other("Reshape", [raw, "text/FLAT"])
         # the last (up to) 4 bytes of the decoded string, from the last 4 tokens
         last = other("Slice", [ids, "text/MINUS4", "text/BIG", "text/AXIS0"])
@@ -451,8 +455,8 @@ def _front_graph(spec: _BpeSpec, prompt, pad_id: int, opset: int, ir_version: in
     whole = keep_ids("Slice", [whole, "text/ZERO1", keep_ids("Reshape", [length, "text/FLAT"]), "text/AXIS0"])
 
     cut = _Nodes("text/row/cut")  # this row is too long: shrink the query until the prompt fits
-    query, _ = cut("GPT2Tokenizer", [text_1], 2, CONTRIB)
-    cut.nodes[-1] = spec.tokenizer_node(text_1, query, _, cut.nodes[-1].name)
+    query, query_mask = cut.names("GPT2Tokenizer", 2)
+    cut.add(spec.tokenizer_node(text_1, query, query_mask, name=query))
     query = cut("Reshape", [query, "text/FLAT"])  # encode_plain: no special tokens
     keep0 = cut("Sub", [cut("Size", [query]), cut("Sub", [length, "text/MAX"])])
     go0 = cut("Greater", [keep0, "text/ZERO"])
