@@ -239,3 +239,39 @@ def test_minilm_wordpiece_is_refused_naming_its_type(artifact, tmp_path):
     copy = _with_tokenizer_of(artifact, tmp_path, tokenizer)
     with pytest.raises(UnsupportedTokenizerError, match="WordPiece model"):
         build_text_graph(copy, tmp_path / "model_text.onnx")
+
+
+def test_a_leading_special_token_from_the_post_processor(artifact, tmp_path):
+    """A Llama-style BOS (TemplateProcessing `<eos> $A`): in the graph as `tokenizers` adds it, cuts too."""
+    import onnxruntime as ort
+    from artifact_helpers import rehash
+    from tokenizers import Tokenizer
+
+    from edgecut.prompt import PromptFormat
+    from edgecut.text_graph import build_front_graph, session_options
+
+    copy = copy_artifact(artifact, tmp_path / "bos")
+    data = json.loads((copy / "tokenizer.json").read_text())
+    data["post_processor"] = {
+        "type": "TemplateProcessing",
+        "single": [{"SpecialToken": {"id": "<eos>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+        "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+        "special_tokens": {"<eos>": {"id": "<eos>", "ids": [1], "tokens": ["<eos>"]}},
+    }
+    (copy / "tokenizer.json").write_text(json.dumps(data))
+    rehash(copy)
+    session = ort.InferenceSession(
+        build_front_graph(copy).SerializeToString(), session_options(), providers=["CPUExecutionProvider"]
+    )
+    tk = Tokenizer.from_file(str(copy / "tokenizer.json"))
+    prompt = PromptFormat.from_dict(json.loads((copy / "edgecut.json").read_text())["prompt"])
+    texts = SHORT + CUT
+    ids, mask, truncated = session.run(None, {"text": np.array(texts, dtype=object)})
+    for text, row, m, cut in zip(texts, ids, mask, truncated, strict=True):
+        expected, was_cut = prompt.encode(
+            text,
+            encode=lambda s: tk.encode(s).ids,
+            encode_plain=lambda s: tk.encode(s, add_special_tokens=False).ids,
+            decode=lambda i: tk.decode(list(i)),
+        )
+        assert expected[0] == 1 and row[m == 1].tolist() == expected and bool(cut) == was_cut
