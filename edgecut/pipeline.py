@@ -207,15 +207,16 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
     from edgecut.classifier import label_token_ids, make_classifier
     from edgecut.data import Example, encode_examples, load_dataset
     from edgecut.distill import check_teacher_labels, read_unlabeled, teacher_logits, teacher_record
-    from edgecut.export import export_onnx, torch_logits
+    from edgecut.export import export_onnx, save_graph, torch_logits
     from edgecut.finetune import Distillation, finetune
+    from edgecut.int8_search import choose_fp16, choose_int8
     from edgecut.load import load_model, model_depth
     from edgecut.manifest import TRAINING_LOG, read_manifest, write_golden, write_manifest
     from edgecut.optimize import optimize_graph
     from edgecut.parity import POLICY, compare_logits, require_parity
     from edgecut.prompt import PromptFormat
     from edgecut.prune import keep_layers
-    from edgecut.quantize import build_precision, graph_bytes
+    from edgecut.quantize import graph_bytes
     from edgecut.runtime import check_target_available, create_session, pad_batch, run_logits
     from edgecut.select import select_layers
     from edgecut.targets import load_target
@@ -341,14 +342,26 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
             )
         if target.optimizations:
             progress.note(f"applied: {', '.join(optimized.applied) or 'none (no pass kept parity)'}")
-        with progress.stage(f"build {precision} graph"):
-            calibration_feeds = [pad_batch([f["input_ids"]], pad) for f in train[: target.int8.calibration_size]]
-            quant = build_precision(optimized.path, workdir / "model.onnx", precision, target, calibration_feeds)
-        if quant is not None and quant.precision == "int8":
+        choice = None
+        if precision != "fp32":  # the first candidate within the target's max_accuracy_drop on validation
+            val_ids, val_labels = [f["input_ids"] for f in val], [f["labels"] for f in val]
+            (graphs / precision).mkdir()
+            with progress.stage(f"build {precision} graph (scored on {len(val_ids)} validation prompts)"):
+                if precision == "int8":
+                    calibration_feeds = [
+                        pad_batch([f["input_ids"]], pad) for f in train[: target.int8.calibration_size]
+                    ]
+                    choice = choose_int8(
+                        optimized.path, graphs / precision, target, calibration_feeds, val_ids, val_labels, pad
+                    )
+                else:
+                    choice = choose_fp16(optimized.path, graphs / precision, target, val_ids, val_labels, pad)
             progress.note(
-                f"int8 {quant.mode}, per-channel {'on' if quant.per_channel else 'off'}, reduce_range "
-                f"{'on' if quant.reduce_range else 'off'}, {quant.calibration_size} calibration prompts"
+                f"shipped {choice.candidate}: validation {choice.accuracy:.1%} vs fp32 {choice.fp32_accuracy:.1%} "
+                f"(drop {choice.drop_points:+.1f} points, at most {choice.max_accuracy_drop:g})"
             )
+        save_graph(choice.path if choice else optimized.path, workdir / "model.onnx")
+        quant = choice.quantize if choice else None
         session = create_session(workdir / "model.onnx", target)
         shipped_atol = None if precision == "int8" else POLICY.tolerance(target.parity_atol, parity_reference)
         shipped = require_parity(
@@ -357,14 +370,14 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
             ),
             what=f"the {precision} graph on {target.providers[0]}",
         )
-        with progress.counter("ONNX Runtime accuracy", len(test_ids) * (2 if quant else 1)) as advance:
+        with progress.counter("ONNX Runtime accuracy", len(test_ids) * (2 if choice else 1)) as advance:
             report = validate(
                 reference,
                 session,
                 test_ids,
                 test_labels,
                 pad,
-                fp32_session=create_session(optimized.path, target) if quant else None,
+                fp32_session=create_session(optimized.path, target) if choice else None,
                 io_binding=target.io_binding,
                 on_batch=advance,
             )
@@ -395,6 +408,7 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
             "pad_token_id": pad,
             "precision": precision,
             "quantization": quant.as_dict() if quant else None,
+            "precision_search": choice.as_dict() if choice else None,
             "optimizations": {
                 "applied": optimized.applied,
                 "passes": optimized.passes,

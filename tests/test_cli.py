@@ -119,12 +119,15 @@ def test_int8_export_reports_the_accuracy_drop(how, tiny_model_dirs, tiny_csv, t
     result = _export(tiny_model_dirs["gpt2"], tiny_csv, tmp_path / "q", *how)
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "q" / "edgecut.json").read_text())
-    assert manifest["precision"] == "int8" and manifest["quantization"]["mode"] == "dynamic"
-    assert manifest["quantization"]["per_channel"] is True  # the measured best (README "Targets, measured")
+    assert manifest["precision"] == "int8" and manifest["quantization"]["mode"] == "static"  # batch-independent
+    assert manifest["quantization"]["per_channel"] is True
     assert manifest["target"]["name"] == ("cpu" if how[0] == "--quantize" else "cpu-int8")
     assert manifest["metrics"]["onnx_fp32_accuracy"] is not None
+    search = manifest["precision_search"]  # chosen on the validation split, within the target's budget
+    assert search["kept"] in [c["name"] for c in search["candidates"]] and search["validation_rows"] > 0
+    assert search["drop_points"] <= search["max_accuracy_drop"] == manifest["target"]["int8"]["max_accuracy_drop"]
     assert manifest["optimizations"]["applied"] == list(manifest["target"]["optimizations"])  # the target decides
-    assert "drop" in result.output and "reduce_range" in result.output  # says which int8 it built
+    assert "drop" in result.output and f"shipped {search['kept']}" in result.output
 
 
 def test_export_with_block_influence_selection_records_it(tiny_model_dirs, tiny_csv, tmp_path):
