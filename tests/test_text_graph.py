@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import onnx
 import pytest
-from artifact_helpers import copy_artifact, export_tiny
+from artifact_helpers import copy_artifact
 
 MAX_LENGTH = 80  # the two demonstrations take ~60 tokens: short queries fit, long ones get cut
 LONG = " ".join(["good lovely film and the cast was superb"] * 30)
@@ -27,10 +27,10 @@ CUT = [LONG, "🎉" * 80, *("dull " * j + "🎬é" * 60 for j in range(1, 8)), "
 
 
 @pytest.fixture(scope="module")
-def artifact(tiny_model_dirs, tiny_csv, tmp_path_factory):
-    out = tmp_path_factory.mktemp("text_graph") / "tiny"
-    extra = ("--epochs", "1", "--demos", "--max-length", str(MAX_LENGTH))
-    return export_tiny(tiny_model_dirs["llama"], tiny_csv, out, *extra)
+def artifact(tiny_artifact):
+    """The suite's shared tiny Llama artifact (demonstrations, max_length 80); only read here."""
+    assert json.loads((tiny_artifact / "edgecut.json").read_text())["prompt"]["max_length"] == MAX_LENGTH
+    return tiny_artifact
 
 
 @pytest.fixture(scope="module")
