@@ -68,7 +68,17 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
-def make_classifier(model, tokenizer, labels: Sequence[str], label_words: Sequence[str] | None, init: str = "lm"):
+POOLINGS = ("last", "mean")
+
+
+def make_classifier(
+    model,
+    tokenizer,
+    labels: Sequence[str],
+    label_words: Sequence[str] | None,
+    init: str = "lm",
+    pooling: str = "last",
+):
     """A sequence classifier sharing `model`'s (copied) body.
 
     Args:
@@ -76,8 +86,20 @@ def make_classifier(model, tokenizer, labels: Sequence[str], label_words: Sequen
         labels: class names, stored as `id2label` in the config.
         label_words: words whose LM-head rows initialise the head (init="lm").
         init: "lm" (the paper's LM setting) or "random" (P-CLS / CLS, and encoders).
+        pooling: for decoders, which hidden state the head reads: "last" (the last real token, as the
+            paper and HF's *ForSequenceClassification) or "mean" (the mean over the real tokens).
+
+    Raises:
+        EdgecutError: an unknown init or pooling, mean pooling for an encoder, no LM head for init="lm".
     """
     from transformers import AutoModelForSequenceClassification
+
+    from edgecut.load import ENCODER_TYPES
+
+    if pooling not in POOLINGS:
+        raise EdgecutError(f"--pooling {pooling}: use one of {', '.join(POOLINGS)}")
+    if pooling != "last" and model.config.model_type in ENCODER_TYPES:
+        raise EdgecutError(f"--pooling {pooling} is for decoders: {model.config.model_type} pools its first token")
 
     if tokenizer.pad_token_id is None:
         # The classifier finds each row's last real token by comparing with pad_token_id.
@@ -109,4 +131,39 @@ def make_classifier(model, tokenizer, labels: Sequence[str], label_words: Sequen
                 score.bias.copy_(head.bias[ids] if getattr(head, "bias", None) is not None else 0.0)
     elif init != "random":
         raise EdgecutError(f"unknown head init '{init}': use 'lm' or 'random'")
+    if pooling == "mean":
+        classifier.__class__ = mean_pooled(type(classifier))
+        classifier.config.edgecut_pooling = "mean"  # config.json says the head reads the mean, not the last token
     return classifier.eval()
+
+
+def mean_pooled(cls: type) -> type:
+    """`cls` (a decoder's *ForSequenceClassification) with a head that reads the mean of the real tokens'
+    final hidden states instead of the last one's.
+
+    A one-layer causal model sees the whole text at the last position through a single attention step; the
+    mean carries every position's own state as well. The head is the same linear layer, so the `lm`
+    initialisation applies unchanged. The forward takes exactly what the exporter passes (input_ids,
+    attention_mask, position_ids), so it exports through torch.onnx to the same signature.
+    """
+    name = f"MeanPooled{cls.__name__}"
+    if name not in globals():  # one subclass per class, importable by name (pickling, copying)
+        globals()[name] = type(name, (cls,), {"forward": _mean_pooled_forward, "__module__": __name__})
+    return globals()[name]
+
+
+def _mean_pooled_forward(self, input_ids=None, attention_mask=None, position_ids=None, labels=None, **kwargs):
+    import torch
+    from transformers.modeling_outputs import SequenceClassifierOutput
+
+    body = getattr(self, self.base_model_prefix)
+    hidden = body(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).last_hidden_state
+    if attention_mask is None:
+        attention_mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # [batch, hidden]; pads never count
+    logits = self.score(pooled)
+    loss = None
+    if labels is not None:
+        loss = torch.nn.functional.cross_entropy(logits.float(), labels.view(-1))
+    return SequenceClassifierOutput(loss=loss, logits=logits)

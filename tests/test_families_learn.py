@@ -1,0 +1,70 @@
+"""Every supported family, cut to one layer, learns a trivially separable task in a few steps.
+
+A family whose one-layer cut cannot learn this is not supported: the test is the guard (a Gemma 3 cut
+once predicted the majority class for every text). Settings: `lm` (prompt + label-word head; BERT has no
+LM head and takes the random one) and `cls` (plain text + random head), and mean pooling for a decoder.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from conftest import FAMILIES, FILLER, NEGATIVE, POSITIVE, tiny_model
+
+from edgecut.classifier import make_classifier
+from edgecut.data import Example, encode_examples
+from edgecut.export import torch_logits
+from edgecut.finetune import Recipe, finetune
+from edgecut.prompt import PromptFormat
+from edgecut.prune import cut_to_first
+
+TEMPLATES = {"lm": "Review: {text}\nSentiment:{label}", "cls": "{text}{label}"}
+RECIPE = Recipe(
+    "families",
+    epochs=4,
+    batch_size=8,
+    learning_rate=3e-3,
+    per_class_cap=1000,
+    demonstrations=False,
+    max_length=64,
+    patience=10,
+)
+
+
+def _rows(n: int, seed: int) -> list[Example]:
+    """Two sentiment words among three fillers: the class is in the words, wherever they stand."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = i % 2
+        words = rng.sample(FILLER, 3) + rng.sample(POSITIVE if label else NEGATIVE, 2)
+        rng.shuffle(words)
+        rows.append(Example(" ".join(words), label))
+    return rows
+
+
+def _accuracy_after_training(family: str, setting: str, tokenizer, pooling: str = "last") -> float:
+    model = tiny_model(family, tokenizer, layers=3)
+    cut_to_first(model, 1)
+    init = "lm" if setting == "lm" and family != "bert" else "random"
+    clf = make_classifier(model, tokenizer, ["negative", "positive"], [" negative", " positive"], init, pooling)
+    prompt = PromptFormat(TEMPLATES[setting], (), 64)
+    train = encode_examples(tokenizer, prompt, _rows(96, 1))[0]
+    val = encode_examples(tokenizer, prompt, _rows(16, 2))[0]
+    test = encode_examples(tokenizer, prompt, _rows(64, 3))[0]
+    tuned = finetune(clf, tokenizer, train, val, RECIPE).model
+    logits = torch_logits(tuned, [f["input_ids"] for f in test], tokenizer.pad_token_id)
+    return float((logits.argmax(-1) == np.array([f["labels"] for f in test])).mean())
+
+
+@pytest.mark.parametrize("setting", ["lm", "cls"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_one_layer_cut_learns_a_separable_task(family, setting, tokenizer):
+    assert _accuracy_after_training(family, setting, tokenizer) >= 0.9
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma3_text"])
+def test_mean_pooling_learns_too(family, tokenizer):
+    assert _accuracy_after_training(family, "lm", tokenizer, pooling="mean") >= 0.9
