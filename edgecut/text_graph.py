@@ -6,8 +6,9 @@ The graph holds what `ArtifactClassifier.encode` does in Python, then the classi
       -> prompt: demonstrations + template around the text (StringConcat)
       -> token ids: onnxruntime-extensions' GPT2Tokenizer op, built from the artifact's tokenizer.json
       -> rows longer than the manifest's max_length: the query is cut exactly as `PromptFormat.encode`
-         cuts it (decode a prefix of the query's ids with BpeDecoder, re-render, re-tokenize, shrink until
-         it fits), in an ONNX Loop that only runs when some row is too long
+         cuts it (decode a prefix of the query's ids with BpeDecoder, an incomplete UTF-8 character at its
+         end turned into U+FFFD as `tokenizers` does, re-render, re-tokenize, shrink until it fits), in
+         an ONNX Loop that only runs when some row is too long
       -> right padding with the artifact's pad_token_id, attention_mask
       -> the artifact's model.onnx (its nodes merged in unchanged)
     -> logits [N, classes] float, label [N] string, truncated [N] bool
@@ -617,6 +618,7 @@ def _check_ids(front, tokenizer_path: Path, prompt, spec: _BpeSpec) -> int:
 
     tk = Tokenizer.from_file(str(tokenizer_path))
     texts = [*PROBES, *(t for t, _ in prompt.demonstrations)]
+    texts.append("before " + " ".join(str(a["content"]) for a in spec.added[:8]) + " after")
     texts.append(" ".join(["a long review of a film that goes on and on, café 🎬"] * (prompt.max_length // 4 + 8)))
     session = ort.InferenceSession(front.SerializeToString(), session_options(), providers=["CPUExecutionProvider"])
     ids, mask, truncated = session.run(None, {"text": np.array(texts, dtype=object)})
