@@ -124,6 +124,17 @@ def build_text_graph(artifact_dir: Path, destination: Path) -> TextGraphResult:
     return TextGraphResult(destination, spec.description, external, int(manifest["prompt"]["max_length"]), checked)
 
 
+def check_tokenizer(tokenizer_json: Path) -> str:
+    """What the string graph would tokenize with, from tokenizer.json alone (no graph is built).
+
+    Cheap: lets `export --with-tokenizer` refuse an unsupported tokenizer before training.
+
+    Raises:
+        UnsupportedTokenizerError: not byte-level BPE (the message names the type).
+    """
+    return _BpeSpec.from_tokenizer_json(json.loads(Path(tokenizer_json).read_text(encoding="utf-8"))).description
+
+
 def build_front_graph(artifact_dir: Path):
     """Only the text side of model_text.onnx, as an onnx.ModelProto: `text` [N] string in, `input_ids` and
     `attention_mask` [N, T] int64 (right-padded with pad_token_id) and `truncated` [N] bool out.

@@ -151,12 +151,15 @@ def _metaspace(data: dict) -> dict:
     ids=["wordpiece", "metaspace", "bert-processing"],
 )
 def test_an_unsupported_tokenizer_is_refused_naming_its_type(artifact, tmp_path, edit, match):
-    from edgecut.text_graph import UnsupportedTokenizerError, build_text_graph
+    from edgecut.text_graph import UnsupportedTokenizerError, build_text_graph, check_tokenizer
 
+    assert "GPT2Tokenizer" in check_tokenizer(artifact / "tokenizer.json")
     copy = copy_artifact(artifact, tmp_path / "copy")
     data = json.loads((copy / "tokenizer.json").read_text())
     (copy / "tokenizer.json").write_text(json.dumps(edit(data)))
     destination = tmp_path / "out" / "model_text.onnx"
+    with pytest.raises(UnsupportedTokenizerError, match=match):
+        check_tokenizer(copy / "tokenizer.json")
     with pytest.raises(UnsupportedTokenizerError, match=match) as raised:
         build_text_graph(copy, destination)
     assert "serve" in str(raised.value) and "\n" not in str(raised.value)
