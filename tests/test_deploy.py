@@ -6,7 +6,7 @@ import json
 
 import onnx
 import pytest
-from artifact_helpers import copy_artifact, edit_manifest, export_tiny, rehash
+from artifact_helpers import copy_artifact, edit_manifest, rehash
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2  # Triton's own model_config.proto (tritonclient is a test dependency)
 from typer.testing import CliRunner
@@ -33,9 +33,8 @@ def _dtype(tensor):
 
 
 @pytest.fixture(scope="module")
-def artifact(tiny_model_dirs, tiny_csv, tmp_path_factory):
-    out = tmp_path_factory.mktemp("deploy") / "tiny"
-    return export_tiny(tiny_model_dirs["gpt2"], tiny_csv, out, "--epochs", "1")
+def artifact(tiny_artifact):
+    return tiny_artifact  # the shared one; read only (tests that edit it edit a copy)
 
 
 def _deploy(*args):

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from artifact_helpers import copy_artifact, export_tiny
+from artifact_helpers import copy_artifact, rehash
 from typer.testing import CliRunner
 
 from edgecut.cli import app
@@ -20,9 +20,8 @@ KEYS = {"text", "label", "scores", "truncated", "latency_ms"}
 
 
 @pytest.fixture(scope="module")
-def artifact(tiny_model_dirs, tiny_csv, tmp_path_factory):
-    out = tmp_path_factory.mktemp("predict") / "tiny"
-    return export_tiny(tiny_model_dirs["llama"], tiny_csv, out, "--epochs", "1", "--demos", "--max-length", "80")
+def artifact(tiny_artifact):
+    return tiny_artifact  # the shared one (demonstrations, max_length 80); read only
 
 
 def _predict(*args, input=None):
@@ -121,7 +120,7 @@ print("torch" in sys.modules, "transformers" in sys.modules)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "False False"
-    assert (repo / "tiny" / "config.pbtxt").is_file()
+    assert (repo / artifact.name / "config.pbtxt").is_file()
 
 
 def test_golden_prompts_reproduce_through_the_runtime(artifact):
@@ -143,7 +142,8 @@ def test_golden_prompts_reproduce_through_the_runtime(artifact):
         (["{artifact}", "--file", "{bad_jsonl}"], None, "is not a JSON object"),
         (["{artifact}", "--file", "{latin1}"], None, "not UTF-8"),
         (["{artifact}", "x", "--target", "tpu"], None, "unknown target"),
-        (["{truncated}", "x"], None, "cannot load"),
+        (["{truncated}", "x"], None, "does not match its sha256"),  # hashed before ONNX Runtime reads it
+        (["{truncated_rehashed}", "x"], None, "cannot load"),
         (["{no_tokenizer}", "x"], None, "tokenizer.json is missing"),
     ],
 )
@@ -154,6 +154,8 @@ def test_bad_input_is_one_line_exit_2(args, input, match, artifact, tmp_path):
     latin1.write_bytes("caf\xe9 good\n".encode("latin-1"))
     truncated = copy_artifact(artifact, tmp_path / "truncated")
     (truncated / "model.onnx").write_bytes((artifact / "model.onnx").read_bytes()[:1000])
+    truncated_rehashed = copy_artifact(truncated, tmp_path / "truncated_rehashed")
+    rehash(truncated_rehashed)
     no_tokenizer = copy_artifact(artifact, tmp_path / "no_tokenizer")
     (no_tokenizer / "tokenizer.json").unlink()
     values = {
@@ -162,6 +164,7 @@ def test_bad_input_is_one_line_exit_2(args, input, match, artifact, tmp_path):
         "bad_jsonl": bad_jsonl,
         "latin1": latin1,
         "truncated": truncated,
+        "truncated_rehashed": truncated_rehashed,
         "no_tokenizer": no_tokenizer,
     }
     result = _predict(*[a.format(**values) for a in args], input=input)
