@@ -230,6 +230,9 @@ def check_artifact(directory: str | Path, settings: CheckSettings) -> CheckRepor
     report.target, report.providers = clf.target.name, list(clf.session.get_providers())
     parity = _timed(lambda: _parity(clf))
     report.results.append(parity)
+    if parity.passed and "text_model" in clf.manifest:
+        parity = _timed(lambda: _text_parity(clf))
+        report.results.append(parity)
     if not parity.passed:
         skipped = [(n, k) for n, k in runtime if n != "parity"]
         report.results += [CheckResult(n, k, None, "skipped: the artifact failed the parity check") for n, k in skipped]
@@ -456,6 +459,31 @@ def _parity(clf: ArtifactClassifier) -> CheckResult:
     passed = diff <= atol and flips == 0
     detail = f"max |Δlogit| {diff:.2g} (atol {atol:g}), {flips} argmax change(s) on {where}"
     return CheckResult("parity", PARITY, passed, detail, measured=diff, threshold=atol, unit="logit")
+
+
+def _text_parity(clf: ArtifactClassifier) -> CheckResult:
+    """model_text.onnx (raw text in) against the id graph: the same ids for probe texts and demonstrations,
+    and logits within the recorded tolerance."""
+    from edgecut.text_graph import PROBES, compare_text_graph
+
+    try:
+        import onnxruntime_extensions  # noqa: F401
+    except ImportError:
+        fix = "pip install 'edgecut[text]' to check it"
+        return CheckResult("text_parity", PARITY, None, f"the artifact has a raw-text graph; {fix}")
+    path = member(clf.directory, clf.manifest["text_model"].get("file"), "text_model.file")
+    texts = [*PROBES, *(d["text"] for d in clf.manifest["prompt"].get("demonstrations", []))]
+    try:
+        got = compare_text_graph(clf.directory, path, texts)
+    except Exception as e:  # a damaged graph or one this ONNX Runtime cannot load
+        return CheckResult("text_parity", PARITY, False, f"{path.name} does not run: {_first_line(e)}")
+    atol = clf.manifest.golden_atol
+    passed = got.ids_equal == got.texts and got.max_abs_logit_diff <= atol
+    detail = (
+        f"{path.name}: ids equal on {got.ids_equal} of {got.texts} probe texts, "
+        f"max |Δlogit| {got.max_abs_logit_diff:.2g} against the id graph (atol {atol:g})"
+    )
+    return CheckResult("text_parity", PARITY, passed, detail, got.max_abs_logit_diff, atol, "logit")
 
 
 # --- gates ----------------------------------------------------------------------------------------

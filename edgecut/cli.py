@@ -154,6 +154,9 @@ def export(
     ] = None,
     distill_alpha: Annotated[float, typer.Option(help="Weight of the labels vs the teacher's soft targets.")] = 0.5,
     distill_temperature: Annotated[float, typer.Option(help="Softmax temperature of the distillation.")] = 2.0,
+    with_tokenizer: Annotated[
+        bool, typer.Option(help="Also write model_text.onnx: raw text in (prompt and tokenizer in the graph).")
+    ] = False,
 ) -> None:
     """Cut, fine-tune, export, validate: write a self-describing ONNX artifact."""
     from edgecut.pipeline import export as run_export
@@ -191,6 +194,7 @@ def export(
             unlabeled=unlabeled,
             distill_alpha=distill_alpha,
             distill_temperature=distill_temperature,
+            with_tokenizer=with_tokenizer,
         )
         result = run_export(settings, RichProgress())
     if result is not None:  # None: a non-main process of a multi-process launch
@@ -358,13 +362,20 @@ def deploy(
     max_queue_delay_us: Annotated[
         int, typer.Option(help="Dynamic batcher: longest wait for more requests, in microseconds.")
     ] = 100,
-    force: Annotated[bool, typer.Option(help="Replace an existing REPO/NAME.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace an existing REPO/NAME that edgecut wrote.")] = False,
+    strings: Annotated[
+        bool, typer.Option(help="Serve model_text.onnx: raw text in (byte-level BPE; onnxruntime-extensions).")
+    ] = False,
+    extensions_library: Annotated[
+        str | None, typer.Option(help="Path of libortextensions.so on the Triton server (with --strings).")
+    ] = None,
 ) -> None:
     """Write a Triton model repository entry (onnxruntime backend) for an artifact."""
-    from edgecut.deploy import TritonSettings, deploy_triton
+    from edgecut.deploy import EXTENSIONS_LIBRARY, TritonSettings, deploy_triton
 
     try:
-        settings = TritonSettings(triton, name, max_batch_size, instances, max_queue_delay_us, force)
+        library = extensions_library or EXTENSIONS_LIBRARY
+        settings = TritonSettings(triton, name, max_batch_size, instances, max_queue_delay_us, force, strings, library)
         done = deploy_triton(artifact, settings)
     except EdgecutError as e:
         _fail(str(e))
@@ -447,25 +458,9 @@ def sweep(
             lr=lr,
             batch_size=batch_size,
         )
-        base = ExportSettings(
-            model=model,
-            data=data,
-            select=select,
-            target=target or "cpu",
-            labels=_labels(labels),
-            label_words=_labels(label_words),
-            template=_template(template),
-            text_column=text_column or "text",
-            label_column=label_column or "label",
-            setting=setting,
-            recipe=recipe,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            per_class_cap=per_class_cap,
-            time_budget=time_budget,
-            test_size=test_size,
-        )
+        # Every run is an ordinary export: the options given here, export's defaults for the rest.
+        parsed = {"labels": _labels(labels), "label_words": _labels(label_words), "template": _template(template)}
+        base = ExportSettings(**{k: v for k, v in options.items() if v is not None} | parsed)
         settings = sw.SweepSettings(
             layers=tuple(sw.parse_layers(layers)),
             seeds=tuple(sw.parse_seeds(seeds)),

@@ -67,6 +67,7 @@ class ExportSettings:
     unlabeled: Path | None = None  # texts the teacher labels for the student (needs teacher)
     distill_alpha: float = 0.5  # weight of the labels against the teacher's soft targets
     distill_temperature: float = 2.0
+    with_tokenizer: bool = False  # also write model_text.onnx: raw text in (edgecut.text_graph)
 
     def __post_init__(self) -> None:
         from edgecut.select import METHODS
@@ -220,6 +221,7 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
     from edgecut.runtime import check_target_available, create_session, pad_batch, run_logits
     from edgecut.select import select_layers
     from edgecut.targets import load_target
+    from edgecut.text_graph import check_tokenizer
     from edgecut.validate import validate
     from edgecut.vocab import (
         always_kept_ids,
@@ -258,6 +260,10 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
         with progress.stage(f"load {s.model}"):
             loaded = load_model(s.model, trust_remote_code=s.trust_remote_code)
         tok, pad = loaded.tokenizer, None
+        if is_main:
+            art.save_tokenizer(tok, workdir)
+            if s.with_tokenizer:  # a tokenizer the string graph cannot reproduce fails before training
+                check_tokenizer(workdir / "tokenizer.json")
         prompt = PromptFormat(dataset.template, tuple(dataset.demonstrations), recipe.max_length)
         train, _ = encode_examples(tok, prompt, dataset.train)
         val, _ = encode_examples(tok, prompt, dataset.validation)
@@ -387,7 +393,6 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
         golden_feed = pad_batch(test_ids[: POLICY.golden_rows], pad)
         write_golden(workdir, golden_feed, session.run(["logits"], golden_feed)[0])
         classifier.config.save_pretrained(workdir)
-        art.save_tokenizer(tok, workdir)
         record = {
             "model_file": "model.onnx",
             "source_model": {"source": loaded.source, "resolved": loaded.resolved, "sha256": loaded.sha256},
@@ -459,6 +464,10 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
         }
         shutil.rmtree(art.scratch_dir(workdir))  # intermediate graphs and checkpoints are not the artifact
         write_manifest(workdir, record, exclude=(art.STAGING,))
+        if s.with_tokenizer:
+            with progress.stage("raw-text graph (prompt and tokenizer inside)"):
+                record["text_model"] = _text_graph(workdir, [ex.text for ex in dataset.test], target, parity_reference)
+            write_manifest(workdir, record, exclude=(art.STAGING,))
         size = graph_bytes(workdir / "model.onnx")
     return ExportResult(
         path=s.output.resolve(),
@@ -477,6 +486,33 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
         model_bytes=size,
         manifest=record,
     )
+
+
+def _text_graph(workdir: Path, texts: list[str], target, reference) -> dict[str, Any]:
+    """Write model_text.onnx beside the id graph and require it to match it: same ids, logits within tolerance."""
+    from importlib import metadata
+
+    from edgecut.errors import ParityError
+    from edgecut.parity import POLICY
+    from edgecut.text_graph import TEXT_MODEL, build_text_graph, compare_text_graph
+
+    built = build_text_graph(workdir, workdir / TEXT_MODEL)
+    parity = compare_text_graph(workdir, built.path, texts[: POLICY.rows])
+    atol = POLICY.tolerance(target.parity_atol, reference)
+    if parity.ids_equal != parity.texts or parity.max_abs_logit_diff > atol:
+        raise ParityError(
+            f"{TEXT_MODEL} does not match the id graph: ids equal on {parity.ids_equal} of {parity.texts} test "
+            f"texts, max |Δlogit| {parity.max_abs_logit_diff:.2e} (allowed {atol:.1e})"
+        )
+    return {
+        "file": TEXT_MODEL,
+        "tokenizer": built.tokenizer,
+        "external_data": built.external_data,
+        "inputs": {"text": ["batch"]},
+        "outputs": ["logits", "label", "truncated"],
+        "parity": {"texts": parity.texts, "ids_equal": parity.ids_equal, "max_abs_diff": parity.max_abs_logit_diff},
+        "onnxruntime_extensions": metadata.version("onnxruntime-extensions"),
+    }
 
 
 @contextlib.contextmanager

@@ -162,7 +162,8 @@ def test_accelerate_launch_with_two_processes_writes_one_artifact(tiny_model_dir
 
 def test_a_trimmed_vocabulary_artifact_works_with_check_predict_and_deploy(tiny_model_dirs, tiny_csv, tmp_path):
     """--vocab 40 keeps the 40 most frequent ids (and the template's, label words', specials'): the graph
-    still takes the tokenizer's ids, and words it never saw go to their nearest kept row."""
+    still takes the tokenizer's ids, and words it never saw go to their nearest kept row. The same export
+    also writes the raw-text graph (--with-tokenizer), which check compares with the id graph."""
     from edgecut import export
     from edgecut.check import CheckSettings, check_artifact
     from edgecut.deploy import TritonSettings, deploy_triton
@@ -178,6 +179,7 @@ def test_a_trimmed_vocabulary_artifact_works_with_check_predict_and_deploy(tiny_
         batch_size=8,
         test_size=40,
         vocab="40",
+        with_tokenizer=True,
         output=tmp_path / "trimmed",
     )
     result = export(settings)
@@ -188,9 +190,14 @@ def test_a_trimmed_vocabulary_artifact_works_with_check_predict_and_deploy(tiny_
     unseen = "zebra quantum xylophone"  # byte-level pieces outside the 40 kept ids
     (pred,) = clf.predict([unseen])
     assert pred.label in ("negative", "positive") and abs(sum(pred.scores.values()) - 1) < 1e-5
-    assert check_artifact(result.path, CheckSettings(data=tiny_csv)).exit_code == 0
+    report = check_artifact(result.path, CheckSettings(data=tiny_csv))
+    assert report.exit_code == 0 and "text_parity" in [r.name for r in report.results]
+    text_model = read_manifest(result.path)["text_model"]
+    assert text_model["parity"]["ids_equal"] == text_model["parity"]["texts"] > 0
     deployed = deploy_triton(result.path, TritonSettings(tmp_path / "repo", "trimmed"))
     assert (deployed.path / "1" / "model.onnx").is_file()
+    strings = deploy_triton(result.path, TritonSettings(tmp_path / "repo", "trimmed-text", strings=True))
+    assert (strings.path / "1" / "model_text.onnx").is_file() and "TYPE_STRING" in strings.config.read_text()
 
 
 def test_a_teacher_with_other_labels_is_refused_before_the_model_loads(
