@@ -101,7 +101,8 @@ def corpus_sequences(tokenizer, prompt_format: PromptFormat, texts: Iterable[str
 
 
 def always_kept_ids(tokenizer, prompt_format: PromptFormat, label_words: Iterable[str]) -> set[int]:
-    """Ids every prompt can contain whatever the text: template, demonstrations, label words, specials, pad."""
+    """Ids every prompt can contain whatever the text: template, demonstrations, label words, special and
+    added tokens, pad."""
 
     def plain(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
@@ -117,6 +118,8 @@ def always_kept_ids(tokenizer, prompt_format: PromptFormat, label_words: Iterabl
         ids.update(plain(word))
         ids.update(plain(word.strip()))
     ids.update(i for i in tokenizer.all_special_ids if i is not None)
+    # Added tokens (SmolLM2's <|im_start|>, <file_sep>, ...) match anywhere in a text, whatever it says.
+    ids.update(getattr(tokenizer, "added_tokens_decoder", {}))
     for special in (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id):
         if special is not None:
             ids.add(special)  # make_classifier pads with eos or unk when there is no pad token

@@ -13,7 +13,7 @@ from edgecut.export import export_onnx, torch_logits
 from edgecut.parity import POLICY, compare_logits, require_parity
 from edgecut.prompt import PromptFormat
 from edgecut.prune import count_parameters
-from edgecut.quantize import graph_bytes, to_int8
+from edgecut.quantize import graph_bytes, to_fp16, to_int8
 from edgecut.runtime import create_session, pad_batch, run_logits
 from edgecut.targets import Int8Settings, load_target
 from edgecut.vocab import (
@@ -105,6 +105,7 @@ def test_always_kept_ids_cover_template_demonstrations_label_words_and_specials(
         assert set(tokenizer(piece, add_special_tokens=False)["input_ids"]) <= ids, piece
     assert set(tokenizer(fmt.render(""))["input_ids"]) <= ids
     assert {tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id} <= ids
+    assert set(tokenizer.added_tokens_decoder) <= ids
     assert not set(tokenizer(" lovely charming", add_special_tokens=False)["input_ids"]) <= ids
 
 
@@ -294,6 +295,13 @@ def test_trimmed_graph_takes_original_ids_matches_torch_and_quantizes(family, to
     # The small table is in the file and no float tensor has a row per id: the full table is gone.
     floats = [list(t.dims) for t in graph.initializer if t.data_type == onnx.TensorProto.FLOAT]
     assert [trim.table_rows, hidden] in floats and not any(d and d[0] == size for d in floats)
+
+    # fp16 (--target cuda): the converter leaves the int64 remap alone; ORT's CPU provider runs the graph.
+    fp16 = to_fp16(path, tmp_path / "fp16.onnx", load_target("cuda").fp16.keep_fp32_ops).path
+    half = run_logits(create_session(fp16, load_target("cpu")), mixed, pad)
+    require_parity(compare_logits(expected, half, POLICY.tolerance(1e-2, expected)), what="fp16 graph")
+    remaps = [t for t in onnx.load(str(fp16)).graph.initializer if t.data_type == onnx.TensorProto.INT64]
+    assert any(list(t.dims) == [size] for t in remaps)
 
     int8 = tmp_path / "int8.onnx"
     calibration = [pad_batch([s], pad) for s in train]
