@@ -137,3 +137,40 @@ def test_hints_with_brackets_are_printed_literally(tiny_model_dirs, tiny_csv, tm
     assert "'edgecut[gpu]'" in line
     missing = runner.invoke(app, ["check", str(tmp_path / "no[/such]dir")])
     assert "no[/such]dir" in _one_error_line(missing, 2, "not a directory")
+
+
+def _config_only(d, tiny):
+    (d / "config.json").write_text((tiny / "config.json").read_text())
+
+
+def _invalid_config(d, tiny):
+    (d / "config.json").write_text('{"model_type": ')
+
+
+def _pickled_weights(d, tiny):
+    """A directory whose only weights are a pickle: it must never be unpickled (arbitrary code)."""
+    import pickle
+
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        (d / name).write_text((tiny / name).read_text())
+    (d / "pytorch_model.bin").write_bytes(pickle.dumps({"not": "weights"}))
+
+
+MODELS = {
+    "fake .gguf": (lambda d, tiny: (d / "m.gguf").write_bytes(b"not a gguf file at all"), "m.gguf", "cannot be loaded"),
+    "config.json only": (_config_only, "", "cannot be loaded"),
+    "invalid config.json": (_invalid_config, "", "cannot be loaded"),
+    "pickled pytorch_model.bin": (_pickled_weights, "", "cannot be loaded"),
+}
+
+
+@pytest.mark.parametrize("case", list(MODELS))
+def test_a_model_path_that_is_not_a_model_is_one_line_exit_2(case, tiny_model_dirs, tiny_csv, tmp_path):
+    make, name, words = MODELS[case]
+    model = tmp_path / "model"
+    model.mkdir()
+    make(model, tiny_model_dirs["llama"])
+    args = ["export", "--model", str(model / name), "--data", str(tiny_csv), "--labels", "negative,positive"]
+    result = runner.invoke(app, [*args, "-o", str(tmp_path / "out")])
+    _one_error_line(result, 2, words)
+    assert not (tmp_path / "out").exists()
