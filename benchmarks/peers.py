@@ -1,0 +1,349 @@
+"""edgecut against what a user would pick instead, on the same splits (issue 14's table and plot).
+
+Rows, each at every seed (mean ± sd over seeds):
+- edgecut N in --layers: plain; distilled from the full-depth export of the same seed; distilled from the
+  all-MiniLM-L6-v2 export of the same seed; each as the fp32 graph and as the int8 graph `cpu-int8` ships;
+- the full-depth model (the teacher) and all-MiniLM-L6-v2 fine-tuned through edgecut (cls setting);
+- fastText supervised (word bigrams), model2vec distilled from the installed all-MiniLM-L6-v2 (run in its
+  own environment with --model2vec-python), TF-IDF + logistic regression: all on the same training rows.
+
+Columns: test accuracy, end-to-end latency per text at batch 1 (tokenize + run, p50), throughput at batch 32
+(texts/s, tokenizing included), artifact MB, training seconds (a student's own; its teacher's are in the
+teacher's row). Every export is an ordinary `edgecut.pipeline.export`; runs are kept in --out and a rerun
+skips the finished ones, so the script resumes. Teachers train before the cuts of their seed.
+
+    .venv/bin/python benchmarks/peers.py --data rotten-tomatoes --seeds 0,42,421
+    .venv/bin/python benchmarks/peers.py --data bbc-news --seeds 0,42,421 --model2vec-python m2v/bin/python
+
+Writes benchmarks/results/peers-<data>.json (every run and the summary), .md (the table) and .png
+(accuracy against batch-1 latency, point size = artifact MB). Time it on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgecut.baselines import BaselineResult, BaselineUnavailable, fasttext_baseline, tfidf_baseline
+from edgecut.data import DataSpec, load_dataset
+from edgecut.errors import EdgecutError
+from edgecut.load import resolve_alias
+from edgecut.manifest import is_artifact, read_manifest
+from edgecut.pipeline import ExportSettings, export
+from edgecut.runtime import ArtifactClassifier, create_session, pad_batch
+from edgecut.targets import load_target
+
+ROOT = Path(__file__).resolve().parent.parent
+MINILM = "all-minilm-l6-v2"
+LATENCY_TEXTS = 200  # batch-1 calls, one text each, cycling through the test texts
+THROUGHPUT_TEXTS = 640  # texts classified at batch 32 for the throughput column
+
+
+@dataclass(frozen=True)
+class Run:
+    """One export: `kind` is full | minilm | plain | from-full | from-minilm."""
+
+    kind: str
+    layers: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return (
+            f"{self.kind}-n{self.layers}-s{self.seed}"
+            if self.kind not in ("full", "minilm")
+            else f"{self.kind}-s{self.seed}"
+        )
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str  # the table's row label, e.g. "edgecut N=1 from full, int8"
+    seed: int
+    accuracy: float
+    p50_ms: float
+    texts_per_s: float
+    mb: float
+    train_seconds: float | None
+
+
+def plan(layers: list[str], seeds: list[int], teachers: set[str]) -> list[Run]:
+    """Per seed: the teachers first (a student needs its teacher's artifact), then every cut."""
+    runs = []
+    for seed in seeds:
+        runs += [Run("full", "full", seed), Run("minilm", "full", seed)]
+        for n in layers:
+            runs.append(Run("plain", n, seed))
+            runs += [Run(f"from-{t}", n, seed) for t in ("full", "minilm") if t in teachers]
+    return runs
+
+
+def settings_for(run: Run, args, out: Path) -> ExportSettings:
+    common = dict(
+        data=args.data,
+        seed=run.seed,
+        test_size=args.test_size,
+        output=out / run.name,
+        target="cpu",
+        time_budget=args.time_budget,
+    )
+    if run.kind == "minilm":
+        return ExportSettings(model=MINILM, layers="full", setting="cls", **common)
+    distill = {}
+    if run.kind.startswith("from-"):
+        teacher = out / Run(run.kind.removeprefix("from-"), "full", run.seed).name
+        distill = dict(
+            teacher=teacher,
+            distill_alpha=args.alpha,
+            distill_temperature=args.temperature,
+            unlabeled=args.unlabeled,
+        )
+    return ExportSettings(model=args.model, layers=run.layers, pooling=args.pooling, **common, **distill)
+
+
+def _classify(clf: ArtifactClassifier, session, texts: list[str], batch: int) -> np.ndarray:
+    """Predicted class per text, tokenizing with the artifact's own tokenizer and prompt."""
+    out = []
+    for start in range(0, len(texts), batch):
+        ids = [clf.encode(t)[0] for t in texts[start : start + batch]]
+        out.append(session.run(["logits"], pad_batch(ids, clf.pad_id))[0].argmax(-1))
+    return np.concatenate(out)
+
+
+def measure_graph(clf: ArtifactClassifier, session, texts: list[str], truth: np.ndarray) -> tuple[float, float, float]:
+    """(accuracy, p50 ms per text at batch 1 end to end, texts/s at batch 32 end to end)."""
+    accuracy = float((_classify(clf, session, texts, 32) == truth).mean())
+    _classify(clf, session, texts[:8], 1)  # warm-up
+    times = []
+    for i in range(LATENCY_TEXTS):
+        start = time.perf_counter()
+        _classify(clf, session, [texts[i % len(texts)]], 1)
+        times.append((time.perf_counter() - start) * 1e3)
+    pool = [texts[i % len(texts)] for i in range(THROUGHPUT_TEXTS)]
+    start = time.perf_counter()
+    _classify(clf, session, pool, 32)
+    return accuracy, float(np.median(times)), THROUGHPUT_TEXTS / (time.perf_counter() - start)
+
+
+def measure_artifact(directory: Path, label: str, seed: int, dataset, with_int8: bool) -> list[Row]:
+    """The fp32 artifact, and the int8 graph `--target cpu-int8` would ship (built from it, calibrated on
+    training prompts as the export does), measured the same way."""
+    from edgecut.quantize import graph_bytes, to_int8
+
+    manifest = read_manifest(directory)
+    clf = ArtifactClassifier(directory, target="cpu")
+    texts = [ex.text for ex in dataset.test]
+    truth = np.array([ex.label for ex in dataset.test])
+    train_seconds = manifest["training"]["seconds"]
+    rows = []
+    acc, p50, tps = measure_graph(clf, clf.session, texts, truth)
+    rows.append(Row(label, seed, acc, p50, tps, graph_bytes(manifest.model_path) / 1e6, train_seconds))
+    if with_int8:
+        int8_settings = load_target("cpu-int8").int8
+        calibration = [
+            pad_batch([clf.encode(ex.text)[0]], clf.pad_id) for ex in dataset.train[: int8_settings.calibration_size]
+        ]
+        with tempfile.TemporaryDirectory(prefix="edgecut-peers-") as tmp:
+            int8 = to_int8(manifest.model_path, Path(tmp) / "int8.onnx", int8_settings, calibration)
+            session = create_session(int8.path, load_target("cpu"))
+            acc, p50, tps = measure_graph(clf, session, texts, truth)
+            rows.append(Row(f"{label}, int8", seed, acc, p50, tps, int8.bytes_after / 1e6, train_seconds))
+    return rows
+
+
+def baseline_row(result: BaselineResult, label: str) -> Row:
+    return Row(
+        label,
+        result.seed,
+        result.accuracy,
+        result.p50_ms,
+        result.texts_per_s or float("nan"),
+        result.artifact_mb or 0.0,
+        result.train_seconds,
+    )
+
+
+def model2vec_in_its_env(python: str, args, seed: int) -> BaselineResult:
+    """model2vec's distill extra pins transformers < 5.4: run it with the interpreter of its own environment,
+    importing edgecut from this checkout (the baselines module is torch-free apart from model2vec itself)."""
+    code = (
+        "import json, sys; from dataclasses import asdict; from pathlib import Path\n"
+        "from edgecut.baselines import model2vec_baseline\n"
+        "from edgecut.data import DataSpec, load_dataset\n"
+        f"spec = DataSpec(source={args.data!r}, seed={seed}, test_size={args.test_size}, "
+        f"per_class_cap={args.per_class_cap}, demonstrations=False)\n"
+        f"r = model2vec_baseline(load_dataset(spec), {seed}, Path({str(resolve_alias(MINILM))!r}))\n"
+        "print(json.dumps(asdict(r)))\n"
+    )
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    done = subprocess.run([python, "-c", code], capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise BaselineUnavailable(f"model2vec in {python} failed: {last}")
+    return BaselineResult(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def summarize(rows: list[Row]) -> list[dict]:
+    """Mean ± sd of accuracy over seeds; medians of the timings and sizes."""
+    groups: dict[str, list[Row]] = {}
+    for r in rows:
+        groups.setdefault(r.name, []).append(r)
+    table = []
+    for name, group in groups.items():
+        accs = [r.accuracy for r in group]
+        train = [r.train_seconds for r in group if r.train_seconds is not None]
+        table.append(
+            {
+                "name": name,
+                "seeds": len(group),
+                "accuracy_mean": statistics.fmean(accs),
+                "accuracy_sd": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                "p50_ms": statistics.median(r.p50_ms for r in group),
+                "texts_per_s": statistics.median(r.texts_per_s for r in group),
+                "mb": statistics.median(r.mb for r in group),
+                "train_seconds": statistics.median(train) if train else None,
+            }
+        )
+    return table
+
+
+def markdown(table: list[dict], title: str) -> str:
+    lines = [
+        f"### {title}",
+        "",
+        "| model | seeds | accuracy | latency b1 (ms) | texts/s b32 | MB | training (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in table:
+        train = "–" if r["train_seconds"] is None else f"{r['train_seconds']:.0f}"
+        lines.append(
+            f"| {r['name']} | {r['seeds']} | {r['accuracy_mean']:.1%} ± {r['accuracy_sd'] * 100:.1f} | "
+            f"{r['p50_ms']:.2f} | {r['texts_per_s']:.0f} | {r['mb']:.1f} | {train} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(table: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for r in table:
+        ax.scatter(r["p50_ms"], r["accuracy_mean"] * 100, s=20 + 4 * r["mb"], alpha=0.6)
+        ax.annotate(r["name"], (r["p50_ms"], r["accuracy_mean"] * 100), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("latency per text at batch 1, tokenizing included (ms, log)")
+    ax.set_ylabel("test accuracy (%), mean over seeds")
+    ax.set_title(f"{title} (point size: artifact MB)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default="rotten-tomatoes")
+    p.add_argument("--model", default="smollm2-135m")
+    p.add_argument("--layers", default="1,2")
+    p.add_argument("--seeds", default="0,42,421")
+    p.add_argument("--teachers", default="full,minilm", help="which distilled rows: full, minilm, or both")
+    p.add_argument("--alpha", type=float, default=0.5, help="--distill-alpha of the distilled rows")
+    p.add_argument("--temperature", type=float, default=2.0, help="--distill-temperature of the distilled rows")
+    p.add_argument("--unlabeled", type=Path, default=None, help="--unlabeled for the distilled rows")
+    p.add_argument("--pooling", default="last", help="--pooling of the cuts")
+    p.add_argument("--test-size", type=int, default=1000)
+    p.add_argument("--per-class-cap", type=int, default=4000, help="the cpu recipe's, for the baselines' rows")
+    p.add_argument("--time-budget", type=float, default=None)
+    p.add_argument("--model2vec-python", default=None, help="python of an environment with model2vec[distill,train]")
+    p.add_argument("--no-int8", action="store_true", help="only the fp32 graphs")
+    p.add_argument("--out", type=Path, default=Path("peers-out"))
+    p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
+    args = p.parse_args()
+
+    seeds = [int(s) for s in args.seeds.split(",")]
+    layers = [n.strip() for n in args.layers.split(",")]
+    out = args.out / Path(args.data).stem
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[Row] = []
+    for run in plan(layers, seeds, set(args.teachers.split(","))):
+        directory = out / run.name
+        if not is_artifact(directory):
+            print(f"export {run.name} …", file=sys.stderr, flush=True)
+            try:
+                export(settings_for(run, args, out))
+            except EdgecutError as e:
+                print(f"error: {run.name}: {e}", file=sys.stderr)
+                return 2
+        label = {
+            "full": "full-depth (teacher)",
+            "minilm": "all-MiniLM-L6-v2 (cls)",
+            "plain": f"edgecut N={run.layers}",
+            "from-full": f"edgecut N={run.layers} from full",
+            "from-minilm": f"edgecut N={run.layers} from MiniLM",
+        }[run.kind]
+        spec = DataSpec(source=args.data, seed=run.seed, test_size=args.test_size, per_class_cap=args.per_class_cap)
+        dataset = load_dataset(spec)
+        rows += measure_artifact(directory, label, run.seed, dataset, with_int8=not args.no_int8)
+
+    skipped: set[str] = set()
+    for seed in seeds:
+        dataset = load_dataset(
+            DataSpec(
+                source=args.data,
+                seed=seed,
+                test_size=args.test_size,
+                per_class_cap=args.per_class_cap,
+                demonstrations=False,
+            )
+        )
+        rows.append(baseline_row(tfidf_baseline(dataset, seed), "TF-IDF + logistic regression"))
+        try:
+            rows.append(baseline_row(fasttext_baseline(dataset, seed), "fastText (bigrams)"))
+        except BaselineUnavailable as e:
+            skipped.add(f"SKIP: {e}")
+        try:
+            if not args.model2vec_python:
+                raise BaselineUnavailable(
+                    "model2vec: give --model2vec-python, an environment with model2vec[distill,train]"
+                )
+            rows.append(
+                baseline_row(model2vec_in_its_env(args.model2vec_python, args, seed), "model2vec (from MiniLM)")
+            )
+        except BaselineUnavailable as e:
+            skipped.add(f"SKIP: {e}")
+    for line in sorted(skipped):
+        print(line, flush=True)
+
+    table = summarize(rows)
+    title = f"{Path(args.model).name} on {args.data}: edgecut and its peers ({len(seeds)} seeds)"
+    args.results.mkdir(parents=True, exist_ok=True)
+    stem = args.results / f"peers-{Path(args.data).stem}"
+    md = markdown(table, title)
+    print(md)
+    record = {
+        "title": title,
+        "machine": {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "table": table,
+        "runs": [asdict(r) for r in rows],
+    }
+    stem.with_suffix(".json").write_text(json.dumps(record, indent=2))
+    stem.with_suffix(".md").write_text(md)
+    plot(table, stem.with_suffix(".png"), title)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
