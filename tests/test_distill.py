@@ -166,14 +166,23 @@ def test_progress_log_and_scratch_without_trainer_output(tokenizer, tmp_path, mo
     assert {p.total_steps for p in seen} == {12}
     assert seen[0].validation_accuracy is None and seen[-1].validation_accuracy == result.validation_accuracy[-1]
     assert seen[-1].loss is not None and seen[-1].epoch == pytest.approx(2.0)
+    assert result.majority_rate == 0.5 and result.learned == (result.best_validation_accuracy > 0.5)
     records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [r["eval_accuracy"] for r in records if "eval_accuracy" in r] == result.validation_accuracy
     assert any("grad_norm" in r for r in records)
-    # checkpoints lived under workdir and are gone; nothing was written to TMPDIR
-    assert list((tmp_path / "work").iterdir()) == [] and list((tmp_path / "tmp").iterdir()) == []
+    # checkpoints lived under workdir and are gone; edgecut wrote nothing to TMPDIR (torch may keep caches there)
+    assert list((tmp_path / "work").iterdir()) == []
+    assert [p.name for p in (tmp_path / "tmp").iterdir() if p.name.startswith("edgecut")] == []
     printed = capfd.readouterr()
     assert "Writing model shards" not in printed.err + printed.out
     assert "'loss'" not in printed.err + printed.out and "eval_accuracy" not in printed.err + printed.out
+
+
+def test_a_model_no_better_than_the_majority_class_has_not_learned(tokenizer):
+    train = _encode(tokenizer, _rows(16, 1))
+    one_class = [f for f in _encode(tokenizer, _rows(12, 2)) if f["labels"] == 1]
+    result = finetune(_student(tokenizer), tokenizer, train, one_class, _recipe(epochs=1))
+    assert result.majority_rate == 1.0 and not result.learned
 
 
 class FakeClock:

@@ -16,7 +16,7 @@ from conftest import FAMILIES, FILLER, NEGATIVE, POSITIVE, tiny_model
 from edgecut.classifier import make_classifier
 from edgecut.data import Example, encode_examples
 from edgecut.export import torch_logits
-from edgecut.finetune import Recipe, finetune
+from edgecut.finetune import Recipe, finetune, get_recipe
 from edgecut.prompt import PromptFormat
 from edgecut.prune import cut_to_first
 
@@ -68,3 +68,10 @@ def test_a_one_layer_cut_learns_a_separable_task(family, setting, tokenizer):
 @pytest.mark.parametrize("family", ["llama", "gemma3_text"])
 def test_mean_pooling_learns_too(family, tokenizer):
     assert _accuracy_after_training(family, "lm", tokenizer, pooling="mean") >= 0.9
+
+
+def test_gemma_families_get_the_learning_rate_their_cuts_learn_at():
+    assert get_recipe("cpu", model_type="gemma3_text").learning_rate == 1e-4
+    assert get_recipe("cpu", model_type="llama").learning_rate == get_recipe("cpu").learning_rate == 5e-4
+    assert get_recipe("cpu", model_type="gemma3_text", learning_rate=3e-4).learning_rate == 3e-4  # --lr wins
+    assert get_recipe("paper", model_type="gemma3_text").learning_rate == 5e-5  # already below the cap
