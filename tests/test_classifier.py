@@ -8,6 +8,17 @@ from edgecut.errors import DataError, EdgecutError
 from edgecut.prune import cut_to_first
 
 WORDS = [" negative", " positive"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run faster on one thread than two threads that wait on each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 PROMPTS = [
     "Review: good great film\nSentiment:",
     "Review: the plot was dull and boring and bad\nSentiment:",
@@ -103,7 +114,7 @@ def test_mean_pooling_trains_with_the_models_loss_and_copies(tokenizer):
         torch.testing.assert_close(twin(**batch).logits, out.logits.detach())
 
 
-@pytest.mark.parametrize("family", ["llama", "gpt2", "gemma3_text"])
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
 def test_mean_pooled_classifier_exports_with_parity_left_or_right_padded(family, tokenizer, tmp_path):
     from edgecut.export import export_onnx, torch_logits
     from edgecut.parity import compare_logits, require_parity
