@@ -157,6 +157,7 @@ def export(
     with_tokenizer: Annotated[
         bool, typer.Option(help="Also write model_text.onnx: raw text in (prompt and tokenizer in the graph).")
     ] = False,
+    pooling: Annotated[str, typer.Option(help="Decoders: last (the last real token) or mean (all tokens).")] = "last",
 ) -> None:
     """Cut, fine-tune, export, validate: write a self-describing ONNX artifact."""
     from edgecut.pipeline import export as run_export
@@ -195,6 +196,7 @@ def export(
             distill_alpha=distill_alpha,
             distill_temperature=distill_temperature,
             with_tokenizer=with_tokenizer,
+            pooling=pooling,
         )
         result = run_export(settings, RichProgress())
     if result is not None:  # None: a non-main process of a multi-process launch
@@ -416,10 +418,7 @@ def sweep(
     test_size: TestSizeOption = 1000,
     baselines: Annotated[
         str,
-        typer.Option(
-            help="Baselines on the same split, comma-separated: tfidf (TF-IDF + logistic regression), minilm "
-            "(all-MiniLM-L6-v2 fine-tuned and exported the same way), or none."
-        ),
+        typer.Option(help="Baselines on the same split: tfidf, fasttext, model2vec, minilm (comma-separated) or none."),
     ] = "tfidf",
     margin: Annotated[
         float, typer.Option(help="Recommend the smallest N within this many accuracy points of the best.")
@@ -430,6 +429,7 @@ def sweep(
     report: Annotated[
         bool, typer.Option("--report", help="Run nothing: build the tables and plot from the finished runs.")
     ] = False,
+    distill: Annotated[bool, typer.Option("--distill", help="Each cut learns from its seed's full run.")] = False,
     output: Annotated[Path, typer.Option("--output", "-o", help="Sweep directory (resumed if it exists).")] = Path(
         "sweep-out"
     ),
@@ -457,10 +457,12 @@ def sweep(
             target=target,
             lr=lr,
             batch_size=batch_size,
+            distill=True if distill else None,  # recorded only when given: older directories still resume
         )
         # Every run is an ordinary export: the options given here, export's defaults for the rest.
         parsed = {"labels": _labels(labels), "label_words": _labels(label_words), "template": _template(template)}
-        base = ExportSettings(**{k: v for k, v in options.items() if v is not None} | parsed)
+        given = {k: v for k, v in options.items() if v is not None and k != "distill"}
+        base = ExportSettings(**given | parsed)
         settings = sw.SweepSettings(
             layers=tuple(sw.parse_layers(layers)),
             seeds=tuple(sw.parse_seeds(seeds)),
@@ -471,6 +473,7 @@ def sweep(
             margin=margin,
             shard=sw.parse_shard(shard),
             report_only=report,
+            distill=distill,
         )
         outcome = sw.run_sweep(settings, RichProgress())
     if outcome.summary is not None:

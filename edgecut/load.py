@@ -126,8 +126,8 @@ def _read_config(source: str, location: str, kwargs: dict[str, Any]):
         raise _unloadable(source, e) from None
 
 
-def model_depth(source: str = DEFAULT_MODEL, trust_remote_code: bool = False) -> int:
-    """The number of transformer layers, from the config alone: lets `--layers 31` fail before the load.
+def read_config(source: str = DEFAULT_MODEL, trust_remote_code: bool = False):
+    """The model's config alone (depth, family), so `--layers 31` fails before the weights load.
 
     Raises:
         ModelNotFoundError: as load_model.
@@ -136,8 +136,7 @@ def model_depth(source: str = DEFAULT_MODEL, trust_remote_code: bool = False) ->
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if gguf_file:
         kwargs["gguf_file"] = gguf_file
-    config = _read_config(source, location, kwargs)
-    return int(config.num_hidden_layers)
+    return _read_config(source, location, kwargs)
 
 
 def load_model(source: str = DEFAULT_MODEL, trust_remote_code: bool = False) -> LoadedModel:

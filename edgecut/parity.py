@@ -28,10 +28,18 @@ class ParityPolicy:
     calibration_rows: int = 64  # training prompts that score layers for --select block-influence/angular
     export_atol: float = 1e-4  # the fp32 graph against torch on the CPU, whatever the target
     reduced_golden_atol: float = 1e-3  # golden tolerance floor for int8/fp16 graphs (kernels differ per CPU)
+    # argmax agreement with torch of an int8/fp16 graph asked of a target built for fp32 (`--quantize int8` on
+    # `cpu`): the validation-split search is the real gate; this only catches a broken graph
+    reduced_min_agreement: float = 0.9
 
     def tolerance(self, atol: float, reference: np.ndarray) -> float:
         """`atol`, times the largest |logit| of the reference when that is above 1."""
         return atol * max(1.0, float(np.abs(reference).max()))
+
+    def shipped_min_agreement(self, target_agreement: float, target_precision: str, precision: str) -> float:
+        """The target's own threshold for its own precision; `reduced_min_agreement` when --quantize asked
+        a target for a lower precision than it is built for."""
+        return target_agreement if precision == target_precision else min(target_agreement, self.reduced_min_agreement)
 
     def golden_atol(self, target_atol: float, precision: str) -> float:
         """How far `edgecut check` lets the shipped graph stray from its own golden logits."""

@@ -68,6 +68,7 @@ class ExportSettings:
     distill_alpha: float = 0.5  # weight of the labels against the teacher's soft targets
     distill_temperature: float = 2.0
     with_tokenizer: bool = False  # also write model_text.onnx: raw text in (edgecut.text_graph)
+    pooling: str = "last"  # decoders: classify from the last real token (the paper) or the mean of all
 
     def __post_init__(self) -> None:
         from edgecut.select import METHODS
@@ -88,8 +89,11 @@ class ExportSettings:
             raise EdgecutError(f"--quantize {self.quantize}: use one of {', '.join(QUANTIZE)}")
         if self.test_size < 1:
             raise EdgecutError(f"--test-size {self.test_size} must be at least 1 (test rows)")
+        from edgecut.classifier import POOLINGS
         from edgecut.vocab import parse_vocab
 
+        if self.pooling not in POOLINGS:
+            raise EdgecutError(f"--pooling {self.pooling}: use one of {', '.join(POOLINGS)}")
         parse_vocab(self.vocab)
         if self.vocab_corpus is not None and parse_vocab(self.vocab).mode != "task":
             raise EdgecutError("--vocab-corpus adds ids to --vocab task: add --vocab task (or drop --vocab-corpus)")
@@ -104,12 +108,14 @@ class ExportSettings:
         object.__setattr__(self, "label_words", tuple(self.label_words))
         self.training_recipe()  # an unknown recipe or a non-positive override fails here
 
-    def training_recipe(self):
-        """The named recipe with this export's overrides and seed (`edgecut.finetune.Recipe`)."""
+    def training_recipe(self, model_type: str | None = None):
+        """The named recipe with this export's overrides and seed (`edgecut.finetune.Recipe`); some model
+        families (Gemma) cap the learning rate unless `lr` is given."""
         from edgecut.finetune import get_recipe
 
         return get_recipe(
             self.recipe,
+            model_type,
             epochs=self.epochs,
             batch_size=self.batch_size,
             learning_rate=self.lr,
@@ -161,6 +167,9 @@ class Progress:
     def note(self, text: str) -> None:
         """A line of detail under the last stage."""
 
+    def warn(self, text: str) -> None:
+        """Something the user must not miss (the artifact is still written)."""
+
     @contextlib.contextmanager
     def counter(self, title: str, total: int) -> Iterator[Callable[[int], None]]:
         """A bar over `total` items; the caller advances it by n."""
@@ -204,14 +213,14 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
         ParityError: the ONNX graph does not reproduce the torch model.
     """
     from edgecut import artifact as art
-    from edgecut.baselines import tfidf_baseline
+    from edgecut.baselines import TFIDF_DESCRIPTION, tfidf_baseline
     from edgecut.classifier import label_token_ids, make_classifier
     from edgecut.data import Example, encode_examples, load_dataset
     from edgecut.distill import check_teacher_labels, read_unlabeled, teacher_logits, teacher_record
     from edgecut.export import export_onnx, save_graph, torch_logits
     from edgecut.finetune import Distillation, finetune
     from edgecut.int8_search import choose_fp16, choose_int8
-    from edgecut.load import load_model, model_depth
+    from edgecut.load import load_model, read_config
     from edgecut.manifest import TRAINING_LOG, read_manifest, write_golden, write_manifest
     from edgecut.optimize import optimize_graph
     from edgecut.parity import POLICY, compare_logits, require_parity
@@ -240,8 +249,8 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
     precision = target.resolve_precision(s.quantize)
     check_target_available(target)
     art.check_destination(s.output, s.force, s.protected_paths())
-    recipe = s.training_recipe()
-    depth = model_depth(s.model, s.trust_remote_code)
+    config = read_config(s.model, s.trust_remote_code)
+    recipe, depth = s.training_recipe(config.model_type), int(config.num_hidden_layers)
     n_layers = depth if s.layers == "full" else s.layers
     if n_layers > depth:
         raise EdgecutError(f"--layers {n_layers} is out of range: this model has {depth} layers, use 1..{depth}")
@@ -278,7 +287,9 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
         )
         # Encoders have no LM head; pcls/cls are the paper's settings with a freshly initialised head.
         init = "lm" if s.setting == "lm" and not loaded.is_encoder else "random"
-        classifier = make_classifier(loaded.model, tok, dataset.labels, dataset.label_words, init=init)
+        classifier = make_classifier(
+            loaded.model, tok, dataset.labels, dataset.label_words, init=init, pooling=s.pooling
+        )
         pad = tok.pad_token_id
         vocab = parse_vocab(s.vocab)
         trimmed = None
@@ -322,6 +333,12 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
             )
         classifier = tuned.model
         progress.trained(classifier)
+        if not tuned.learned:
+            progress.warn(
+                f"the model did not learn: its best validation accuracy ({tuned.best_validation_accuracy:.1%}) "
+                f"is no better than always predicting the most common class ({tuned.majority_rate:.1%}); "
+                "try another --lr, more --epochs or more layers"
+            )
         progress.note(
             f"{tuned.seconds:.0f}s, {tuned.steps} steps, stopped by {tuned.stopped_by}, "
             f"best validation accuracy {tuned.best_validation_accuracy:.1%}"
@@ -372,7 +389,10 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
         shipped_atol = None if precision == "int8" else POLICY.tolerance(target.parity_atol, parity_reference)
         shipped = require_parity(
             compare_logits(
-                parity_reference, run_logits(session, parity_rows, pad), shipped_atol, target.min_argmax_agreement
+                parity_reference,
+                run_logits(session, parity_rows, pad),
+                shipped_atol,
+                POLICY.shipped_min_agreement(target.min_argmax_agreement, target.precision, precision),
             ),
             what=f"the {precision} graph on {target.providers[0]}",
         )
@@ -408,6 +428,7 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
             "label_words": dataset.label_words,
             "label_token_ids": label_token_ids(tok, dataset.label_words) if init == "lm" else None,
             "head_init": init,
+            "pooling": s.pooling,
             "setting": s.setting,
             "prompt": prompt.as_dict(),
             "pad_token_id": pad,
@@ -437,6 +458,8 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
                 "steps": tuned.steps,
                 "stopped_by": tuned.stopped_by,
                 "validation_accuracy": tuned.validation_accuracy,
+                "learned": tuned.learned,
+                "majority_rate": tuned.majority_rate,
                 "log": TRAINING_LOG,
             },
             "metrics": report.as_dict()
@@ -445,12 +468,7 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
                 "shipped_max_abs_diff": shipped.max_abs_diff,
                 "shipped_argmax_agreement": shipped.argmax_agreement,
             },
-            "baseline": {
-                "name": "tfidf",
-                "description": "TF-IDF (word 1-2-grams) + logistic regression on the same training rows",
-                "accuracy": baseline.accuracy,
-                "p50_ms": baseline.p50_ms,
-            },
+            "baseline": baseline.as_manifest(TFIDF_DESCRIPTION),
             "golden": {"file": "golden.npz", "atol": POLICY.golden_atol(target.parity_atol, precision)},
             "vocabulary": trimmed.as_dict(vocab, covered) if trimmed else {"vocab": "all"},
             "distillation": None

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from edgecut.baselines import BaselineResult
+from edgecut.baselines import BASELINES, BaselineResult
 from edgecut.errors import EdgecutError, ParityError
 from edgecut.manifest import MANIFEST, read_golden, read_manifest
 from edgecut.pipeline import ExportSettings, Progress
@@ -95,8 +95,11 @@ def parse_baselines(text: str) -> list[str]:
     return list(dict.fromkeys(values))
 
 
-def plan(layers: list[str], seeds: list[int], baselines: Sequence[str] = ()) -> list[Run]:
-    """Every (N, seed), then every encoder baseline at every seed."""
+def plan(layers: list[str], seeds: list[int], baselines: Sequence[str] = (), distill: bool = False) -> list[Run]:
+    """Every (N, seed), then every encoder baseline at every seed. With `distill`, the full-depth run of each
+    seed comes before the cuts it teaches."""
+    if distill:
+        layers = [FULL, *(n for n in layers if n != FULL)]
     encoders = [Run(FULL, s, b) for b in baselines if b in ENCODER_BASELINES for s in seeds]
     return [Run(n, s) for n in layers for s in seeds] + encoders
 
@@ -225,8 +228,13 @@ class SweepSettings:
     margin: float = 1.0
     shard: tuple[int, int] | None = None  # (K, N): run every N-th run of the grid, starting at the K-th
     report_only: bool = False
+    distill: bool = False  # each cut learns from the full-depth run of its seed (--teacher)
 
     def __post_init__(self) -> None:
+        if self.distill and FULL not in self.layers:
+            raise EdgecutError("--distill teaches each cut with the full run of its seed: add full to --layers")
+        if self.distill and self.shard is not None:
+            raise EdgecutError("--distill needs each seed's full run before its cuts: run it without --shard")
         if self.margin < 0:
             raise EdgecutError(f"--margin {self.margin:g} must be 0 or more (accuracy points)")
         if self.shard is not None and self.report_only:
@@ -270,7 +278,7 @@ def run_sweep(settings: SweepSettings, progress: Progress | None = None) -> Swee
     progress = progress or Progress()
     out = settings.output
     check_options(out, settings.options)
-    runs = plan(list(settings.layers), list(settings.seeds), settings.baselines)
+    runs = plan(list(settings.layers), list(settings.seeds), settings.baselines, settings.distill)
     outcome = SweepOutcome(summary=None)
     if not settings.report_only:
         mine = shard_of(runs, settings.shard)
@@ -286,7 +294,7 @@ def run_sweep(settings: SweepSettings, progress: Progress | None = None) -> Swee
             progress.note(f"run {i + 1}/{len(mine)}: {what}, seed {run.seed} — {eta}")
             start = time.monotonic()
             try:
-                export(run_settings(settings.base, out, run), progress)
+                export(run_settings(settings.base, out, run, settings.distill), progress)
             except ParityError as e:  # this run's numbers, not the sweep's inputs: the other runs still count
                 outcome.failed.append(f"{run.name}: {e}")
                 progress.note(f"✗ {run.name} left out: {e}")
@@ -302,9 +310,11 @@ def run_sweep(settings: SweepSettings, progress: Progress | None = None) -> Swee
     return outcome
 
 
-def run_settings(base: ExportSettings, out: Path, run: Run) -> ExportSettings:
-    """One run's export: the sweep's options with this run's N, seed and directory."""
+def run_settings(base: ExportSettings, out: Path, run: Run, distill: bool = False) -> ExportSettings:
+    """One run's export: the sweep's options with this run's N, seed and directory (and teacher)."""
     changes: dict[str, Any] = {"layers": run.layers, "seed": run.seed, "output": run_dir(out, run), "force": False}
+    if distill and not run.baseline and run.layers != FULL:
+        changes["teacher"] = run_dir(out, Run(FULL, run.seed))
     if run.baseline:  # the encoder at full depth, plain text into a fresh head (no template)
         changes |= {"model": ENCODER_BASELINES[run.baseline], "setting": "cls", "select": "first", "template": None}
     return replace(base, **changes)
@@ -322,14 +332,21 @@ def report(settings: SweepSettings, progress: Progress) -> tuple[SweepSummary, d
         results = {run: measure_run(out, run) for run in measured}
     by_depth = {(res.layers, run.seed): res for run, res in results.items() if not run.baseline}
     floors = [as_baseline(run, res) for run, res in results.items() if run.baseline]
-    if "tfidf" in settings.baselines:
-        from edgecut.baselines import tfidf_baseline
+    fitted = [name for name in settings.baselines if name in BASELINES]  # fitted here, not exported
+    if fitted:
+        from edgecut.baselines import BaselineUnavailable
         from edgecut.data import load_dataset
+        from edgecut.load import resolve_alias
 
-        with progress.stage("TF-IDF + logistic regression baseline on the same splits"):
-            for seed in sorted({seed for _, seed in by_depth}):
-                spec = replace(settings.base, seed=seed, demos=False).data_spec()
-                floors.append(tfidf_baseline(load_dataset(spec), seed))
+        with progress.stage(f"{', '.join(fitted)} on the same splits"):
+            for name in fitted:
+                extra = {"sentence_model": resolve_alias(ENCODER_BASELINES["minilm"])} if name == "model2vec" else {}
+                try:
+                    for seed in sorted({seed for _, seed in by_depth}):
+                        spec = replace(settings.base, seed=seed, demos=False).data_spec()
+                        floors.append(BASELINES[name](load_dataset(spec), seed, **extra))
+                except BaselineUnavailable as e:
+                    progress.warn(f"SKIP: {name} baseline: {e}")
     base = settings.base
     title = f"{Path(base.model).name} on {Path(base.data).name}: setting {base.setting}, select {base.select}"
     summary = summarize(list(by_depth.values()), settings.margin, {"title": title} | settings.options, floors)

@@ -19,8 +19,18 @@ from edgecut.baselines import BaselineResult
 if TYPE_CHECKING:
     from edgecut.sweep import RunResult
 
-BASELINE_NAMES = {"tfidf": "TF-IDF + logistic regression", "minilm": "all-MiniLM-L6-v2, fine-tuned (cls)"}
-BASELINE_STYLE = {"tfidf": ("gray", "-."), "minilm": ("tab:brown", "--")}  # plot colour, line style
+BASELINE_NAMES = {
+    "tfidf": "TF-IDF + logistic regression",
+    "fasttext": "fastText (word bigrams)",
+    "model2vec": "model2vec (static, from all-MiniLM-L6-v2)",
+    "minilm": "all-MiniLM-L6-v2, fine-tuned (cls)",
+}
+BASELINE_STYLE = {  # plot colour, line style
+    "tfidf": ("gray", "-."),
+    "fasttext": ("tab:olive", ":"),
+    "model2vec": ("tab:pink", "-."),
+    "minilm": ("tab:brown", "--"),
+}
 
 
 @dataclass

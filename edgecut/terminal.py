@@ -47,6 +47,9 @@ class RichProgress(PipelineProgress):
     def note(self, text: str) -> None:
         console.print("  " + text, markup=False, highlight=False, soft_wrap=True)
 
+    def warn(self, text: str) -> None:
+        console.print("warning: " + text, markup=False, highlight=False, soft_wrap=True)
+
     @contextlib.contextmanager
     def counter(self, title: str, total: int) -> Iterator:
         with _bar() as bar:

@@ -101,7 +101,7 @@ def test_int8_runs_smaller_and_keeps_most_argmaxes(family, tokenizer, tmp_path, 
         texts = [f"Review: {r['text']}\nSentiment:" for r in csv.DictReader(f)][:100]
     seqs = _ids(tokenizer, texts)
     fp32 = export_onnx(clf, pad_batch(seqs[:2], pad), tmp_path / "model.onnx").path
-    q = to_int8(fp32, tmp_path / "model_int8.onnx", Int8Settings())
+    q = to_int8(fp32, tmp_path / "model_int8.onnx", Int8Settings(), [pad_batch([s], pad) for s in seqs[:32]])
     assert q.bytes_after < q.bytes_before
     cpu = load_target("cpu")
     a = run_logits(create_session(fp32, cpu), seqs, pad)

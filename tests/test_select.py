@@ -14,7 +14,7 @@ from edgecut.classifier import make_classifier
 from edgecut.errors import EdgecutError
 from edgecut.export import export_onnx, torch_logits
 from edgecut.parity import compare_logits, require_parity
-from edgecut.prune import layer_list, depth, keep_layers
+from edgecut.prune import depth, keep_layers, layer_list
 from edgecut.runtime import create_session, pad_batch, run_logits
 from edgecut.select import METHODS, select_layers
 from edgecut.targets import load_target
