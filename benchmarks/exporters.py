@@ -22,7 +22,7 @@ import torch
 
 from edgecut.classifier import make_classifier
 from edgecut.data import DataSpec, encode_examples, load_dataset
-from edgecut.export import export_onnx, logits_only, torch_logits
+from edgecut.exporter import export_onnx, logits_only, torch_logits
 from edgecut.load import load_model
 from edgecut.prompt import PromptFormat
 from edgecut.prune import cut_to_first

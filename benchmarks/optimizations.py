@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from edgecut.classifier import make_classifier  # noqa: E402
 from edgecut.data import DataSpec, encode_examples, load_dataset  # noqa: E402
-from edgecut.export import export_onnx, torch_logits  # noqa: E402
+from edgecut.exporter import export_onnx, torch_logits  # noqa: E402
 from edgecut.load import load_model  # noqa: E402
 from edgecut.optimize import optimize_graph  # noqa: E402
 from edgecut.prompt import PromptFormat  # noqa: E402

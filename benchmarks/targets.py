@@ -26,7 +26,7 @@ import torch
 
 from edgecut.data import load_dataset
 from edgecut.errors import EdgecutError
-from edgecut.export import torch_logits
+from edgecut.exporter import torch_logits
 from edgecut.pipeline import ExportSettings, Progress, export
 from edgecut.quantize import cpu_has_vnni, graph_bytes, to_fp16, to_int8
 from edgecut.runtime import (

@@ -37,7 +37,7 @@ import torch
 
 from edgecut.classifier import make_classifier
 from edgecut.data import DataSpec, encode_examples, load_dataset
-from edgecut.export import export_onnx, torch_logits
+from edgecut.exporter import export_onnx, torch_logits
 from edgecut.finetune import finetune, get_recipe
 from edgecut.load import load_model
 from edgecut.prompt import PromptFormat

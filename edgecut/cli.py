@@ -212,9 +212,11 @@ def targets() -> None:
     for name in available_targets():
         try:
             t = load_target(name)
-            out.print(f"[bold]{escape(name):10}[/] {t.precision:5} {escape(t.description)}", highlight=False)
+            out.print(
+                f"[bold]{escape(name):10}[/] {t.precision:5} {escape(t.description)}", highlight=False, soft_wrap=True
+            )
         except EdgecutError as e:
-            out.print(f"[bold]{escape(name):10}[/] [red]invalid: {escape(str(e))}[/]", highlight=False)
+            out.print(f"[bold]{escape(name):10}[/] [red]invalid: {escape(str(e))}[/]", highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -217,7 +217,7 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
     from edgecut.classifier import label_token_ids, make_classifier
     from edgecut.data import Example, encode_examples, load_dataset
     from edgecut.distill import check_teacher_labels, read_unlabeled, teacher_logits, teacher_record
-    from edgecut.export import export_onnx, save_graph, torch_logits
+    from edgecut.exporter import export_onnx, save_graph, torch_logits
     from edgecut.finetune import Distillation, finetune
     from edgecut.int8_search import choose_fp16, choose_int8
     from edgecut.load import load_model, read_config

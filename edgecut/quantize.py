@@ -296,7 +296,7 @@ def build_precision(
 
     Returns None when the fp32 graph is shipped as is (fp32, or fp16 built by the provider itself).
     """
-    from edgecut.export import save_graph
+    from edgecut.exporter import save_graph
 
     if precision == "int8":
         return to_int8(source, destination, target.int8, calibration)

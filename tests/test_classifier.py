@@ -116,7 +116,7 @@ def test_mean_pooling_trains_with_the_models_loss_and_copies(tokenizer):
 
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
 def test_mean_pooled_classifier_exports_with_parity_left_or_right_padded(family, tokenizer, tmp_path):
-    from edgecut.export import export_onnx, torch_logits
+    from edgecut.exporter import export_onnx, torch_logits
     from edgecut.parity import compare_logits, require_parity
     from edgecut.runtime import create_session, pad_batch, run_logits
     from edgecut.targets import load_target

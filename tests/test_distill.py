@@ -63,7 +63,7 @@ def _student(tokenizer):
 
 
 def _logits(model, features: list[dict]) -> np.ndarray:
-    from edgecut.export import torch_logits
+    from edgecut.exporter import torch_logits
 
     return torch_logits(model, [f["input_ids"] for f in features], 0)
 

@@ -5,7 +5,7 @@ from conftest import DECODERS, FAMILIES, tiny_model
 
 from edgecut.classifier import make_classifier
 from edgecut.errors import ParityError
-from edgecut.export import export_onnx, torch_logits
+from edgecut.exporter import export_onnx, torch_logits
 from edgecut.parity import POLICY, compare_logits, require_parity
 from edgecut.prune import cut_to_first
 from edgecut.quantize import to_int8

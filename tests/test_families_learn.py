@@ -15,7 +15,7 @@ from conftest import FAMILIES, FILLER, NEGATIVE, POSITIVE, tiny_model
 
 from edgecut.classifier import make_classifier
 from edgecut.data import Example, encode_examples
-from edgecut.export import torch_logits
+from edgecut.exporter import torch_logits
 from edgecut.finetune import Recipe, finetune, get_recipe
 from edgecut.prompt import PromptFormat
 from edgecut.prune import cut_to_first

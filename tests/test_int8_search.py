@@ -27,7 +27,7 @@ def _export(tokenizer_dir, path: Path, outlier: float):
     from transformers import AutoTokenizer
 
     from edgecut.classifier import make_classifier
-    from edgecut.export import export_onnx
+    from edgecut.exporter import export_onnx
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     model = tiny_model("llama", tok, layers=2)

@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_the_python_api_imports_without_torch():
     code = (
-        "import sys; from edgecut import export, ExportSettings, ExportResult; "
+        "import sys, edgecut.runtime; from edgecut import export, ExportSettings, ExportResult; "
+        "assert callable(export), export; "
         "ExportSettings(layers=2, labels=('a', 'b')); "
         "print(sorted(m for m in ('torch', 'transformers', 'onnxruntime') if m in sys.modules))"
     )

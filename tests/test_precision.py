@@ -8,7 +8,7 @@ from conftest import _sentences, tiny_model
 
 from edgecut.classifier import make_classifier
 from edgecut.errors import ProviderUnavailableError, TargetError
-from edgecut.export import export_onnx, torch_logits
+from edgecut.exporter import export_onnx, torch_logits
 from edgecut.optimize import optimize_graph
 from edgecut.prune import cut_to_first
 from edgecut.quantize import cpu_has_vnni, drop_repeated_nodes, resolve_reduce_range, to_fp16, to_int8

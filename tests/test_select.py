@@ -12,7 +12,7 @@ from conftest import tiny_model
 
 from edgecut.classifier import make_classifier
 from edgecut.errors import EdgecutError
-from edgecut.export import export_onnx, torch_logits
+from edgecut.exporter import export_onnx, torch_logits
 from edgecut.parity import compare_logits, require_parity
 from edgecut.prune import depth, keep_layers, layer_list
 from edgecut.runtime import create_session, pad_batch, run_logits

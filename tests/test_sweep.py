@@ -27,7 +27,11 @@ def _sweep(model_dir, data, out, *extra):
         "--seeds",
         "0",
         "--epochs",
-        "1",
+        "2",
+        "--lr",
+        "3e-3",
+        "--batch-size",
+        "8",
         "--test-size",
         "40",
         "-o",
@@ -126,10 +130,10 @@ def test_a_run_failing_parity_is_left_out_and_the_sweep_goes_on(
 def test_a_sweep_directory_refuses_other_options(swept, tiny_model_dirs, tiny_csv):
     """Resuming with another recipe would mix incomparable runs in one table: refused before any work."""
     out, _ = swept
-    result = _sweep(tiny_model_dirs["llama"], tiny_csv, out, "--epochs", "2")
+    result = _sweep(tiny_model_dirs["llama"], tiny_csv, out, "--epochs", "3")
     assert result.exit_code == 2 and "Traceback" not in result.output
     last = result.output.strip().splitlines()[-1]
-    assert last.startswith("error:") and "--epochs 1" in last and "--output" in last
+    assert last.startswith("error:") and "--epochs 2" in last and "--output" in last
 
 
 def test_options_of_a_sweep_directory_are_compared_key_by_key(tmp_path):

@@ -9,7 +9,7 @@ from conftest import FAMILIES, tiny_model
 import edgecut.vocab as vocab
 from edgecut.classifier import label_token_ids, make_classifier
 from edgecut.errors import DataError, EdgecutError
-from edgecut.export import export_onnx, torch_logits
+from edgecut.exporter import export_onnx, torch_logits
 from edgecut.parity import POLICY, compare_logits, require_parity
 from edgecut.prompt import PromptFormat
 from edgecut.prune import count_parameters
