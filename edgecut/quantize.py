@@ -287,20 +287,3 @@ def drop_repeated_nodes(graph) -> int:
 def graph_bytes(path: Path) -> int:
     data = path.with_name(path.name + ".data")
     return path.stat().st_size + (data.stat().st_size if data.exists() else 0)
-
-
-def build_precision(
-    source: Path, destination: Path, precision: str, target, calibration: Sequence[dict[str, np.ndarray]] = ()
-) -> QuantizeResult | None:
-    """Write the graph to ship at `destination` in `precision`, following the target's settings.
-
-    Returns None when the fp32 graph is shipped as is (fp32, or fp16 built by the provider itself).
-    """
-    from edgecut.exporter import save_graph
-
-    if precision == "int8":
-        return to_int8(source, destination, target.int8, calibration)
-    if precision == "fp16" and target.fp16.convert_graph:
-        return to_fp16(source, destination, target.fp16.keep_fp32_ops)
-    save_graph(source, destination)
-    return None

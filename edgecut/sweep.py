@@ -28,7 +28,7 @@ from edgecut.errors import EdgecutError, ParityError
 from edgecut.manifest import MANIFEST, read_golden, read_manifest
 from edgecut.pipeline import ExportSettings, Progress
 from edgecut.quantize import graph_bytes
-from edgecut.sweep_report import BASELINE_NAMES, SweepSummary, summarize, write_atomic, write_reports
+from edgecut.sweep_report import BASELINE_NAMES, RunResult, SweepSummary, summarize, write_atomic, write_reports
 
 FULL = "full"
 OPTIONS = "sweep-options.json"
@@ -141,20 +141,6 @@ def run_dir(out: Path, run: Run) -> Path:
 def is_done(out: Path, run: Run) -> bool:
     """Artifacts are renamed into place only when complete, so existence means done."""
     return (run_dir(out, run) / MANIFEST).is_file()
-
-
-@dataclass
-class RunResult:
-    layers: int
-    seed: int
-    accuracy: float
-    params: int
-    artifact_mb: float
-    fp32_p50_ms: float
-    int8_p50_ms: float
-    int8_mb: float
-    train_seconds: float
-    total_layers: int = 0  # depth of the model it was cut from
 
 
 def measure_run(out: Path, run: Run) -> RunResult:

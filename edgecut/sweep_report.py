@@ -12,12 +12,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from edgecut.baselines import BaselineResult
-
-if TYPE_CHECKING:
-    from edgecut.sweep import RunResult
 
 BASELINE_NAMES = {
     "tfidf": "TF-IDF + logistic regression",
@@ -31,6 +27,20 @@ BASELINE_STYLE = {  # plot colour, line style
     "model2vec": ("tab:pink", "-."),
     "minilm": ("tab:brown", "--"),
 }
+
+
+@dataclass
+class RunResult:
+    layers: int
+    seed: int
+    accuracy: float
+    params: int
+    artifact_mb: float
+    fp32_p50_ms: float
+    int8_p50_ms: float
+    int8_mb: float
+    train_seconds: float
+    total_layers: int = 0  # depth of the model it was cut from
 
 
 @dataclass

@@ -214,3 +214,41 @@ def test_a_teacher_with_other_labels_is_refused_before_the_model_loads(
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     assert result.output.strip().splitlines()[-1].startswith("error: --teacher") and "another order" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def _edgecut_imports() -> dict[str, set[tuple[str, str]]]:
+    """module -> {(imported edgecut module, imported name)}, function-level imports included."""
+    import ast
+
+    modules = {p.stem: p for p in (ROOT / "edgecut").glob("*.py") if p.stem != "__init__"}
+    found: dict[str, set[tuple[str, str]]] = {m: set() for m in modules}
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("edgecut."):
+                target = node.module.split(".")[1]
+                found[name] |= {(target, alias.name) for alias in node.names}
+    return found
+
+
+def test_no_import_cycle_and_no_private_name_across_modules():
+    imports = _edgecut_imports()
+    private = sorted(f"{m} imports {t}.{n}" for m, pairs in imports.items() for t, n in pairs if n.startswith("_"))
+    assert private == []
+    graph = {m: {t for t, _ in pairs if t != m} for m, pairs in imports.items()}
+    state: dict[str, int] = {}
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in graph.get(module, ()):
+            assert state.get(target) != 1, f"import cycle: {' -> '.join([*path, module, target])}"
+            if target not in state:
+                visit(target, [*path, module])
+        state[module] = 2
+
+    for module in graph:
+        if module not in state:
+            visit(module, [])
+
+
+def test_the_cli_stays_thin():
+    assert len((ROOT / "edgecut" / "cli.py").read_text().splitlines()) < 500

@@ -7,8 +7,8 @@ from typer.testing import CliRunner
 
 from edgecut.cli import app
 from edgecut.errors import EdgecutError
-from edgecut.sweep import RunResult, parse_layers, parse_shard, shard_of
-from edgecut.sweep_report import summarize
+from edgecut.sweep import parse_layers, parse_shard, shard_of
+from edgecut.sweep_report import RunResult, summarize
 
 runner = CliRunner()
 
