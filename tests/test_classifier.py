@@ -10,15 +10,6 @@ from edgecut.prune import cut_to_first
 WORDS = [" negative", " positive"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run faster on one thread than two threads that wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 PROMPTS = [
     "Review: good great film\nSentiment:",
     "Review: the plot was dull and boring and bad\nSentiment:",

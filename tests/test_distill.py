@@ -27,15 +27,6 @@ LABELS = ["negative", "positive"]
 TEMPLATE = "Review: {text}\nSentiment:{label}"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models train faster on one thread than two threads that wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _rows(n: int, seed: int) -> list[Example]:
     rng = random.Random(seed)
     out = []

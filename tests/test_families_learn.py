@@ -33,17 +33,6 @@ RECIPE = Recipe(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Width-32 models train faster on one thread than two threads that wait on each other."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _rows(n: int, seed: int) -> list[Example]:
     """Two sentiment words among three fillers: the class is in the words, wherever they stand."""
     rng = random.Random(seed)
