@@ -210,290 +210,104 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
 
     Raises:
         EdgecutError: bad input (model, data, target, destination), before any expensive work where it can.
-        ParityError: the ONNX graph does not reproduce the torch model.
+        ParityError: the ONNX graph does not reproduce the torch model (QualityError: no int8/fp16 graph
+            within the target's accuracy budget).
     """
     from edgecut import artifact as art
-    from edgecut.baselines import TFIDF_DESCRIPTION, tfidf_baseline
-    from edgecut.classifier import label_token_ids, make_classifier
-    from edgecut.data import Example, encode_examples, load_dataset
-    from edgecut.distill import check_teacher_labels, read_unlabeled, teacher_logits, teacher_record
-    from edgecut.exporter import export_onnx, save_graph, torch_logits
-    from edgecut.finetune import Distillation, finetune
-    from edgecut.int8_search import choose_fp16, choose_int8
-    from edgecut.load import load_model, read_config
-    from edgecut.manifest import TRAINING_LOG, read_manifest, write_golden, write_manifest
-    from edgecut.optimize import optimize_graph
-    from edgecut.parity import POLICY, compare_logits, require_parity
+    from edgecut.baselines import tfidf_baseline
+    from edgecut.data import encode_examples
+    from edgecut.exporter import torch_logits
+    from edgecut.finetune import finetune
+    from edgecut.load import load_model
+    from edgecut.manifest import TRAINING_LOG, write_golden, write_manifest
+    from edgecut.parity import POLICY
     from edgecut.prompt import PromptFormat
-    from edgecut.prune import keep_layers
-    from edgecut.quantize import graph_bytes
-    from edgecut.runtime import check_target_available, create_session, pad_batch, run_logits
-    from edgecut.select import select_layers
-    from edgecut.targets import load_target
+    from edgecut.runtime import pad_batch
     from edgecut.text_graph import check_tokenizer
     from edgecut.validate import validate
-    from edgecut.vocab import (
-        always_kept_ids,
-        corpus_sequences,
-        coverage,
-        parse_vocab,
-        read_corpus,
-        task_token_ids,
-        trim_vocabulary,
-    )
 
-    progress = progress or Progress()
-    s = settings
+    s, progress = settings, progress or Progress()
     # Everything that can be checked without the model is checked first: bad input fails in a second.
-    target = load_target(s.target)
-    precision = target.resolve_precision(s.quantize)
-    check_target_available(target)
-    art.check_destination(s.output, s.force, s.protected_paths())
-    config = read_config(s.model, s.trust_remote_code)
-    recipe, depth = s.training_recipe(config.model_type), int(config.num_hidden_layers)
-    n_layers = depth if s.layers == "full" else s.layers
-    if n_layers > depth:
-        raise EdgecutError(f"--layers {n_layers} is out of range: this model has {depth} layers, use 1..{depth}")
-    with progress.stage("data"):
-        dataset = load_dataset(s.data_spec())
-        unlabeled_texts = read_unlabeled(s.unlabeled) if s.unlabeled else []
-        corpus_texts = read_corpus(s.vocab_corpus) if s.vocab_corpus else []
-    if s.teacher is not None:  # a teacher with other labels fails here, before the model loads
-        check_teacher_labels(read_manifest(s.teacher).labels, dataset.labels, s.teacher)
-    progress.note(
-        f"{dataset.name}: {len(dataset.train)} train / {len(dataset.validation)} validation / "
-        f"{len(dataset.test)} test, classes {', '.join(dataset.labels)}"
-    )
-
+    plan = _plan(s)
+    inputs = _read_inputs(s, progress)
+    dataset = inputs.dataset
     with _workspace(s) as (workdir, is_main):
         with progress.stage(f"load {s.model}"):
             loaded = load_model(s.model, trust_remote_code=s.trust_remote_code)
-        tok, pad = loaded.tokenizer, None
+        tok = loaded.tokenizer
         if is_main:
             art.save_tokenizer(tok, workdir)
             if s.with_tokenizer:  # a tokenizer the string graph cannot reproduce fails before training
                 check_tokenizer(workdir / "tokenizer.json")
-        prompt = PromptFormat(dataset.template, tuple(dataset.demonstrations), recipe.max_length)
+        prompt = PromptFormat(dataset.template, tuple(dataset.demonstrations), plan.recipe.max_length)
         train, _ = encode_examples(tok, prompt, dataset.train)
         val, _ = encode_examples(tok, prompt, dataset.validation)
         test, test_cut = encode_examples(tok, prompt, dataset.test)
-        with progress.stage(f"choose {n_layers} layer(s) ({s.select})"):
-            calibration = [f["input_ids"] for f in train[: POLICY.calibration_rows]]
-            selection = select_layers(loaded.model, n_layers, s.select, calibration, tok.pad_token_id)
-            pruned = keep_layers(loaded.model, selection.kept)
+        model = _cut_and_head(s, loaded, dataset, plan.layers, train, progress)
+        # Trimmed before fine-tuning, so the optimizer carries only the kept rows.
+        vocabulary = _trim_vocabulary(s, model.classifier, tok, prompt, train, test, inputs, progress)
+        distillation = _distillation(s, tok, prompt, dataset, inputs, len(train), progress)
+        r = plan.recipe
         progress.note(
-            f"kept layers {list(selection.kept)}; parameters {pruned.params_before / 1e6:.1f} M → "
-            f"{pruned.params_after / 1e6:.1f} M ({pruned.depth_before} → {n_layers} layers)"
-        )
-        # Encoders have no LM head; pcls/cls are the paper's settings with a freshly initialised head.
-        init = "lm" if s.setting == "lm" and not loaded.is_encoder else "random"
-        classifier = make_classifier(
-            loaded.model, tok, dataset.labels, dataset.label_words, init=init, pooling=s.pooling
-        )
-        pad = tok.pad_token_id
-        vocab = parse_vocab(s.vocab)
-        trimmed = None
-        if vocab.trims:  # before fine-tuning, so the optimizer carries only the kept rows
-            with progress.stage(f"vocabulary ({vocab})"):
-                seen = [f["input_ids"] for f in train] + corpus_sequences(tok, prompt, corpus_texts)
-                keep = task_token_ids(seen, vocab, always_kept_ids(tok, prompt, dataset.label_words))
-                trimmed = trim_vocabulary(classifier, keep, "nearest")
-                covered = coverage([f["input_ids"] for f in test], keep)
-            progress.note(
-                f"kept {trimmed.kept} of {trimmed.vocab_size} token ids ({covered:.1%} of the test tokens); "
-                f"parameters {trimmed.params_before / 1e6:.1f} M → {trimmed.params_after / 1e6:.1f} M"
-            )
-        distillation = None
-        if s.teacher is not None:
-            with progress.counter(f"teacher {s.teacher}", len(train) + len(unlabeled_texts)) as advance:
-                texts = [ex.text for ex in dataset.train]
-                soft = teacher_logits(s.teacher, texts, dataset.labels, on_batch=advance)
-                extra, _ = encode_examples(tok, prompt, [Example(t, 0) for t in unlabeled_texts])
-                extra = [{k: v for k, v in f.items() if k != "labels"} for f in extra]
-                extra_soft = (
-                    teacher_logits(s.teacher, unlabeled_texts, dataset.labels, on_batch=advance) if extra else None
-                )
-            distillation = Distillation(soft, s.distill_alpha, s.distill_temperature, extra, extra_soft)
-
-        progress.note(
-            f"fine-tuning ({recipe.name} recipe: {len(train)} rows, {recipe.epochs:g} epoch(s), "
-            f"batch {recipe.batch_size}, lr {recipe.learning_rate:g})"
+            f"fine-tuning ({r.name} recipe: {len(train)} rows, {r.epochs:g} epoch(s), batch {r.batch_size}, "
+            f"lr {r.learning_rate:g})"
         )
         with progress.stage("fine-tune"):
             tuned = finetune(
-                classifier,
+                model.classifier,
                 tok,
                 train,
                 val,
-                recipe,
+                plan.recipe,
                 workdir=art.scratch_dir(workdir) / "train",
                 on_progress=progress.training,
                 log_path=workdir / TRAINING_LOG if is_main else None,
                 distillation=distillation,
             )
-        classifier = tuned.model
-        progress.trained(classifier)
-        if not tuned.learned:
-            progress.warn(
-                f"the model did not learn: its best validation accuracy ({tuned.best_validation_accuracy:.1%}) "
-                f"is no better than always predicting the most common class ({tuned.majority_rate:.1%}); "
-                "try another --lr, more --epochs or more layers"
-            )
-        progress.note(
-            f"{tuned.seconds:.0f}s, {tuned.steps} steps, stopped by {tuned.stopped_by}, "
-            f"best validation accuracy {tuned.best_validation_accuracy:.1%}"
-        )
+        _report_training(tuned, progress)
         if not is_main:  # the other processes of a multi-process launch only train
             return None
 
+        classifier, pad = tuned.model, tok.pad_token_id
         test_ids, test_labels = [f["input_ids"] for f in test], [f["labels"] for f in test]
         with progress.counter("torch accuracy", len(test_ids)) as advance:
             reference = torch_logits(classifier, test_ids, pad, on_batch=advance)
-        parity_rows, parity_reference = test_ids[: POLICY.rows], reference[: POLICY.rows]
-        graphs = art.scratch_dir(workdir) / "graphs"
-        graphs.mkdir(parents=True, exist_ok=True)
-        with progress.stage("export to ONNX"):
-            exported = export_onnx(classifier, pad_batch(test_ids[: POLICY.trace_rows], pad), graphs / "model.onnx")
-            # The export itself is checked on the CPU in fp32, whatever the target.
-            fp32_logits = run_logits(create_session(exported.path, load_target("cpu")), parity_rows, pad)
-            atol = POLICY.tolerance(POLICY.export_atol, parity_reference)
-            parity = require_parity(compare_logits(parity_reference, fp32_logits, atol))
-        progress.note(f"parity: max |Δlogit| {parity.max_abs_diff:.1e} on {parity.rows} test prompts, argmax identical")
-        with progress.stage(f"optimise the graph ({', '.join(target.optimizations) or 'no offline pass'})"):
-            optimized = optimize_graph(
-                exported.path, graphs, target, classifier.config, parity_rows, pad, parity_reference
-            )
-        if target.optimizations:
-            progress.note(f"applied: {', '.join(optimized.applied) or 'none (no pass kept parity)'}")
-        choice = None
-        if precision != "fp32":  # the first candidate within the target's max_accuracy_drop on validation
-            val_ids, val_labels = [f["input_ids"] for f in val], [f["labels"] for f in val]
-            (graphs / precision).mkdir()
-            with progress.stage(f"build {precision} graph (scored on {len(val_ids)} validation prompts)"):
-                if precision == "int8":
-                    calibration_feeds = [
-                        pad_batch([f["input_ids"]], pad) for f in train[: target.int8.calibration_size]
-                    ]
-                    choice = choose_int8(
-                        optimized.path, graphs / precision, target, calibration_feeds, val_ids, val_labels, pad
-                    )
-                else:
-                    choice = choose_fp16(optimized.path, graphs / precision, target, val_ids, val_labels, pad)
-            progress.note(
-                f"shipped {choice.candidate}: validation {choice.accuracy:.1%} vs fp32 {choice.fp32_accuracy:.1%} "
-                f"(drop {choice.drop_points:+.1f} points, at most {choice.max_accuracy_drop:g})"
-            )
-        save_graph(choice.path if choice else optimized.path, workdir / "model.onnx")
-        quant = choice.quantize if choice else None
-        session = create_session(workdir / "model.onnx", target)
-        shipped_atol = None if precision == "int8" else POLICY.tolerance(target.parity_atol, parity_reference)
-        shipped = require_parity(
-            compare_logits(
-                parity_reference,
-                run_logits(session, parity_rows, pad),
-                shipped_atol,
-                POLICY.shipped_min_agreement(target.min_argmax_agreement, target.precision, precision),
-            ),
-            what=f"the {precision} graph on {target.providers[0]}",
-        )
-        with progress.counter("ONNX Runtime accuracy", len(test_ids) * (2 if choice else 1)) as advance:
+        graph = _build_graph(classifier, plan, pad, test_ids, reference, train, val, workdir, progress)
+        with progress.counter("ONNX Runtime accuracy", len(test_ids) * (2 if graph.choice else 1)) as advance:
             report = validate(
                 reference,
-                session,
+                graph.session,
                 test_ids,
                 test_labels,
                 pad,
-                fp32_session=create_session(optimized.path, target) if choice else None,
-                io_binding=target.io_binding,
+                fp32_session=graph.fp32_session,
+                io_binding=plan.target.io_binding,
                 on_batch=advance,
             )
         with progress.stage("TF-IDF + logistic regression on the same rows"):
             baseline = tfidf_baseline(dataset, s.seed)
 
         golden_feed = pad_batch(test_ids[: POLICY.golden_rows], pad)
-        write_golden(workdir, golden_feed, session.run(["logits"], golden_feed)[0])
+        write_golden(workdir, golden_feed, graph.session.run(["logits"], golden_feed)[0])
         classifier.config.save_pretrained(workdir)
-        record = {
-            "model_file": "model.onnx",
-            "source_model": {"source": loaded.source, "resolved": loaded.resolved, "sha256": loaded.sha256},
-            "architecture": classifier.config.architectures[0],
-            "layers": {
-                "kept": list(pruned.kept_layers),
-                "total": pruned.depth_before,
-                "select": selection.method,
-                "scores": list(selection.scores),
-            },
-            "parameters": {"before": pruned.params_before, "after": pruned.params_after},
-            "labels": dataset.labels,
-            "label_words": dataset.label_words,
-            "label_token_ids": label_token_ids(tok, dataset.label_words) if init == "lm" else None,
-            "head_init": init,
-            "pooling": s.pooling,
-            "setting": s.setting,
-            "prompt": prompt.as_dict(),
-            "pad_token_id": pad,
-            "precision": precision,
-            "quantization": quant.as_dict() if quant else None,
-            "precision_search": choice.as_dict() if choice else None,
-            "optimizations": {
-                "applied": optimized.applied,
-                "passes": optimized.passes,
-                "decided_by": f"the target's list (targets/{target.name}.toml; benchmarks/optimizations.py)",
-            },
-            "target": target.as_dict(),
-            "providers_used": report.providers,
-            "signature": {
-                "inputs": {"input_ids": ["batch", "sequence"], "attention_mask": ["batch", "sequence"]},
-                "outputs": {"logits": ["batch", len(dataset.labels)]},
-                "dtype": "int64",
-            },
-            "opset": exported.opset,
-            "exporter": exported.exporter,
-            "external_data": (workdir / "model.onnx.data").exists(),
-            "settings": s.as_dict(),
-            "recipe": asdict(recipe),
-            "data": dataset.summary() | {"test_queries_truncated": test_cut},
-            "training": {
-                "seconds": round(tuned.seconds, 1),
-                "steps": tuned.steps,
-                "stopped_by": tuned.stopped_by,
-                "validation_accuracy": tuned.validation_accuracy,
-                "learned": tuned.learned,
-                "majority_rate": tuned.majority_rate,
-                "log": TRAINING_LOG,
-            },
-            "metrics": report.as_dict()
-            | {
-                "parity_max_abs_diff": parity.max_abs_diff,
-                "shipped_max_abs_diff": shipped.max_abs_diff,
-                "shipped_argmax_agreement": shipped.argmax_agreement,
-            },
-            "baseline": baseline.as_manifest(TFIDF_DESCRIPTION),
-            "golden": {"file": "golden.npz", "atol": POLICY.golden_atol(target.parity_atol, precision)},
-            "vocabulary": trimmed.as_dict(vocab, covered) if trimmed else {"vocab": "all"},
-            "distillation": None
-            if s.teacher is None
-            else {
-                "teacher": teacher_record(s.teacher),
-                "alpha": s.distill_alpha,
-                "temperature": s.distill_temperature,
-                "unlabeled_rows": len(unlabeled_texts),
-            },
-        }
+        record = _manifest_record(
+            s, plan, loaded, model, dataset, prompt, test_cut, vocabulary, inputs, tuned, graph, report, baseline
+        )
         shutil.rmtree(art.scratch_dir(workdir))  # intermediate graphs and checkpoints are not the artifact
         write_manifest(workdir, record, exclude=(art.STAGING,))
         if s.with_tokenizer:
             with progress.stage("raw-text graph (prompt and tokenizer inside)"):
-                record["text_model"] = _text_graph(workdir, [ex.text for ex in dataset.test], target, parity_reference)
+                texts = [ex.text for ex in dataset.test]
+                record["text_model"] = _text_graph(workdir, texts, plan.target, graph.parity_reference)
             write_manifest(workdir, record, exclude=(art.STAGING,))
-        size = graph_bytes(workdir / "model.onnx")
+        size = graph.size(workdir)
     return ExportResult(
         path=s.output.resolve(),
-        layers=n_layers,
-        depth=pruned.depth_before,
-        params_before=pruned.params_before,
-        params_after=pruned.params_after,
-        precision=precision,
+        layers=plan.layers,
+        depth=model.pruned.depth_before,
+        params_before=model.pruned.params_before,
+        params_after=model.pruned.params_after,
+        precision=plan.precision,
         test_rows=report.rows,
         torch_accuracy=report.torch_accuracy,
         onnx_accuracy=report.onnx_accuracy,
@@ -504,6 +318,307 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
         model_bytes=size,
         manifest=record,
     )
+
+
+# --- the stages' glue: what flows between the modules, one step each -----------------------------------
+
+
+@dataclass(frozen=True)
+class _Plan:
+    target: Any  # edgecut.targets.Target
+    precision: str
+    recipe: Any  # edgecut.finetune.Recipe
+    layers: int
+
+
+def _plan(s: ExportSettings) -> _Plan:
+    """Target, precision, recipe and N, with the destination checked: no model weights are read yet."""
+    from edgecut import artifact as art
+    from edgecut.load import read_config
+    from edgecut.runtime import check_target_available
+    from edgecut.targets import load_target
+
+    target = load_target(s.target)
+    precision = target.resolve_precision(s.quantize)
+    check_target_available(target)
+    art.check_destination(s.output, s.force, s.protected_paths())
+    config = read_config(s.model, s.trust_remote_code)  # depth and family from the config alone
+    depth = int(config.num_hidden_layers)
+    layers = depth if s.layers == "full" else s.layers
+    if layers > depth:
+        raise EdgecutError(f"--layers {layers} is out of range: this model has {depth} layers, use 1..{depth}")
+    return _Plan(target, precision, s.training_recipe(config.model_type), layers)
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    dataset: Any  # edgecut.data.Dataset
+    unlabeled: list[str]
+    corpus: list[str]
+
+
+def _read_inputs(s: ExportSettings, progress: Progress) -> _Inputs:
+    """The data, the teacher's extra texts and the vocabulary corpus; a teacher with other labels fails here."""
+    from edgecut.data import load_dataset
+    from edgecut.distill import check_teacher_labels, read_unlabeled
+    from edgecut.manifest import read_manifest
+    from edgecut.vocab import read_corpus
+
+    with progress.stage("data"):
+        dataset = load_dataset(s.data_spec())
+        unlabeled = read_unlabeled(s.unlabeled) if s.unlabeled else []
+        corpus = read_corpus(s.vocab_corpus) if s.vocab_corpus else []
+    if s.teacher is not None:
+        check_teacher_labels(read_manifest(s.teacher).labels, dataset.labels, s.teacher)
+    progress.note(
+        f"{dataset.name}: {len(dataset.train)} train / {len(dataset.validation)} validation / "
+        f"{len(dataset.test)} test, classes {', '.join(dataset.labels)}"
+    )
+    return _Inputs(dataset, unlabeled, corpus)
+
+
+@dataclass(frozen=True)
+class _Model:
+    classifier: Any
+    selection: Any  # edgecut.select.Selection
+    pruned: Any  # edgecut.prune.PruneResult
+    init: str  # "lm" or "random"
+
+
+def _cut_and_head(s: ExportSettings, loaded, dataset, layers: int, train: list[dict], progress: Progress) -> _Model:
+    """Choose and keep N layers, then put the classification head on (label-word rows, or random)."""
+    from edgecut.classifier import make_classifier
+    from edgecut.parity import POLICY
+    from edgecut.prune import keep_layers
+    from edgecut.select import select_layers
+
+    tok = loaded.tokenizer
+    with progress.stage(f"choose {layers} layer(s) ({s.select})"):
+        calibration = [f["input_ids"] for f in train[: POLICY.calibration_rows]]
+        selection = select_layers(loaded.model, layers, s.select, calibration, tok.pad_token_id)
+        pruned = keep_layers(loaded.model, selection.kept)
+    progress.note(
+        f"kept layers {list(selection.kept)}; parameters {pruned.params_before / 1e6:.1f} M → "
+        f"{pruned.params_after / 1e6:.1f} M ({pruned.depth_before} → {layers} layers)"
+    )
+    # Encoders have no LM head; pcls/cls are the paper's settings with a freshly initialised head.
+    init = "lm" if s.setting == "lm" and not loaded.is_encoder else "random"
+    classifier = make_classifier(loaded.model, tok, dataset.labels, dataset.label_words, init=init, pooling=s.pooling)
+    return _Model(classifier, selection, pruned, init)
+
+
+def _trim_vocabulary(s, classifier, tok, prompt, train, test, inputs: _Inputs, progress) -> dict[str, Any]:
+    """`--vocab task|N`: the embedding cut to the ids the task uses (in place); the manifest's record."""
+    from edgecut.vocab import always_kept_ids, corpus_sequences, coverage, parse_vocab, task_token_ids, trim_vocabulary
+
+    vocab = parse_vocab(s.vocab)
+    if not vocab.trims:
+        return {"vocab": "all"}
+    with progress.stage(f"vocabulary ({vocab})"):
+        seen = [f["input_ids"] for f in train] + corpus_sequences(tok, prompt, inputs.corpus)
+        keep = task_token_ids(seen, vocab, always_kept_ids(tok, prompt, inputs.dataset.label_words))
+        trimmed = trim_vocabulary(classifier, keep, "nearest")
+        covered = coverage([f["input_ids"] for f in test], keep)
+    progress.note(
+        f"kept {trimmed.kept} of {trimmed.vocab_size} token ids ({covered:.1%} of the test tokens); "
+        f"parameters {trimmed.params_before / 1e6:.1f} M → {trimmed.params_after / 1e6:.1f} M"
+    )
+    return trimmed.as_dict(vocab, covered)
+
+
+def _distillation(s, tok, prompt, dataset, inputs: _Inputs, rows: int, progress):
+    """`--teacher`: its logits on the training texts (and the unlabeled ones) as soft targets, or None."""
+    from edgecut.data import Example, encode_examples
+    from edgecut.distill import teacher_logits
+    from edgecut.finetune import Distillation
+
+    if s.teacher is None:
+        return None
+    with progress.counter(f"teacher {s.teacher}", rows + len(inputs.unlabeled)) as advance:
+        soft = teacher_logits(s.teacher, [ex.text for ex in dataset.train], dataset.labels, on_batch=advance)
+        extra, _ = encode_examples(tok, prompt, [Example(t, 0) for t in inputs.unlabeled])
+        extra = [{k: v for k, v in f.items() if k != "labels"} for f in extra]
+        extra_soft = teacher_logits(s.teacher, inputs.unlabeled, dataset.labels, on_batch=advance) if extra else None
+    return Distillation(soft, s.distill_alpha, s.distill_temperature, extra, extra_soft)
+
+
+def _report_training(tuned, progress: Progress) -> None:
+    progress.trained(tuned.model)
+    if not tuned.learned:
+        progress.warn(
+            f"the model did not learn: its best validation accuracy ({tuned.best_validation_accuracy:.1%}) "
+            f"is no better than always predicting the most common class ({tuned.majority_rate:.1%}); "
+            "try another --lr, more --epochs or more layers"
+        )
+    progress.note(
+        f"{tuned.seconds:.0f}s, {tuned.steps} steps, stopped by {tuned.stopped_by}, "
+        f"best validation accuracy {tuned.best_validation_accuracy:.1%}"
+    )
+
+
+@dataclass(frozen=True)
+class _Graph:
+    exported: Any  # edgecut.exporter.ExportResult
+    parity: Any  # ParityResult of the fp32 export against torch
+    optimized: Any  # edgecut.optimize.OptimizeResult
+    choice: Any  # edgecut.int8_search.PrecisionChoice, or None for fp32
+    shipped: Any  # ParityResult of the shipped graph against torch
+    session: Any  # on the target's providers
+    fp32_session: Any  # the fp32 graph on the target, beside an int8/fp16 one (None for fp32)
+    parity_reference: Any
+    external_data: bool  # the shipped graph keeps its weights in model.onnx.data (over 2 GB)
+
+    def size(self, workdir: Path) -> int:
+        from edgecut.quantize import graph_bytes
+
+        return graph_bytes(workdir / "model.onnx")
+
+
+def _build_graph(classifier, plan: _Plan, pad: int, test_ids, reference, train, val, workdir: Path, progress):
+    """Export, check against torch, optimise, build the target's precision, check the shipped graph."""
+    from edgecut import artifact as art
+    from edgecut.exporter import export_onnx, save_graph
+    from edgecut.int8_search import choose_fp16, choose_int8
+    from edgecut.optimize import optimize_graph
+    from edgecut.parity import POLICY, compare_logits, require_parity
+    from edgecut.runtime import create_session, pad_batch, run_logits
+    from edgecut.targets import load_target
+
+    target, precision = plan.target, plan.precision
+    rows, expected = test_ids[: POLICY.rows], reference[: POLICY.rows]
+    graphs = art.scratch_dir(workdir) / "graphs"
+    graphs.mkdir(parents=True, exist_ok=True)
+    with progress.stage("export to ONNX"):
+        exported = export_onnx(classifier, pad_batch(test_ids[: POLICY.trace_rows], pad), graphs / "model.onnx")
+        # The export itself is checked on the CPU in fp32, whatever the target.
+        fp32_logits = run_logits(create_session(exported.path, load_target("cpu")), rows, pad)
+        parity = require_parity(compare_logits(expected, fp32_logits, POLICY.tolerance(POLICY.export_atol, expected)))
+    progress.note(f"parity: max |Δlogit| {parity.max_abs_diff:.1e} on {parity.rows} test prompts, argmax identical")
+    with progress.stage(f"optimise the graph ({', '.join(target.optimizations) or 'no offline pass'})"):
+        optimized = optimize_graph(exported.path, graphs, target, classifier.config, rows, pad, expected)
+    if target.optimizations:
+        progress.note(f"applied: {', '.join(optimized.applied) or 'none (no pass kept parity)'}")
+    choice = None
+    if precision != "fp32":  # the first candidate within the target's max_accuracy_drop on validation
+        val_ids, val_labels = [f["input_ids"] for f in val], [f["labels"] for f in val]
+        (graphs / precision).mkdir()
+        with progress.stage(f"build {precision} graph (scored on {len(val_ids)} validation prompts)"):
+            if precision == "int8":
+                feeds = [pad_batch([f["input_ids"]], pad) for f in train[: target.int8.calibration_size]]
+                choice = choose_int8(optimized.path, graphs / precision, target, feeds, val_ids, val_labels, pad)
+            else:
+                choice = choose_fp16(optimized.path, graphs / precision, target, val_ids, val_labels, pad)
+        progress.note(
+            f"shipped {choice.candidate}: validation {choice.accuracy:.1%} vs fp32 {choice.fp32_accuracy:.1%} "
+            f"(drop {choice.drop_points:+.1f} points, at most {choice.max_accuracy_drop:g})"
+        )
+    save_graph(choice.path if choice else optimized.path, workdir / "model.onnx")
+    session = create_session(workdir / "model.onnx", target)
+    shipped = require_parity(
+        compare_logits(
+            expected,
+            run_logits(session, rows, pad),
+            None if precision == "int8" else POLICY.tolerance(target.parity_atol, expected),
+            POLICY.shipped_min_agreement(target.min_argmax_agreement, target.precision, precision),
+        ),
+        what=f"the {precision} graph on {target.providers[0]}",
+    )
+    fp32_session = create_session(optimized.path, target) if choice else None
+    external = (workdir / "model.onnx.data").exists()
+    return _Graph(exported, parity, optimized, choice, shipped, session, fp32_session, expected, external)
+
+
+def _manifest_record(
+    s,
+    plan,
+    loaded,
+    model: _Model,
+    dataset,
+    prompt,
+    test_cut,
+    vocabulary,
+    inputs,
+    tuned,
+    graph: _Graph,
+    report,
+    baseline,
+) -> dict[str, Any]:
+    """Everything `edgecut.json` records (manifest.write_manifest adds versions and file hashes)."""
+    from edgecut.baselines import TFIDF_DESCRIPTION
+    from edgecut.classifier import label_token_ids
+    from edgecut.distill import teacher_record
+    from edgecut.manifest import TRAINING_LOG
+    from edgecut.parity import POLICY
+
+    target, precision, classifier, tok = plan.target, plan.precision, tuned.model, loaded.tokenizer
+    quant = graph.choice.quantize if graph.choice else None
+    return {
+        "model_file": "model.onnx",
+        "source_model": {"source": loaded.source, "resolved": loaded.resolved, "sha256": loaded.sha256},
+        "architecture": classifier.config.architectures[0],
+        "layers": {
+            "kept": list(model.pruned.kept_layers),
+            "total": model.pruned.depth_before,
+            "select": model.selection.method,
+            "scores": list(model.selection.scores),
+        },
+        "parameters": {"before": model.pruned.params_before, "after": model.pruned.params_after},
+        "labels": dataset.labels,
+        "label_words": dataset.label_words,
+        "label_token_ids": label_token_ids(tok, dataset.label_words) if model.init == "lm" else None,
+        "head_init": model.init,
+        "pooling": s.pooling,
+        "setting": s.setting,
+        "prompt": prompt.as_dict(),
+        "pad_token_id": tok.pad_token_id,
+        "precision": precision,
+        "quantization": quant.as_dict() if quant else None,
+        "precision_search": graph.choice.as_dict() if graph.choice else None,
+        "optimizations": {
+            "applied": graph.optimized.applied,
+            "passes": graph.optimized.passes,
+            "decided_by": f"the target's list (targets/{target.name}.toml; benchmarks/optimizations.py)",
+        },
+        "target": target.as_dict(),
+        "providers_used": report.providers,
+        "signature": {
+            "inputs": {"input_ids": ["batch", "sequence"], "attention_mask": ["batch", "sequence"]},
+            "outputs": {"logits": ["batch", len(dataset.labels)]},
+            "dtype": "int64",
+        },
+        "opset": graph.exported.opset,
+        "exporter": graph.exported.exporter,
+        "external_data": graph.external_data,
+        "settings": s.as_dict(),
+        "recipe": asdict(plan.recipe),
+        "data": dataset.summary() | {"test_queries_truncated": test_cut},
+        "training": {
+            "seconds": round(tuned.seconds, 1),
+            "steps": tuned.steps,
+            "stopped_by": tuned.stopped_by,
+            "validation_accuracy": tuned.validation_accuracy,
+            "learned": tuned.learned,
+            "majority_rate": tuned.majority_rate,
+            "log": TRAINING_LOG,
+        },
+        "metrics": report.as_dict()
+        | {
+            "parity_max_abs_diff": graph.parity.max_abs_diff,
+            "shipped_max_abs_diff": graph.shipped.max_abs_diff,
+            "shipped_argmax_agreement": graph.shipped.argmax_agreement,
+        },
+        "baseline": baseline.as_manifest(TFIDF_DESCRIPTION),
+        "golden": {"file": "golden.npz", "atol": POLICY.golden_atol(target.parity_atol, precision)},
+        "vocabulary": vocabulary,
+        "distillation": None
+        if s.teacher is None
+        else {
+            "teacher": teacher_record(s.teacher),
+            "alpha": s.distill_alpha,
+            "temperature": s.distill_temperature,
+            "unlabeled_rows": len(inputs.unlabeled),
+        },
+    }
 
 
 def _text_graph(workdir: Path, texts: list[str], target, reference) -> dict[str, Any]:
