@@ -89,6 +89,15 @@ class PromptFormat:
             )
         return ids, True
 
+    def encode_with(self, tokenizer, text: str) -> tuple[list[int], bool]:
+        """`encode` with a `tokenizers.Tokenizer` (the runtime's: no transformers), as serving encodes."""
+        return self.encode(
+            text,
+            encode=lambda s: tokenizer.encode(s).ids,
+            encode_plain=lambda s: tokenizer.encode(s, add_special_tokens=False).ids,
+            decode=lambda ids: tokenizer.decode(list(ids)),
+        )
+
     def as_dict(self) -> dict:
         return {
             "template": self.template,

@@ -233,13 +233,7 @@ class ArtifactClassifier:
     def encode(self, text: str) -> tuple[list[int], bool]:
         """Token ids of the prompt for `text` (template, demonstrations, query cut to max_length), and
         whether the query was cut."""
-        tk = self.tokenizer
-        return self.prompt.encode(
-            text,
-            encode=lambda s: tk.encode(s).ids,
-            encode_plain=lambda s: tk.encode(s, add_special_tokens=False).ids,
-            decode=lambda ids: tk.decode(list(ids)),
-        )
+        return self.prompt.encode_with(self.tokenizer, text)
 
     def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[Prediction]:
         """Classify `texts`, `batch_size` at a time; results come back in input order.

@@ -634,12 +634,7 @@ def _check_ids(front, tokenizer_path: Path, prompt, spec: _BpeSpec) -> int:
     session = ort.InferenceSession(front.SerializeToString(), session_options(), providers=["CPUExecutionProvider"])
     ids, mask, truncated = session.run(None, {"text": np.array(texts, dtype=object)})
     for text, row, m, cut in zip(texts, ids, mask, truncated, strict=True):
-        expected, was_cut = prompt.encode(
-            text,
-            encode=lambda s: tk.encode(s).ids,
-            encode_plain=lambda s: tk.encode(s, add_special_tokens=False).ids,
-            decode=lambda i: tk.decode(list(i)),
-        )
+        expected, was_cut = prompt.encode_with(tk, text)
         if row[m == 1].tolist() != expected or bool(cut) != was_cut:
             raise UnsupportedTokenizerError(
                 f"the artifact's tokenizer ({spec.description}) gives other ids in the graph than `tokenizers` "

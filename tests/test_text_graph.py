@@ -219,12 +219,7 @@ def test_smollm2_ids_in_the_graph_on_real_texts(artifact, tmp_path):
         chunk = texts[start : start + 32]
         ids, mask, truncated = session.run(None, {"text": np.array(chunk, dtype=object)})
         for text, row, m, was in zip(chunk, ids, mask, truncated, strict=True):
-            expected, flag = prompt.encode(
-                text,
-                encode=lambda s: tk.encode(s).ids,
-                encode_plain=lambda s: tk.encode(s, add_special_tokens=False).ids,
-                decode=lambda i: tk.decode(list(i)),
-            )
+            expected, flag = prompt.encode_with(tk, text)
             assert row[m == 1].tolist() == expected and bool(was) == flag, text[:80]
             cut += flag
     assert cut >= 400  # the BBC articles
@@ -271,10 +266,5 @@ def test_a_leading_special_token_from_the_post_processor(artifact, tmp_path):
     texts = SHORT + CUT
     ids, mask, truncated = session.run(None, {"text": np.array(texts, dtype=object)})
     for text, row, m, cut in zip(texts, ids, mask, truncated, strict=True):
-        expected, was_cut = prompt.encode(
-            text,
-            encode=lambda s: tk.encode(s).ids,
-            encode_plain=lambda s: tk.encode(s, add_special_tokens=False).ids,
-            decode=lambda i: tk.decode(list(i)),
-        )
+        expected, was_cut = prompt.encode_with(tk, text)
         assert expected[0] == 1 and row[m == 1].tolist() == expected and bool(cut) == was_cut
