@@ -266,3 +266,18 @@ def test_results_figure_draws_one_panel_per_dataset_from_sweep_json(tmp_path):
 
     with Image.open(png) as image:
         assert image.size[0] > 1.8 * image.size[1]  # two panels side by side
+
+
+def test_distill_runs_each_seeds_full_model_before_the_cuts_it_teaches(tmp_path):
+    from edgecut.pipeline import ExportSettings
+    from edgecut.sweep import FULL, Run, SweepSettings, plan, run_dir, run_settings
+
+    runs = plan(["1", "2", "full"], [0, 42], distill=True)
+    for run in runs:
+        if run.layers != FULL:  # the teacher of this cut comes earlier in the grid
+            assert runs.index(Run(FULL, run.seed)) < runs.index(run)
+    student = run_settings(ExportSettings(), tmp_path, Run("1", 42), distill=True)
+    assert student.teacher == run_dir(tmp_path, Run(FULL, 42)) and student.seed == 42 and student.layers == 1
+    assert run_settings(ExportSettings(), tmp_path, Run(FULL, 42), distill=True).teacher is None
+    with pytest.raises(EdgecutError, match="add full to --layers"):
+        SweepSettings(layers=("1", "2"), seeds=(0,), base=ExportSettings(), options={}, distill=True)
