@@ -194,6 +194,25 @@ class Prediction:
     latency_ms: float
 
 
+def load_tokenizer(path: Path):
+    """A `tokenizers.Tokenizer` from tokenizer.json that encodes exactly as training did.
+
+    A tokenizer.json may carry its own padding and truncation (all-MiniLM-L6's pads every text to 128 with
+    [PAD]); transformers switches those off for an unpadded call, the `tokenizers` library applies them.
+    Left on, every prompt would grow pad ids that the attention mask marks as text. PromptFormat does the
+    truncation and `pad_batch` the padding, as at export.
+    """
+    from tokenizers import Tokenizer
+
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as e:  # tokenizers raises a bare Exception for a file it cannot parse
+        raise ArtifactError(f"{path} cannot be read ({e}): the artifact is damaged; re-export it") from e
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
+
+
 class ArtifactClassifier:
     """Loads an edgecut artifact directory and classifies texts with it."""
 
@@ -209,7 +228,6 @@ class ArtifactClassifier:
                 since export or unloadable.
             TargetError: the target is unknown, or its provider is not available here.
         """
-        from tokenizers import Tokenizer
 
         self.directory = Path(directory)
         self.manifest: Manifest = read_manifest(self.directory)
@@ -222,10 +240,7 @@ class ArtifactClassifier:
         if verify:  # hashed once here, so a model changed after export is never used
             verify_files(self.manifest, (self.manifest.model_file, TOKENIZER))
         self.session = _open_session(model, self.target)
-        try:
-            self.tokenizer = Tokenizer.from_file(str(tokenizer))
-        except Exception as e:  # tokenizers raises a bare Exception for a file it cannot parse
-            raise ArtifactError(f"{tokenizer} cannot be read ({e}): the artifact is damaged; re-export it") from e
+        self.tokenizer = load_tokenizer(tokenizer)
         self.prompt = self.manifest.prompt_format
         self.labels: list[str] = self.manifest.labels
         self.pad_id = self.manifest.pad_token_id

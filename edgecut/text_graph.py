@@ -625,9 +625,10 @@ def _check_ids(front, tokenizer_path: Path, prompt, spec: _BpeSpec) -> int:
     """The front graph's ids for the probes, the demonstrations and a query long enough to be cut must be
     exactly `tokenizers`' (PromptFormat.encode); otherwise the tokenizer is refused, naming the text."""
     import onnxruntime as ort
-    from tokenizers import Tokenizer
 
-    tk = Tokenizer.from_file(str(tokenizer_path))
+    from edgecut.runtime import load_tokenizer
+
+    tk = load_tokenizer(tokenizer_path)
     texts = [*PROBES, *(t for t, _ in prompt.demonstrations)]
     texts.append("before " + " ".join(str(a["content"]) for a in spec.added[:8]) + " after")
     texts.append(" ".join(["a long review of a film that goes on and on, café 🎬"] * (prompt.max_length // 4 + 8)))

@@ -174,3 +174,22 @@ def test_a_model_path_that_is_not_a_model_is_one_line_exit_2(case, tiny_model_di
     result = runner.invoke(app, [*args, "-o", str(tmp_path / "out")])
     _one_error_line(result, 2, words)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_tokenizer_json_that_pads_on_its_own_encodes_as_at_export(tiny_artifact, tmp_path):
+    """all-MiniLM-L6's tokenizer.json pads every text to 128 [PAD] ids; the runtime must encode the prompt
+    exactly as training did (transformers ignores that padding), or every served text changes."""
+    from tokenizers import Tokenizer
+
+    from edgecut.runtime import ArtifactClassifier
+
+    padded = copy_artifact(tiny_artifact, tmp_path / "padded")
+    tk = Tokenizer.from_file(str(padded / "tokenizer.json"))
+    tk.enable_padding(length=64, pad_id=0, pad_token="<pad>")
+    tk.enable_truncation(max_length=5)
+    tk.save(str(padded / "tokenizer.json"))
+    rehash(padded)
+    texts = ["good great lovely film", "dull boring bad plot and weak cast"]
+    plain, edited = ArtifactClassifier(tiny_artifact), ArtifactClassifier(padded)
+    assert [edited.encode(t) for t in texts] == [plain.encode(t) for t in texts]
+    assert [p.scores for p in edited.predict(texts)] == [p.scores for p in plain.predict(texts)]
