@@ -415,7 +415,8 @@ def _trim_vocabulary(s, classifier, tok, prompt, train, test, inputs: _Inputs, p
     if not vocab.trims:
         return {"vocab": "all"}
     with progress.stage(f"vocabulary ({vocab})"):
-        seen = [f["input_ids"] for f in train] + corpus_sequences(tok, prompt, inputs.corpus)
+        # the unlabeled texts a teacher labels are training prompts too: their ids must keep their rows
+        seen = [f["input_ids"] for f in train] + corpus_sequences(tok, prompt, [*inputs.unlabeled, *inputs.corpus])
         keep = task_token_ids(seen, vocab, always_kept_ids(tok, prompt, inputs.dataset.label_words))
         trimmed = trim_vocabulary(classifier, keep, "nearest")
         covered = coverage([f["input_ids"] for f in test], keep)

@@ -346,3 +346,30 @@ def test_read_unlabeled_refuses_bad_files_in_one_line(tmp_path, name, content, m
     with pytest.raises(DataError, match=match) as caught:
         read_unlabeled(path)
     assert "\n" not in str(caught.value)
+
+
+def test_vocab_task_keeps_the_ids_of_the_unlabeled_texts(teacher_dir, tiny_model_dirs, tiny_csv, tmp_path):
+    """The unlabeled texts a teacher labels are trained on: `--vocab task` must keep their ids too, or the
+    student would learn them on fallback rows."""
+    from edgecut import ExportSettings, export
+    from edgecut.manifest import read_manifest
+
+    extra = tmp_path / "unlabeled.txt"
+    extra.write_text("ZEBRA QUIXOTIC XYLOPHONE 1234567890\nJUKEBOX WALTZ #@%&\n", encoding="utf-8")
+
+    def kept(unlabeled) -> int:
+        settings = ExportSettings(
+            model=str(tiny_model_dirs["llama"]),
+            data=str(tiny_csv),
+            labels=tuple(LABELS),
+            epochs=1,
+            batch_size=8,
+            test_size=40,
+            vocab="task",
+            teacher=teacher_dir,
+            unlabeled=unlabeled,
+            output=tmp_path / f"out-{unlabeled is not None}",
+        )
+        return read_manifest(export(settings).path)["vocabulary"]["kept"]
+
+    assert kept(extra) > kept(None)
