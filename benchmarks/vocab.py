@@ -59,8 +59,11 @@ def _variants(sizes: list[int]) -> list[str]:
     return ["all", "task", *[str(n) for n in sizes]]
 
 
-def _fallbacks(keep: list[int] | None) -> tuple[str, ...]:
-    return FALLBACKS if keep is not None else ("none",)
+def _fallbacks(keep: list[int] | None, variant: str = "task", size_fallbacks=FALLBACKS) -> tuple[str, ...]:
+    """The fallbacks measured for a variant: `task` gets every one, fixed sizes those of --size-fallbacks."""
+    if keep is None:
+        return ("none",)
+    return FALLBACKS if variant == "task" else tuple(size_fallbacks)
 
 
 def _trimmed(clf, keep: list[int] | None, fallback: str):
@@ -168,6 +171,9 @@ def bench(data: str, layers: int, args) -> dict:
                 "test_prompts_with_dropped_ids": sum(any(i not in kept for i in s) for s in test_ids),
                 "fallbacks": {},
             }
+            result["variants"][variant] = row
+            if args.accuracy_only:
+                continue
             for fallback in _fallbacks(keep):
                 trimmed, trim, seconds = _trimmed(clf, keep, fallback)
                 probe = _probe(trimmed, probe_train, probe_labels, test_ids, labels, pad)
@@ -175,43 +181,87 @@ def bench(data: str, layers: int, args) -> dict:
                 row["parameters"] = count_parameters(trimmed)
                 if fallback != "nearest":  # sizes: the mean fallback's extra row is the only difference
                     row |= _sizes(trimmed, sample, calibration, Path(tmp), variant)
-            result["variants"][variant] = row
             print(f"  {data} N={layers} --vocab {variant}: sizes done", flush=True)
+    if not args.accuracy_only:
+        _measure_steps(result, keeps, clf, train, pad, recipe, args.steps)
+        _measure_latency(result, keeps, clf, test_ids, pad, sample, calibration, args.latency_rounds)
+    if args.train:
+        _train(result, keeps, clf, tok, prompt, ds, train, test_ids, labels, pad, recipe, args)
+    for variant, other in same_as.items():
+        result["variants"][variant] = {"same_as": other}
+    return result
 
-    # Training step time of every variant, the models taking turns on the same batches.
+
+def _measure_steps(result: dict, keeps: dict, clf, train, pad: int, recipe, steps: int) -> None:
+    """Seconds per AdamW step of every variant, the models taking turns on the same batches."""
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0)).tolist()
     batches = []
-    for b in range(args.steps + 1):
+    for b in range(steps + 1):
         rows = [train[i] for i in order[b * recipe.batch_size : (b + 1) * recipe.batch_size]]
         feed = {k: torch.from_numpy(v) for k, v in pad_batch([r["input_ids"] for r in rows], pad).items()}
         batches.append(feed | {"labels": torch.tensor([r["labels"] for r in rows])})
     models = {v: _trimmed(clf, keep, "mean")[0] for v, keep in keeps.items()}
     for variant, seconds in _step_seconds(models, batches, recipe.learning_rate).items():
         result["variants"][variant]["step_seconds"] = seconds
-    del models
 
-    if args.train:
-        val, _ = encode_examples(tok, prompt, ds.validation)
-        for seed in args.seeds:
-            rcp = replace(recipe, seed=seed)
-            for variant, keep in keeps.items():
-                for fallback in _fallbacks(keep):
-                    model, _, _ = _trimmed(clf, keep, fallback)
-                    torch.manual_seed(seed)
-                    tuned = finetune(model, tok, train, val, rcp, show_progress=False)
-                    acc = accuracy(torch_logits(tuned.model, test_ids, pad), labels)
-                    runs = result["variants"][variant]["fallbacks"][fallback].setdefault("trained", [])
-                    runs.append({"seed": seed, "accuracy": acc, "seconds": tuned.seconds, "steps": tuned.steps})
-                    print(f"  {data} N={layers} --vocab {variant} ({fallback}) seed {seed}: {acc:.1%}", flush=True)
-    for variant, other in same_as.items():
-        result["variants"][variant] = {"same_as": other}
-    return result
+
+def _measure_latency(result: dict, keeps: dict, clf, test_ids, pad: int, sample, calibration, rounds: int) -> None:
+    """Median ms per text (batch 1, ORT CPU) of each variant's fp32 and static int8 graph. Interleaved: every
+    round runs every graph on the same prompts, so the machine's load falls on all variants alike."""
+    prompts = [pad_batch([s], pad) for s in test_ids[:64]]
+    sessions = {}
+    with tempfile.TemporaryDirectory(prefix="edgecut-vocab-latency-") as tmp:
+        for variant, keep in keeps.items():
+            model = _trimmed(clf, keep, "nearest")[0]
+            fp32 = export_onnx(model, sample, Path(tmp) / f"{variant}.onnx").path
+            int8 = to_int8(fp32, Path(tmp) / f"{variant}-int8.onnx", INT8["int8_static_pc"], calibration).path
+            for precision, path in (("fp32", fp32), ("int8", int8)):
+                options = onnxruntime.SessionOptions()
+                options.intra_op_num_threads = torch.get_num_threads()
+                sessions[variant, precision] = onnxruntime.InferenceSession(
+                    str(path), options, providers=["CPUExecutionProvider"]
+                )
+        times: dict = {key: [] for key in sessions}
+        for _ in range(rounds):
+            for key, session in sessions.items():
+                for feed in prompts:
+                    start = time.perf_counter()
+                    session.run(None, feed)
+                    times[key].append(time.perf_counter() - start)
+    for (variant, precision), values in times.items():
+        result["variants"][variant][f"{precision}_ms"] = 1000 * statistics.median(values)
+
+
+def _train(result: dict, keeps: dict, clf, tok, prompt, ds, train, test_ids, labels, pad: int, recipe, args) -> None:
+    """Fine-tune every variant (each fallback) at every seed with the recipe: the torch model's test accuracy."""
+    val, _ = encode_examples(tok, prompt, ds.validation)
+    for seed in args.seeds:
+        rcp = replace(recipe, seed=seed)
+        for variant, keep in keeps.items():
+            for fallback in _fallbacks(keep, variant, args.size_fallbacks):
+                model, _, _ = _trimmed(clf, keep, fallback)
+                torch.manual_seed(seed)
+                tuned = finetune(model, tok, train, val, rcp, show_progress=False)
+                acc = accuracy(torch_logits(tuned.model, test_ids, pad), labels)
+                runs = result["variants"][variant]["fallbacks"].setdefault(fallback, {}).setdefault("trained", [])
+                runs.append({"seed": seed, "accuracy": acc, "seconds": tuned.seconds, "steps": tuned.steps})
+                name = f"{result['data']} N={result['layers']} --vocab {variant} ({fallback}) seed {seed}"
+                print(f"  {name}: {acc:.1%} in {tuned.seconds:.0f} s", flush=True)
+
+
+def _mean_sd(runs: list[dict]) -> str:
+    values = [100 * r["accuracy"] for r in runs]
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.1f}±{sd:.1f}"
 
 
 def _print(results: list[dict]) -> None:
+    def cell(v: dict, key: str, scale: float = 1.0, fmt: str = ".1f") -> str:
+        return format(v[key] * scale, fmt) if key in v else "-"
+
     head = (
-        f"{'data':16} {'N':>2} {'vocab':>6} {'kept':>6} {'test cov':>8} {'params M':>8} {'fp32 MB':>8} "
-        f"{'int8 MB':>8} {'int8emb MB':>10} {'s/step':>7} {'probe':>6} {'mean':>6} {'nearest':>7}"
+        f"{'data':16} {'N':>2} {'vocab':>6} {'kept':>6} {'test cov':>8} {'fp32 MB':>8} {'int8 MB':>8} "
+        f"{'s/step':>7} {'fp32 ms':>7} {'int8 ms':>7}  trained accuracy % (mean±sd) / probe per fallback"
     )
     print(head)
     for r in results:
@@ -219,12 +269,16 @@ def _print(results: list[dict]) -> None:
             if "same_as" in v:
                 print(f"{r['data']:16} {r['layers']:2d} {variant:>6}  keeps what --vocab {v['same_as']} keeps")
                 continue
-            zs = {k: f"{f['probe_accuracy']:.1%}" for k, f in v["fallbacks"].items()}
+            per_fallback = []
+            for name, f in v["fallbacks"].items():
+                trained = _mean_sd(f["trained"]) if f.get("trained") else "-"
+                probe = f"{f['probe_accuracy']:.1%}" if "probe_accuracy" in f else "-"
+                per_fallback.append(f"{name}: {trained} / {probe}")
             print(
                 f"{r['data']:16} {r['layers']:2d} {variant:>6} {v['kept']:6d} {v['test_coverage']:8.1%} "
-                f"{v['parameters'] / 1e6:8.1f} {v['fp32_bytes'] / 1e6:8.1f} {v['int8_static_pc_bytes'] / 1e6:8.1f} "
-                f"{v['int8_embedding_bytes'] / 1e6:10.1f} {v['step_seconds']:7.3f} {zs.get('none', ''):>7} "
-                f"{zs.get('mean', ''):>6} {zs.get('nearest', ''):>7}"
+                f"{cell(v, 'fp32_bytes', 1e-6):>8} {cell(v, 'int8_static_pc_bytes', 1e-6):>8} "
+                f"{cell(v, 'step_seconds', 1, '.3f'):>7} {cell(v, 'fp32_ms', 1, '.2f'):>7} "
+                f"{cell(v, 'int8_ms', 1, '.2f'):>7}  {'; '.join(per_fallback)}"
             )
     print("probe: test accuracy of a logistic regression on the untrained body's last hidden state")
 
@@ -238,10 +292,16 @@ def main() -> None:
     parser.add_argument("--probe-rows", type=int, default=4000, help="training prompts the probe is fit on")
     parser.add_argument("--train", action="store_true", help="also fine-tune every variant (hours on a CPU)")
     parser.add_argument("--seeds", default="0,42,421", help="seeds for --train")
+    parser.add_argument("--size-fallbacks", default="mean,nearest", help="fallbacks --train measures for fixed sizes")
+    parser.add_argument(
+        "--accuracy-only", action="store_true", help="with --train: skip probe, sizes, step time and latency"
+    )
+    parser.add_argument("--latency-rounds", type=int, default=5, help="interleaved rounds of 64 prompts per graph")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/vocab.json"))
     args = parser.parse_args()
     args.sizes = [int(x) for x in args.sizes.split(",") if x]
     args.seeds = [int(x) for x in args.seeds.split(",") if x]
+    args.size_fallbacks = [x for x in args.size_fallbacks.split(",") if x]
     results = []
     for data in args.data.split(","):
         for n in [int(x) for x in args.layers.split(",")]:
