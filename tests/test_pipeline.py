@@ -252,3 +252,32 @@ def test_no_import_cycle_and_no_private_name_across_modules():
 
 def test_the_cli_stays_thin():
     assert len((ROOT / "edgecut" / "cli.py").read_text().splitlines()) < 500
+
+
+def test_vocab_trimming_with_select_and_int8(tiny_model_dirs, tiny_csv, tmp_path):
+    """--vocab task combined with a chosen (not first) layer and the int8 search: the trimmed table is
+    quantized, the remap stays int64, and a text of dropped ids still gets an answer."""
+    from edgecut import export
+    from edgecut.manifest import read_manifest
+    from edgecut.runtime import ArtifactClassifier
+
+    settings = ExportSettings(
+        model=str(tiny_model_dirs["qwen3"]),
+        data=str(tiny_csv),
+        labels=("negative", "positive"),
+        layers=1,
+        select="block-influence",
+        vocab="task",
+        quantize="int8",
+        epochs=3,
+        lr=3e-3,
+        batch_size=8,
+        test_size=40,
+        output=tmp_path / "trimmed-int8",
+    )
+    result = export(settings)
+    manifest = read_manifest(result.path)
+    assert manifest["vocabulary"]["kept"] < manifest["vocabulary"]["vocab_size"]
+    assert manifest["precision"] == "int8" and manifest["precision_search"]["kept"]
+    (pred,) = ArtifactClassifier(result.path).predict(["ZEBRA QUIXOTIC 1234567890 #@%&"])
+    assert pred.label in ("negative", "positive")
