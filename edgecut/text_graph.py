@@ -4,10 +4,11 @@ The graph holds what `ArtifactClassifier.encode` does in Python, then the classi
 
     text [N] string
       -> prompt: demonstrations + template around the text (StringConcat)
-      -> token ids: onnxruntime-extensions' GPT2Tokenizer op, built from the artifact's tokenizer.json
+      -> token ids: onnxruntime-extensions ops built from the artifact's tokenizer.json (GPT2Tokenizer for
+         byte-level BPE; for WordPiece BasicTokenizer + WordpieceTokenizer, one row at a time in a Loop)
       -> rows longer than the manifest's max_length: the query is cut exactly as `PromptFormat.encode`
-         cuts it (decode a prefix of the query's ids with BpeDecoder, an incomplete UTF-8 character at its
-         end turned into U+FFFD as `tokenizers` does, re-render, re-tokenize, shrink until it fits), in
+         cuts it (decode a prefix of the query's ids as `tokenizers` does, for BPE an incomplete UTF-8
+         character at its end turned into U+FFFD, re-render, re-tokenize, shrink until it fits), in
          an ONNX Loop that only runs when some row is too long
       -> right padding with the artifact's pad_token_id, attention_mask
       -> the artifact's model.onnx (its nodes merged in unchanged)
@@ -22,9 +23,19 @@ tokenizer.json itself (vocab, merges, added tokens), so neither transformers nor
 the ids are checked against `tokenizers` on probe texts before the graph is written.
 
 Supported: BPE models with a ByteLevel pre-tokenizer and decoder (GPT-2, SmolLM2 and other byte-level
-BPE families) whose post-processor adds at most leading special tokens. Anything else raises an
-EdgecutError naming the type. Running the graph needs onnxruntime and onnxruntime-extensions only
+BPE families) whose post-processor adds at most leading special tokens; and uncased BERT WordPiece
+(all-MiniLM-L6, bert-base-uncased: BertNormalizer with lowercase, BertPreTokenizer, WordPiece decoder,
+TemplateProcessing such as `[CLS] $A [SEP]`). Anything else raises an EdgecutError naming the type.
+Running the graph needs onnxruntime and onnxruntime-extensions only
 (`SessionOptions.register_custom_ops_library(path)`, the path from `extensions_library()`).
+
+Known WordPiece divergences from `tokenizers` (onnxruntime-extensions 0.15.2; the probes avoid them, the
+slow MiniLM test pins them): BasicTokenizer strips accents from Latin-1 letters only, so other accented
+letters give other ids ("Dvořák", Greek "ά", Japanese "が", Cyrillic "й": often [UNK] where `tokenizers`
+gives the base letter); some non-ASCII punctuation, separators and format characters (fullwidth "（",
+"⟨", U+2028, U+FEFF) are split or dropped differently; and the special tokens typed in the text ("[CLS]",
+"[MASK]") are split into pieces, not matched. English text is unaffected: all rotten-tomatoes and BBC
+test texts give `tokenizers`' ids.
 """
 
 from __future__ import annotations
@@ -41,15 +52,16 @@ from edgecut.errors import ArtifactError, EdgecutError
 
 TEXT_MODEL = "model_text.onnx"
 CONTRIB = "ai.onnx.contrib"  # onnxruntime-extensions' operator domain
-# Texts the ids are checked on before a graph is written: spacing, punctuation, digits, accents, emoji, CJK,
-# the tokenizer's own special tokens (added below), and a long one that forces the query to be cut.
+# Ordinary texts the ids are checked on before a graph is written, for every supported tokenizer (and by
+# `edgecut check`): spacing, punctuation, digits, accents, emoji, CJK, Greek. Each tokenizer adds its own
+# (`probes`: BPE its special tokens in running text and accented Greek), and a long text forces a cut.
 PROBES = (
     "a moving, beautifully acted film",
     "dull and far too long...",
     "  two  leading spaces\tand a tab\nand a newline",
     "It's 2024: 3.5/10, $12 (ugh)!",
     "Amélie's café naïveté — “quoted” façade",
-    "emoji 🎉🎬 and 中文 and ελληνικά",
+    "emoji 🎉🎬 and 中文 and ελληνικα",
     "",
 )
 
@@ -107,8 +119,8 @@ def build_text_graph(artifact_dir: Path, destination: Path) -> TextGraphResult:
 
     Raises:
         ArtifactError: the artifact is unreadable or its tokenizer.json/model file is missing.
-        UnsupportedTokenizerError: the tokenizer is not byte-level BPE, or the graph's ids differ from
-            `tokenizers`' on a probe text (the message names the type and the text).
+        UnsupportedTokenizerError: the tokenizer is neither byte-level BPE nor uncased WordPiece, or the
+            graph's ids differ from `tokenizers`' on a probe text (the message names the type and the text).
     """
     import onnx
 
@@ -130,9 +142,9 @@ def check_tokenizer(tokenizer_json: Path) -> str:
     Cheap: lets `export --with-tokenizer` refuse an unsupported tokenizer before training.
 
     Raises:
-        UnsupportedTokenizerError: not byte-level BPE (the message names the type).
+        UnsupportedTokenizerError: neither byte-level BPE nor uncased WordPiece (the message names the type).
     """
-    return _BpeSpec.from_tokenizer_json(json.loads(Path(tokenizer_json).read_text(encoding="utf-8"))).description
+    return _spec(json.loads(Path(tokenizer_json).read_text(encoding="utf-8"))).description
 
 
 def build_front_graph(artifact_dir: Path):
@@ -156,7 +168,7 @@ def _checked_front(artifact_dir: Path):
     tokenizer_path = artifact_dir / "tokenizer.json"
     if not tokenizer_path.is_file():
         raise ArtifactError(f"{tokenizer_path} is missing: the artifact is incomplete; re-export it")
-    spec = _BpeSpec.from_tokenizer_json(json.loads(tokenizer_path.read_text(encoding="utf-8")))
+    spec = _spec(json.loads(tokenizer_path.read_text(encoding="utf-8")))
     prompt = PromptFormat.from_dict(manifest["prompt"])
     header = onnx.load(str(artifact_dir / manifest["model_file"]), load_external_data=False)
     opset = {o.domain: o.version for o in header.opset_import}.get("", 0) or 0
@@ -202,24 +214,125 @@ class _BpeSpec:
             raise UnsupportedTokenizerError(
                 f"the artifact's tokenizer ({described}"
                 f"{', normalizer ' + '+'.join(normalizer) if normalizer else ''}) is not supported by the string "
-                "graph: it reproduces byte-level BPE tokenizers (GPT-2, SmolLM2) with onnxruntime-extensions; "
-                "serve this artifact with token ids (edgecut deploy without --strings)"
+                f"graph: {_SUPPORTED}; serve this artifact with token ids (edgecut deploy without --strings)"
             )
         if model.get("dropout") or model.get("continuing_subword_prefix") or model.get("end_of_word_suffix"):
             raise UnsupportedTokenizerError(
                 f"the artifact's BPE tokenizer uses options the string graph lacks ({described})"
             )
         merges = [" ".join(m) if isinstance(m, list) else str(m) for m in model.get("merges", [])]
+        leading, trailing = _special_ids(data.get("post_processor"), described)
+        if trailing:
+            raise UnsupportedTokenizerError(
+                f"the artifact's tokenizer ({described}) appends special tokens after the text, which the string "
+                "graph lacks for BPE: serve this artifact with token ids (edgecut deploy without --strings)"
+            )
         return cls(
             vocab=dict(model["vocab"]),
             merges=merges,
             added=list(data.get("added_tokens") or []),
-            leading_ids=_leading_special_ids(data.get("post_processor"), described),
+            leading_ids=leading,
             description="BPE/ByteLevel via onnxruntime-extensions GPT2Tokenizer",
+        )
+
+    @property
+    def probes(self) -> tuple[str, ...]:
+        """Texts checked for this tokenizer besides PROBES: accented Greek, and its added tokens in running text
+        (GPT2Tokenizer matches them as `tokenizers` does)."""
+        return (
+            "emoji 🎉🎬 and 中文 and ελληνικά",
+            "before " + " ".join(str(a["content"]) for a in self.added[:8]) + " after",
         )
 
     def special_ids(self) -> list[int]:
         return [int(a["id"]) for a in self.added if a.get("special")]
+
+    def initializers(self) -> list:
+        inits = [
+            _const("text/TAIL", self.tail_bytes().astype(np.int64)),
+            _const("text/EMPTY_TEXT", [""]),
+            _const("text/BIG", np.array([np.iinfo(np.int64).max], dtype=np.int64)),
+            _const("text/MINUS4", np.array([-4], dtype=np.int64)),
+            _const("text/MINUS1", np.array([-1], dtype=np.int64)),
+            # RE2 patterns replacing an incomplete UTF-8 tail of 0..3 bytes with U+FFFD (`\C` is any byte)
+            _const("text/PATTERNS", ["$", "\\C$", "\\C{2}$", "\\C{3}$"]),
+            _const("text/REWRITES", ["", "\ufffd", "\ufffd", "\ufffd"]),
+        ]
+        if self.leading_ids:
+            inits.append(_const("text/LEAD", np.array(self.leading_ids, dtype=np.int64)))
+        return inits
+
+    def encode(self, g: _Nodes, rendered: str) -> tuple[str, str]:
+        """rendered [n] strings -> ids, mask [n, T] with the post-processor's leading special tokens."""
+        ids, mask = g.names("GPT2Tokenizer", 2)
+        g.add(self.tokenizer_node(rendered, ids, mask, name=ids))
+        if self.leading_ids:
+            rows = g("Shape", [ids], start=0, end=1)
+            shape = g("Concat", [rows, g("Shape", ["text/LEAD"])], axis=0)
+            ids = g("Concat", [g("Expand", ["text/LEAD", shape]), ids], axis=1)
+            mask = g("Concat", [g("Expand", ["text/ONE", shape]), mask], axis=1)
+        return ids, mask
+
+    def encode_one(self, g: _Nodes, rendered_1: str) -> str:
+        """rendered [1] string -> its ids [k] with special tokens."""
+        return g("Reshape", [self.encode(g, rendered_1)[0], "text/FLAT"])
+
+    def encode_plain(self, g: _Nodes, text_1: str) -> str:
+        """[1] string -> ids [k] without special tokens (`encode(add_special_tokens=False)`)."""
+        ids, mask = g.names("GPT2Tokenizer", 2)
+        g.add(self.tokenizer_node(text_1, ids, mask, name=ids))
+        return g("Reshape", [ids, "text/FLAT"])
+
+    def decode(self, g: _Nodes, ids: str) -> str:
+        """[k] ids -> [1] string as `tokenizers`' decode: BpeDecoder, an incomplete UTF-8 tail -> U+FFFD.
+
+        BpeDecoder crashes on an empty input (SIGFPE in 0.15.2), so k == 0 decodes to "" in an If.
+        """
+        from onnx import TensorProto, helper
+
+        count = g("Size", [ids])
+        empty = g("Equal", [count, "text/ZERO"])
+        then = _Nodes("text/decode_empty")
+        out_empty = then("Identity", ["text/EMPTY_TEXT"])
+        other = _Nodes("text/decode")
+        (raw,) = other.names("BpeDecoder", 1)
+        other.add(self.decoder_node(ids, raw, name=raw))
+        raw = other("Reshape", [raw, "text/FLAT"])
+        # the last (up to) 4 bytes of the decoded string, from the last 4 tokens
+        last = other("Slice", [ids, "text/MINUS4", "text/BIG", "text/AXIS0"])
+        tail = other("Reshape", [other("Gather", ["text/TAIL", last], axis=0), "text/FLAT"])
+        tail = other("Compress", [tail, other("GreaterOrEqual", [tail, "text/ZERO"])], axis=0)
+        tail = other("Slice", [tail, "text/MINUS4", "text/BIG", "text/AXIS0"])
+        n = other("Size", [tail])
+        pos = other("Range", ["text/ZERO", n, "text/ONE"])
+        c128 = other("Constant", [], value=helper.make_tensor("v", TensorProto.INT64, [], [128]))
+        c192 = other("Constant", [], value=helper.make_tensor("v", TensorProto.INT64, [], [192]))
+        c224 = other("Constant", [], value=helper.make_tensor("v", TensorProto.INT64, [], [224]))
+        c240 = other("Constant", [], value=helper.make_tensor("v", TensorProto.INT64, [], [240]))
+        starts = other("Or", [other("Less", [tail, c128]), other("GreaterOrEqual", [tail, c192])])
+        minus = other("Constant", [], value=helper.make_tensor("v", TensorProto.INT64, [1], [-1]))
+        where = other("Concat", [minus, other("Where", [starts, pos, "text/MINUS1"])], axis=0)
+        p = other("ReduceMax", [where], keepdims=0)  # index of the last character start, -1 if none
+        padded = other("Concat", [tail, "text/ZERO1"], axis=0)
+        lead = other("Gather", [padded, other("Max", [p, "text/ZERO"])], axis=0)
+        need = other("Add", ["text/ONE", other("Cast", [other("GreaterOrEqual", [lead, c192])], to=TensorProto.INT64)])
+        need = other("Add", [need, other("Cast", [other("GreaterOrEqual", [lead, c224])], to=TensorProto.INT64)])
+        need = other("Add", [need, other("Cast", [other("GreaterOrEqual", [lead, c240])], to=TensorProto.INT64)])
+        have = other("Sub", [n, p])
+        partial = other("And", [other("GreaterOrEqual", [p, "text/ZERO"]), other("Less", [have, need])])
+        cut = other("Where", [partial, have, "text/ZERO"])
+        index = other("Reshape", [cut, "text/FLAT"])
+        pattern = other("Gather", ["text/PATTERNS", index], axis=0)
+        rewrite = other("Gather", ["text/REWRITES", index], axis=0)
+        fixed = other("StringRegexReplace", [raw, pattern, rewrite], 1, CONTRIB, global_replace=0)
+        fixed = other("Reshape", [fixed, "text/FLAT"])
+        string = helper.make_tensor_value_info
+        return g(
+            "If",
+            [empty],
+            then_branch=helper.make_graph(then.nodes, "decode_empty", [], [string(out_empty, TensorProto.STRING, [1])]),
+            else_branch=helper.make_graph(other.nodes, "decode", [], [string(fixed, TensorProto.STRING, [1])]),
+        )
 
     def tokenizer_node(self, text: str, ids: str, mask: str, name: str):
         from onnx import helper
@@ -287,27 +400,265 @@ def _component_types(component: dict[str, Any] | None) -> list[str]:
     return [str(component.get("type"))]
 
 
-def _leading_special_ids(post: dict[str, Any] | None, described: str) -> tuple[int, ...]:
-    """Special token ids a TemplateProcessing post-processor puts before a single text; none for ByteLevel."""
+def _special_ids(post: dict[str, Any] | None, described: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(leading, trailing): the special token ids a TemplateProcessing post-processor puts around one text."""
     if not post or post.get("type") == "ByteLevel":
-        return ()
+        return (), ()
     if post.get("type") != "TemplateProcessing":
         raise UnsupportedTokenizerError(
             f"the artifact's tokenizer ({described}) has post-processor {post.get('type')}, which the string "
             "graph lacks: serve this artifact with token ids (edgecut deploy without --strings)"
         )
-    leading, seen_text = [], False
+    leading: list[int] = []
+    trailing: list[int] = []
+    seen_text = False
     for piece in post.get("single", []):
         if "Sequence" in piece:
             seen_text = True
         elif "SpecialToken" in piece:
-            if seen_text:
-                raise UnsupportedTokenizerError(
-                    f"the artifact's tokenizer ({described}) appends special tokens after the text, which the "
-                    "string graph lacks: serve this artifact with token ids (edgecut deploy without --strings)"
-                )
-            leading += post["special_tokens"][piece["SpecialToken"]["id"]]["ids"]
-    return tuple(int(i) for i in leading)
+            ids = post["special_tokens"][piece["SpecialToken"]["id"]]["ids"]
+            (trailing if seen_text else leading).extend(int(i) for i in ids)
+    return tuple(leading), tuple(trailing)
+
+
+@dataclass(frozen=True)
+class _WordPieceSpec:
+    """Uncased BERT WordPiece (all-MiniLM-L6, bert-base-uncased) with onnxruntime-extensions' ops.
+
+    BasicTokenizer (BERT's normalizer and pre-tokenizer) takes one string per call, so a batch is tokenized
+    row by row in a Loop; WordpieceTokenizer splits its words, LabelEncoder maps pieces to ids. Not the
+    all-in-one BertTokenizer op: on a word with an unknown character after a known prefix ("great🎉") it keeps
+    the prefix's pieces before [UNK], where `tokenizers` gives one [UNK] for the whole word; WordpieceTokenizer
+    does the same, but it reports each word's pieces, so the graph can fold such a word into one [UNK].
+    The post-processor's special ids go around encode_plain's. Decoding drops special ids first, as
+    `tokenizers`' decode does (BertTokenizerDecoder writes "[UNK]", and in 0.15.2 it reads an uninitialised
+    pad id when asked to skip specials itself).
+    """
+
+    vocab: tuple[str, ...]  # tokens in id order
+    unk: str
+    unk_id: int
+    max_chars: int  # a longer word is one [UNK]
+    prefix: str  # continuing-subword prefix, "##"
+    chinese: bool  # BertNormalizer handle_chinese_chars
+    special: tuple[int, ...]  # ids `tokenizers`' decode skips
+    leading_ids: tuple[int, ...]
+    trailing_ids: tuple[int, ...]
+    description: str
+
+    # besides PROBES: BERT's 100-character word limit on both sides, cased Latin-1 accents, words with an
+    # unknown character after a known prefix (one [UNK] each)
+    probes = ("h" * 100 + " and " + "m" * 101, "Don't! CAFÉ, naïve ÀÉÎÕÜ — the DVD's (2h) cut", "loved it🎉, a∀b")
+
+    @classmethod
+    def from_tokenizer_json(cls, data: dict[str, Any]) -> _WordPieceSpec:
+        model = data["model"]
+        pre = _component_types(data.get("pre_tokenizer"))
+        decoder = data.get("decoder") or {}
+        norm = data.get("normalizer") or {}
+        described = (
+            f"WordPiece model, normalizer {'+'.join(_component_types(norm)) or 'none'}, pre-tokenizer "
+            f"{'+'.join(pre) or 'none'}, decoder {'+'.join(_component_types(decoder)) or 'none'}"
+        )
+        prefix = str(model.get("continuing_subword_prefix", "##"))
+        problems = []
+        if norm.get("type") != "BertNormalizer" or not norm.get("lowercase") or not norm.get("clean_text", True):
+            problems.append("the normalizer must be BertNormalizer with lowercase and clean_text (uncased BERT)")
+        elif norm.get("strip_accents") not in (None, True):
+            problems.append("strip_accents false is not supported")
+        if pre != ["BertPreTokenizer"] or decoder.get("type") != "WordPiece" or decoder.get("prefix") != prefix:
+            problems.append(f"it needs the BertPreTokenizer and a WordPiece decoder with prefix {prefix!r}")
+        ids = sorted(model["vocab"].values())
+        if ids != list(range(len(ids))) or model.get("unk_token") not in model["vocab"]:
+            problems.append("the vocabulary must hold ids 0..n-1 and the unk token")
+        if any("\n" in token for token in model["vocab"]):
+            problems.append("a vocabulary token contains a newline")
+        added = list(data.get("added_tokens") or [])
+        if any(not a.get("special") for a in added):
+            problems.append("non-special added tokens are not supported (the graph cannot match them in text)")
+        if problems:
+            raise UnsupportedTokenizerError(
+                f"the artifact's tokenizer ({described}) is not supported by the string graph: "
+                f"{'; '.join(problems)}; {_SUPPORTED}; serve this artifact with token ids "
+                "(edgecut deploy without --strings)"
+            )
+        leading, trailing = _special_ids(data.get("post_processor"), described)
+        return cls(
+            vocab=tuple(token for token, _ in sorted(model["vocab"].items(), key=lambda kv: kv[1])),
+            unk=str(model["unk_token"]),
+            unk_id=int(model["vocab"][model["unk_token"]]),
+            max_chars=int(model.get("max_input_chars_per_word", 100)),
+            prefix=prefix,
+            chinese=bool(norm.get("handle_chinese_chars", True)),
+            special=tuple(int(a["id"]) for a in added),
+            leading_ids=leading,
+            trailing_ids=trailing,
+            description="WordPiece/BertNormalizer via onnxruntime-extensions BasicTokenizer+WordpieceTokenizer",
+        )
+
+    def initializers(self) -> list:
+        inits = [
+            _const("text/wp/SCALAR", np.array([], dtype=np.int64)),  # Reshape to a scalar
+            _const("text/wp/TRUE", np.array(True)),
+            _const("text/wp/NO_IDS", np.array([], dtype=np.int64)),
+            _const("text/wp/NO_POSITIONS", np.zeros((0, 2), dtype=np.int64)),
+            _const("text/wp/UNK", np.array(self.unk_id, dtype=np.int64)),
+        ]
+        named = {"LEAD": self.leading_ids, "TRAIL": self.trailing_ids, "SPECIAL": self.special}
+        inits += [_const(f"text/wp/{k}", np.array(v, dtype=np.int64)) for k, v in named.items() if v]
+        return inits
+
+    def encode_plain(self, g: _Nodes, text_1: str) -> str:
+        """[1] string -> ids [k] without special tokens, as `tokenizers`' WordPiece gives them."""
+        from onnx import TensorProto, helper
+
+        (words,) = g.names("BasicTokenizer", 1)
+        g.add(
+            helper.make_node(
+                "BasicTokenizer",
+                [text_1],
+                [words],
+                name=words,
+                domain=CONTRIB,
+                do_lower_case=1,
+                strip_accents=1,
+                tokenize_chinese_chars=int(self.chinese),
+                tokenize_punctuation=1,
+                remove_control_chars=1,
+            )
+        )
+        pieces, _, begins, limits = g.names("WordpieceTokenizer", 4)
+        g.add(
+            helper.make_node(
+                "WordpieceTokenizer",
+                [words, "text/wp/NO_IDS"],  # no row indices: each word is its own row
+                [pieces, _, begins, limits],
+                name=pieces,
+                domain=CONTRIB,
+                vocab=json.dumps({t: i for i, t in enumerate(self.vocab)}, ensure_ascii=False),
+                suffix_indicator=self.prefix,
+                unknown_token=self.unk,
+                max_input_chars_per_word=self.max_chars,
+            )
+        )
+        (ids,) = g.names("LabelEncoder", 1)
+        g.add(
+            helper.make_node(
+                "LabelEncoder",
+                [pieces],
+                [ids],
+                name=ids,
+                domain="ai.onnx.ml",
+                keys_strings=list(self.vocab),
+                values_int64s=list(range(len(self.vocab))),
+                default_int64=self.unk_id,
+            )
+        )
+        # a word holding [UNK] becomes one [UNK] at its first piece
+        i64 = TensorProto.INT64
+        zero = helper.make_tensor("v", i64, [1], [0])
+        first = g(
+            "ScatterElements",
+            [
+                g("ConstantOfShape", [g("Shape", [ids])], value=zero),
+                begins,
+                g("Expand", ["text/ONE", g("Shape", [begins])]),
+            ],
+        )  # [pieces] 1 at a word start
+        word = g("Sub", [g("CumSum", [first, "text/ZERO"]), "text/ONE"])  # [pieces] its word's index
+        unknown = g("Cast", [g("Equal", [ids, "text/wp/UNK"])], to=i64)
+        bad = g(
+            "ScatterElements",
+            [g("ConstantOfShape", [g("Shape", [begins])], value=zero), word, unknown],
+            reduction="max",
+        )  # [words]
+        bad = g("Gather", [bad, word], axis=0)  # [pieces]
+        keep = g("Or", [g("Equal", [bad, "text/ZERO"]), g("Equal", [first, "text/ONE"])])
+        return g("Compress", [g("Where", [g("Equal", [bad, "text/ONE"]), "text/wp/UNK", ids]), keep], axis=0)
+
+    def encode_one(self, g: _Nodes, rendered_1: str) -> str:
+        """rendered [1] string -> its ids [k] with the post-processor's special tokens around them."""
+        parts = [
+            *(["text/wp/LEAD"] if self.leading_ids else []),
+            self.encode_plain(g, rendered_1),
+            *(["text/wp/TRAIL"] if self.trailing_ids else []),
+        ]
+        return g("Concat", parts, axis=0) if len(parts) > 1 else parts[0]
+
+    def encode(self, g: _Nodes, rendered: str) -> tuple[str, str]:
+        """rendered [n] strings -> ids, mask [n, T] (right-padded with 0): a Loop tokenizes one row per
+        iteration and appends its ids to a flat tensor, which is then gathered into rows."""
+        from onnx import TensorProto, helper
+
+        body = _Nodes(f"{g.prefix}/wp_row")
+        i, cond, flat_in = body.names("in", 3)
+        row = self.encode_one(body, body("Gather", [rendered, body("Reshape", [i, "text/FLAT"])], axis=0))
+        flat_out = body("Concat", [flat_in, row], axis=0)
+        length = body("Size", [row])
+        cond_out = body("Identity", [cond])
+        info = helper.make_tensor_value_info
+        graph = helper.make_graph(
+            body.nodes,
+            "tokenize_rows",
+            [
+                info(i, TensorProto.INT64, []),
+                info(cond, TensorProto.BOOL, []),
+                info(flat_in, TensorProto.INT64, [None]),
+            ],
+            [
+                info(cond_out, TensorProto.BOOL, []),
+                info(flat_out, TensorProto.INT64, [None]),
+                info(length, TensorProto.INT64, []),
+            ],
+        )
+        n = g("Reshape", [g("Shape", [rendered]), "text/wp/SCALAR"])
+        flat, lengths = g("Loop", [n, "text/wp/TRUE", "text/wp/NO_IDS"], 2, body=graph)
+        positions = g("Range", ["text/ZERO", g("ReduceMax", [lengths], keepdims=0), "text/ONE"])  # [T]
+        starts = g("Sub", [g("CumSum", [lengths, "text/ZERO"]), lengths])
+        index = g("Add", [g("Unsqueeze", [starts, "text/AXIS1"]), positions])  # [n, T] into flat
+        real = g("Less", [positions, g("Unsqueeze", [lengths, "text/AXIS1"])])
+        ids = g("Gather", [flat, g("Where", [real, index, "text/ZERO"])], axis=0)
+        return g("Where", [real, ids, "text/ZERO"]), g("Cast", [real], to=TensorProto.INT64)
+
+    def decode(self, g: _Nodes, ids: str) -> str:
+        """[k] ids -> [1] string. Only the words matter, not the spacing around punctuation (this op's and
+        `tokenizers`' differ): the prefix is re-tokenized by BERT's pre-tokenizer, which splits there anyway."""
+        from onnx import TensorProto, helper
+
+        if self.special:
+            hit = g("Equal", [g("Unsqueeze", [ids, "text/AXIS1"]), "text/wp/SPECIAL"])  # [k, specials]
+            hit = g("ReduceMax", [g("Cast", [hit], to=TensorProto.INT64), "text/AXIS1"], keepdims=0)
+            ids = g("Compress", [ids, g("Equal", [hit, "text/ZERO"])], axis=0)
+        (text,) = g.names("BertTokenizerDecoder", 1)
+        g.add(
+            helper.make_node(
+                "BertTokenizerDecoder",
+                [ids, "text/wp/NO_POSITIONS"],
+                [text],
+                name=text,
+                domain=CONTRIB,
+                vocab_file="\n".join(self.vocab),
+                unk_token=self.unk,
+                suffix_indicator=self.prefix,
+                skip_special_tokens=0,  # done above
+                clean_up_tokenization_spaces=1,
+            )
+        )
+        return g("Reshape", [text, "text/FLAT"])
+
+
+_Spec = _BpeSpec | _WordPieceSpec
+_SUPPORTED = (
+    "it reproduces byte-level BPE (GPT-2, SmolLM2) and uncased BERT WordPiece (all-MiniLM-L6) tokenizers "
+    "with onnxruntime-extensions"
+)
+
+
+def _spec(data: dict[str, Any]) -> _Spec:
+    """The tokenizer spec for a tokenizer.json, by its model type; refuses what the graph cannot reproduce."""
+    if (data.get("model") or {}).get("type") == "WordPiece":
+        return _WordPieceSpec.from_tokenizer_json(data)
+    return _BpeSpec.from_tokenizer_json(data)
 
 
 # --- graph building --------------------------------------------------------------------------------------
@@ -346,14 +697,17 @@ def _const(name: str, value: Any):
     return numpy_helper.from_array(np.asarray(value), name)
 
 
-def _front_graph(spec: _BpeSpec, prompt, pad_id: int, opset: int, ir_version: int):
-    """text [N] -> input_ids, attention_mask [N, T] int64 and truncated [N] bool, as PromptFormat.encode."""
+def _front_graph(spec: _Spec, prompt, pad_id: int, opset: int, ir_version: int):
+    """text [N] -> input_ids, attention_mask [N, T] int64 and truncated [N] bool, as PromptFormat.encode.
+
+    The tokenizer's own pieces (encode a batch or one row, encode_plain, decode) come from the spec.
+    """
     from onnx import TensorProto, helper
 
     marker = "\x00edgecut-text\x00"
     prefix, suffix = prompt.render(marker).split(marker)
     limit = prompt.max_length
-    inits = [_const(f"text/{k}", [v]) for k, v in {"PREFIX": prefix, "SUFFIX": suffix, "EMPTY_TEXT": ""}.items()]
+    inits = [_const(f"text/{k}", [v]) for k, v in {"PREFIX": prefix, "SUFFIX": suffix}.items()]
     inits += [
         _const("text/MAX", np.array(limit, dtype=np.int64)),
         _const("text/PAD", np.array(pad_id, dtype=np.int64)),
@@ -362,28 +716,9 @@ def _front_graph(spec: _BpeSpec, prompt, pad_id: int, opset: int, ir_version: in
         _const("text/AXIS1", np.array([1], dtype=np.int64)),
         _const("text/AXIS0", np.array([0], dtype=np.int64)),
         _const("text/FLAT", np.array([-1], dtype=np.int64)),
-        _const("text/BIG", np.array([np.iinfo(np.int64).max], dtype=np.int64)),
-        _const("text/MINUS4", np.array([-4], dtype=np.int64)),
-        _const("text/MINUS1", np.array([-1], dtype=np.int64)),
         _const("text/ZERO1", np.array([0], dtype=np.int64)),
-        _const("text/TAIL", spec.tail_bytes().astype(np.int64)),
-        # RE2 patterns replacing an incomplete UTF-8 tail of 0..3 bytes with U+FFFD (`\C` is any byte)
-        _const("text/PATTERNS", ["$", "\\C$", "\\C{2}$", "\\C{3}$"]),
-        _const("text/REWRITES", ["", "\ufffd", "\ufffd", "\ufffd"]),
+        *spec.initializers(),
     ]
-    if spec.leading_ids:
-        inits.append(_const("text/LEAD", np.array(spec.leading_ids, dtype=np.int64)))
-
-    def encode(g: _Nodes, rendered: str) -> tuple[str, str]:
-        """rendered [n] strings -> ids, mask [n, T] with the post-processor's leading special tokens."""
-        ids, mask = g.names("GPT2Tokenizer", 2)
-        g.add(spec.tokenizer_node(rendered, ids, mask, name=ids))
-        if spec.leading_ids:
-            rows = g("Shape", [ids], start=0, end=1)
-            shape = g("Concat", [rows, g("Shape", ["text/LEAD"])], axis=0)
-            ids = g("Concat", [g("Expand", ["text/LEAD", shape]), ids], axis=1)
-            mask = g("Concat", [g("Expand", ["text/ONE", shape]), mask], axis=1)
-        return ids, mask
 
     def render(g: _Nodes, text: str) -> str:
         """PREFIX + text + SUFFIX for a [n] string tensor (StringConcat needs equal shapes)."""
@@ -392,63 +727,13 @@ def _front_graph(spec: _BpeSpec, prompt, pad_id: int, opset: int, ir_version: in
         suf = g("Expand", ["text/SUFFIX", shape])
         return g("StringConcat", [g("StringConcat", [pre, text], domain=CONTRIB), suf], domain=CONTRIB)
 
-    def decode(g: _Nodes, ids: str) -> str:
-        """[k] ids -> [1] string as `tokenizers`' decode: BpeDecoder, an incomplete UTF-8 tail -> U+FFFD.
-
-        BpeDecoder crashes on an empty input (SIGFPE in 0.15.2), so k == 0 decodes to "" in an If.
-        """
-        count = g("Size", [ids])
-        empty = g("Equal", [count, "text/ZERO"])
-        then = _Nodes("text/decode_empty")
-        out_empty = then("Identity", ["text/EMPTY_TEXT"])
-        other = _Nodes("text/decode")
-        (raw,) = other.names("BpeDecoder", 1)
-        other.add(spec.decoder_node(ids, raw, name=raw))
-        raw = other("Reshape", [raw, "text/FLAT"])
-        # the last (up to) 4 bytes of the decoded string, from the last 4 tokens
-        last = other("Slice", [ids, "text/MINUS4", "text/BIG", "text/AXIS0"])
-        tail = other("Reshape", [other("Gather", ["text/TAIL", last], axis=0), "text/FLAT"])
-        tail = other("Compress", [tail, other("GreaterOrEqual", [tail, "text/ZERO"])], axis=0)
-        tail = other("Slice", [tail, "text/MINUS4", "text/BIG", "text/AXIS0"])
-        n = other("Size", [tail])
-        pos = other("Range", ["text/ZERO", n, "text/ONE"])
-        c128 = other("Constant", [], value=helper.make_tensor("v", TensorProto.INT64, [], [128]))
-        c192 = other("Constant", [], value=helper.make_tensor("v", TensorProto.INT64, [], [192]))
-        c224 = other("Constant", [], value=helper.make_tensor("v", TensorProto.INT64, [], [224]))
-        c240 = other("Constant", [], value=helper.make_tensor("v", TensorProto.INT64, [], [240]))
-        starts = other("Or", [other("Less", [tail, c128]), other("GreaterOrEqual", [tail, c192])])
-        minus = other("Constant", [], value=helper.make_tensor("v", TensorProto.INT64, [1], [-1]))
-        where = other("Concat", [minus, other("Where", [starts, pos, "text/MINUS1"])], axis=0)
-        p = other("ReduceMax", [where], keepdims=0)  # index of the last character start, -1 if none
-        padded = other("Concat", [tail, "text/ZERO1"], axis=0)
-        lead = other("Gather", [padded, other("Max", [p, "text/ZERO"])], axis=0)
-        need = other("Add", ["text/ONE", other("Cast", [other("GreaterOrEqual", [lead, c192])], to=TensorProto.INT64)])
-        need = other("Add", [need, other("Cast", [other("GreaterOrEqual", [lead, c224])], to=TensorProto.INT64)])
-        need = other("Add", [need, other("Cast", [other("GreaterOrEqual", [lead, c240])], to=TensorProto.INT64)])
-        have = other("Sub", [n, p])
-        partial = other("And", [other("GreaterOrEqual", [p, "text/ZERO"]), other("Less", [have, need])])
-        cut = other("Where", [partial, have, "text/ZERO"])
-        index = other("Reshape", [cut, "text/FLAT"])
-        pattern = other("Gather", ["text/PATTERNS", index], axis=0)
-        rewrite = other("Gather", ["text/REWRITES", index], axis=0)
-        fixed = other("StringRegexReplace", [raw, pattern, rewrite], 1, CONTRIB, global_replace=0)
-        fixed = other("Reshape", [fixed, "text/FLAT"])
-        string = helper.make_tensor_value_info
-        return g(
-            "If",
-            [empty],
-            then_branch=helper.make_graph(then.nodes, "decode_empty", [], [string(out_empty, TensorProto.STRING, [1])]),
-            else_branch=helper.make_graph(other.nodes, "decode", [], [string(fixed, TensorProto.STRING, [1])]),
-        )
-
     def length_of(g: _Nodes, text_1: str) -> str:
         """Token count of the prompt for one text ([1] string), as a scalar."""
-        ids, _ = encode(g, render(g, text_1))
-        return g("Gather", [g("Shape", [ids]), "text/ONE"], axis=0)
+        return g("Size", [spec.encode_one(g, render(g, text_1))])
 
     main = _Nodes("text")
     rendered = render(main, "text")
-    ids, mask = encode(main, rendered)
+    ids, mask = spec.encode(main, rendered)
     lengths = main("ReduceSum", [mask, "text/AXIS1"], keepdims=0)
     truncated = main("Greater", [lengths, "text/MAX"])
     longest = main("ReduceMax", [lengths], keepdims=0)
@@ -467,15 +752,13 @@ def _front_graph(spec: _BpeSpec, prompt, pad_id: int, opset: int, ir_version: in
     whole = keep_ids("Slice", [whole, "text/ZERO1", keep_ids("Reshape", [length, "text/FLAT"]), "text/AXIS0"])
 
     cut = _Nodes("text/row/cut")  # this row is too long: shrink the query until the prompt fits
-    query, query_mask = cut.names("GPT2Tokenizer", 2)
-    cut.add(spec.tokenizer_node(text_1, query, query_mask, name=query))
-    query = cut("Reshape", [query, "text/FLAT"])  # encode_plain: no special tokens
+    query = spec.encode_plain(cut, text_1)
     keep0 = cut("Sub", [cut("Size", [query]), cut("Sub", [length, "text/MAX"])])
     go0 = cut("Greater", [keep0, "text/ZERO"])
     body = _Nodes("text/row/cut/shrink")
     k, cond_in = "text/row/cut/shrink/k", "text/row/cut/shrink/cond"
     prefix_ids = body("Slice", [query, "text/ZERO1", body("Reshape", [k, "text/FLAT"]), "text/AXIS0"])
-    n = length_of(body, decode(body, prefix_ids))
+    n = length_of(body, spec.decode(body, prefix_ids))
     fits = body("LessOrEqual", [n, "text/MAX"])
     step = body("Max", [body("Sub", [n, "text/MAX"]), "text/ONE"])
     k_next = body("Where", [fits, k, body("Sub", [k, step])])
@@ -496,8 +779,7 @@ def _front_graph(spec: _BpeSpec, prompt, pad_id: int, opset: int, ir_version: in
     k_final = cut("Loop", ["", go0, keep0], body=loop_body)
     k_final = cut("Max", [k_final, "text/ZERO"])  # keep <= 0: the query goes entirely (render(""))
     kept = cut("Slice", [query, "text/ZERO1", cut("Reshape", [k_final, "text/FLAT"]), "text/AXIS0"])
-    final_ids, _ = encode(cut, render(cut, decode(cut, kept)))
-    final_ids = cut("Reshape", [final_ids, "text/FLAT"])
+    final_ids = spec.encode_one(cut, render(cut, spec.decode(cut, kept)))
 
     tensor = helper.make_tensor_value_info
     row_ids = row(
@@ -570,7 +852,8 @@ def _front_graph(spec: _BpeSpec, prompt, pad_id: int, opset: int, ir_version: in
         ],
         initializer=inits,
     )
-    opsets = [helper.make_opsetid("", opset), helper.make_opsetid(CONTRIB, 1)]
+    # ai.onnx.ml for WordPiece's LabelEncoder (version 2 brought string keys to int64 values)
+    opsets = [helper.make_opsetid("", opset), helper.make_opsetid(CONTRIB, 1), helper.make_opsetid("ai.onnx.ml", 3)]
     return helper.make_model(graph, opset_imports=opsets, ir_version=ir_version, producer_name="edgecut")
 
 
@@ -621,7 +904,7 @@ def _merge(front, classifier, labels: list[str]):
     return model
 
 
-def _check_ids(front, tokenizer_path: Path, prompt, spec: _BpeSpec) -> int:
+def _check_ids(front, tokenizer_path: Path, prompt, spec: _Spec) -> int:
     """The front graph's ids for the probes, the demonstrations and a query long enough to be cut must be
     exactly `tokenizers`' (PromptFormat.encode); otherwise the tokenizer is refused, naming the text."""
     import onnxruntime as ort
@@ -629,8 +912,7 @@ def _check_ids(front, tokenizer_path: Path, prompt, spec: _BpeSpec) -> int:
     from edgecut.runtime import load_tokenizer
 
     tk = load_tokenizer(tokenizer_path)
-    texts = [*PROBES, *(t for t, _ in prompt.demonstrations)]
-    texts.append("before " + " ".join(str(a["content"]) for a in spec.added[:8]) + " after")
+    texts = [*PROBES, *spec.probes, *(t for t, _ in prompt.demonstrations)]
     texts.append(" ".join(["a long review of a film that goes on and on, café 🎬"] * (prompt.max_length // 4 + 8)))
     session = ort.InferenceSession(front.SerializeToString(), session_options(), providers=["CPUExecutionProvider"])
     ids, mask, truncated = session.run(None, {"text": np.array(texts, dtype=object)})
