@@ -368,7 +368,10 @@ def deploy(
     ] = 100,
     force: Annotated[bool, typer.Option(help="Replace an existing REPO/NAME that edgecut wrote.")] = False,
     strings: Annotated[
-        bool, typer.Option(help="Serve model_text.onnx: raw text in (byte-level BPE; onnxruntime-extensions).")
+        bool,
+        typer.Option(
+            help="Serve model_text.onnx: raw text in (byte-level BPE or uncased WordPiece; onnxruntime-extensions)."
+        ),
     ] = False,
     extensions_library: Annotated[
         str | None, typer.Option(help="Path of libortextensions.so on the Triton server (with --strings).")
@@ -384,6 +387,8 @@ def deploy(
     except EdgecutError as e:
         _fail(str(e))
     accel = f", accelerator {done.accelerator}" if done.accelerator else ""
+    for warning in done.warnings:
+        console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     console.print("[green]✓[/] " + escape(f"Triton model '{done.name}' ({done.kind}{accel})"), highlight=False)
     out.print(str(done.path), markup=False, highlight=False, soft_wrap=True)
     console.print(

@@ -99,6 +99,7 @@ class TritonDeployment:
     kind: str  # KIND_CPU or KIND_GPU
     accelerator: str | None  # "tensorrt FP16", "openvino", or None
     files: tuple[str, ...]  # what went into the version directory
+    warnings: tuple[str, ...] = ()  # what the user must know about the served graph
 
 
 def deploy_triton(artifact: str | Path, settings: TritonSettings) -> TritonDeployment:
@@ -142,6 +143,7 @@ def deploy_triton(artifact: str | Path, settings: TritonSettings) -> TritonDeplo
         build_front_graph(artifact)  # an unsupported tokenizer fails here, before anything is written
         files = []
 
+    warnings: tuple[str, ...] = ()
     with staging(dest, settings.force, **destination) as tmp:
         (tmp / VERSION_DIR).mkdir()
         for f in files:
@@ -150,13 +152,14 @@ def deploy_triton(artifact: str | Path, settings: TritonSettings) -> TritonDeplo
             from edgecut.text_graph import build_text_graph
 
             built = build_text_graph(artifact, tmp / VERSION_DIR / TEXT_MODEL)
+            warnings = (f"{TEXT_MODEL}: {built.known_divergences}",) if built.known_divergences else ()
             files = [TEXT_MODEL, *([built.external_data] if built.external_data else [])]
             graph = onnx.load(str(built.path), load_external_data=False)
             config = triton_config(name, graph, manifest, settings, placement, source=artifact.resolve())
         (tmp / LABELS).write_text("".join(f"{label}\n" for label in manifest["labels"]), encoding="utf-8")
         (tmp / CONFIG).write_text(config, encoding="utf-8")
     dest = dest.resolve()
-    return TritonDeployment(name, dest, dest / CONFIG, placement.kind, placement.accelerator, tuple(files))
+    return TritonDeployment(name, dest, dest / CONFIG, placement.kind, placement.accelerator, tuple(files), warnings)
 
 
 def _default_name(artifact: Path) -> str:

@@ -299,6 +299,8 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
             with progress.stage("raw-text graph (prompt and tokenizer inside)"):
                 texts = [ex.text for ex in dataset.test]
                 record["text_model"] = _text_graph(workdir, texts, plan.target, graph.parity_reference)
+            if record["text_model"]["known_divergences"]:
+                progress.warn(f"model_text.onnx: {record['text_model']['known_divergences']}")
             write_manifest(workdir, record, exclude=(art.STAGING,))
         size = graph.size(workdir)
     return ExportResult(
@@ -641,6 +643,7 @@ def _text_graph(workdir: Path, texts: list[str], target, reference) -> dict[str,
     return {
         "file": TEXT_MODEL,
         "tokenizer": built.tokenizer,
+        "known_divergences": built.known_divergences,
         "external_data": built.external_data,
         "inputs": {"text": ["batch"]},
         "outputs": ["logits", "label", "truncated"],

@@ -77,6 +77,7 @@ class TextGraphResult:
     external_data: str | None  # the weights file beside it, when the model is too large to embed
     max_length: int
     checked_texts: int  # texts whose in-graph ids were compared with `tokenizers` before writing
+    known_divergences: str | None = None  # inputs on which the graph's ids differ from `tokenizers`'
 
 
 def extensions_library() -> str:
@@ -133,7 +134,8 @@ def build_text_graph(artifact_dir: Path, destination: Path) -> TextGraphResult:
     external = destination.name + ".data" if size >= 2_000_000_000 else None
     destination.parent.mkdir(parents=True, exist_ok=True)
     onnx.save_model(merged, str(destination), save_as_external_data=external is not None, location=external)
-    return TextGraphResult(destination, spec.description, external, int(manifest["prompt"]["max_length"]), checked)
+    max_length = int(manifest["prompt"]["max_length"])
+    return TextGraphResult(destination, spec.description, external, max_length, checked, spec.known_divergences)
 
 
 def check_tokenizer(tokenizer_json: Path) -> str:
@@ -196,6 +198,8 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 @dataclass(frozen=True)
 class _BpeSpec:
+    known_divergences = None  # byte-level BPE: none known (the probes cover accents, emoji, CJK, specials)
+
     vocab: dict[str, int]
     merges: list[str]
     added: list[dict[str, Any]]  # tokenizer.json added_tokens
@@ -434,6 +438,13 @@ class _WordPieceSpec:
     `tokenizers`' decode does (BertTokenizerDecoder writes "[UNK]", and in 0.15.2 it reads an uninitialised
     pad id when asked to skip specials itself).
     """
+
+    known_divergences = (
+        "onnxruntime-extensions' WordPiece ops differ from tokenizers on accented letters outside Latin-1 "
+        "(e.g. 'Dvořák', Greek 'ά', Cyrillic 'й': often [UNK]), some non-ASCII punctuation and invisible "
+        "characters, and special tokens typed in the text ('[CLS]'): such texts may get other ids, and answers, "
+        "through model_text.onnx than through the id graph"
+    )
 
     vocab: tuple[str, ...]  # tokens in id order
     unk: str

@@ -39,6 +39,7 @@ def text_model(artifact, tmp_path_factory):
 
     result = build_text_graph(artifact, tmp_path_factory.mktemp("text_model") / "model_text.onnx")
     assert result.path.is_file() and result.external_data is None and result.max_length == MAX_LENGTH
+    assert result.known_divergences is None  # byte-level BPE: none known
     return result.path
 
 
@@ -309,6 +310,7 @@ def wordpiece_text_model(wordpiece_artifact, tmp_path_factory):
 
     result = build_text_graph(wordpiece_artifact, tmp_path_factory.mktemp("wp_text") / "model_text.onnx")
     assert "WordpieceTokenizer" in result.tokenizer and result.checked_texts > 10
+    assert "Latin-1" in result.known_divergences  # said to the user: export and deploy print it
     return result.path
 
 
@@ -395,3 +397,16 @@ def test_minilm_ids_in_the_graph_on_real_texts(artifact, tmp_path):
     # known divergences (onnxruntime-extensions 0.15.2's BertTokenizer), documented in edgecut/text_graph.py
     known = ["[CLS] inside [SEP] text", "ελληνικά", "Dvořák", "が", "й", "a（b）", "a⟨b⟩", "a\u2028b", "a\ufeffb"]
     assert all(got != expected for _, got, expected in graph_and_tokenizers(known))
+
+
+def test_deploy_strings_warns_about_the_wordpiece_divergences(wordpiece_artifact, tmp_path):
+    from typer.testing import CliRunner
+
+    from edgecut.cli import app
+
+    result = CliRunner().invoke(
+        app, ["deploy", str(wordpiece_artifact), "--triton", str(tmp_path / "repo"), "--strings"]
+    )
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning: model_text.onnx:")]
+    assert len(warnings) == 1 and "Latin-1" in warnings[0]
