@@ -124,7 +124,7 @@ def _step_seconds(models: dict, batches: list[dict], lr: float) -> dict[str, flo
 
 
 def bench(data: str, layers: int, args) -> dict:
-    recipe = get_recipe("cpu")
+    recipe = get_recipe("cpu", per_class_cap=args.per_class_cap)
     ds = load_dataset(DataSpec(source=data, seed=0, per_class_cap=recipe.per_class_cap, demonstrations=False))
     loaded = load_model(MODEL)
     cut_to_first(loaded.model, layers)
@@ -287,7 +287,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="rotten-tomatoes,bbc-news")
     parser.add_argument("--layers", default="1")
-    parser.add_argument("--sizes", default="8000,12000", help="fixed --vocab sizes to measure")
+    parser.add_argument("--sizes", default="8000,12000", help="fixed --vocab sizes to measure ('' for none)")
+    parser.add_argument("--per-class-cap", type=int, default=None, help="training rows per class (the recipe's)")
     parser.add_argument("--steps", type=int, default=6, help="timed AdamW steps per variant (after one warm-up)")
     parser.add_argument("--probe-rows", type=int, default=4000, help="training prompts the probe is fit on")
     parser.add_argument("--train", action="store_true", help="also fine-tune every variant (hours on a CPU)")
