@@ -143,7 +143,7 @@ def export(
     ] = "none",
     trust_remote_code: Annotated[bool, typer.Option(help="Allow model code from the hub (off by default).")] = False,
     vocab: Annotated[
-        str, typer.Option(help="Embedding rows to ship: all, task (ids the training data uses) or N most frequent.")
+        str, typer.Option(help="Embedding rows: all, task (ids of the training data), auto (task if enough) or N.")
     ] = "all",
     vocab_corpus: Annotated[
         Path | None, typer.Option(help="More texts (one a line) whose ids --vocab task keeps.")
@@ -368,10 +368,7 @@ def deploy(
     ] = 100,
     force: Annotated[bool, typer.Option(help="Replace an existing REPO/NAME that edgecut wrote.")] = False,
     strings: Annotated[
-        bool,
-        typer.Option(
-            help="Serve model_text.onnx: raw text in (byte-level BPE or uncased WordPiece; onnxruntime-extensions)."
-        ),
+        bool, typer.Option(help="Serve model_text.onnx: raw text in (BPE or uncased WordPiece; ORT extensions).")
     ] = False,
     extensions_library: Annotated[
         str | None, typer.Option(help="Path of libortextensions.so on the Triton server (with --strings).")
@@ -391,13 +388,10 @@ def deploy(
         console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     console.print("[green]✓[/] " + escape(f"Triton model '{done.name}' ({done.kind}{accel})"), highlight=False)
     out.print(str(done.path), markup=False, highlight=False, soft_wrap=True)
-    console.print(
-        f"  serve: ORT_DISABLE_TELEMETRY=1 tritonserver --model-repository {done.path.parent}"
-        "  (see examples/triton.md)",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
+    serve = (
+        f"  serve: ORT_DISABLE_TELEMETRY=1 tritonserver --model-repository {done.path.parent}  (see examples/triton.md)"
     )
+    console.print(serve, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -95,8 +95,10 @@ class ExportSettings:
         if self.pooling not in POOLINGS:
             raise EdgecutError(f"--pooling {self.pooling}: use one of {', '.join(POOLINGS)}")
         parse_vocab(self.vocab)
-        if self.vocab_corpus is not None and parse_vocab(self.vocab).mode != "task":
-            raise EdgecutError("--vocab-corpus adds ids to --vocab task: add --vocab task (or drop --vocab-corpus)")
+        if self.vocab_corpus is not None and parse_vocab(self.vocab).mode not in ("task", "auto"):
+            raise EdgecutError(
+                "--vocab-corpus adds ids to --vocab task or auto: add --vocab task (or drop --vocab-corpus)"
+            )
         if self.unlabeled is not None and self.teacher is None:
             raise EdgecutError("--unlabeled texts are labelled by a teacher: add --teacher ARTIFACT")
         if not 0.0 <= self.distill_alpha <= 1.0:
@@ -245,7 +247,7 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
         test, test_cut = encode_examples(tok, prompt, dataset.test)
         model = _cut_and_head(s, loaded, dataset, plan.layers, train, progress)
         # Trimmed before fine-tuning, so the optimizer carries only the kept rows.
-        vocabulary = _trim_vocabulary(s, model.classifier, tok, prompt, train, test, inputs, progress)
+        vocabulary = _trim_vocabulary(s, model.classifier, tok, prompt, (train, val, test), inputs, progress)
         distillation = _distillation(s, tok, prompt, dataset, inputs, len(train), progress)
         r = plan.recipe
         progress.note(
@@ -409,24 +411,44 @@ def _cut_and_head(s: ExportSettings, loaded, dataset, layers: int, train: list[d
     return _Model(classifier, selection, pruned, init)
 
 
-def _trim_vocabulary(s, classifier, tok, prompt, train, test, inputs: _Inputs, progress) -> dict[str, Any]:
-    """`--vocab task|N`: the embedding cut to the ids the task uses (in place); the manifest's record."""
-    from edgecut.vocab import always_kept_ids, corpus_sequences, coverage, parse_vocab, task_token_ids, trim_vocabulary
+def _trim_vocabulary(s, classifier, tok, prompt, splits, inputs: _Inputs, progress) -> dict[str, Any]:
+    """`--vocab task|auto|N`: the embedding cut to the ids the task uses (in place); the manifest's record.
+
+    `auto` keeps the whole table when the task's ids cover less than AUTO_MIN_COVERAGE of the validation
+    prompts' tokens, and says so.
+    """
+    from edgecut.vocab import (
+        AUTO_MIN_COVERAGE,
+        always_kept_ids,
+        corpus_sequences,
+        coverage,
+        parse_vocab,
+        task_token_ids,
+        trim_vocabulary,
+    )
 
     vocab = parse_vocab(s.vocab)
     if not vocab.trims:
         return {"vocab": "all"}
+    train, val, test = ([f["input_ids"] for f in split] for split in splits)
     with progress.stage(f"vocabulary ({vocab})"):
         # the unlabeled texts a teacher labels are training prompts too: their ids must keep their rows
-        seen = [f["input_ids"] for f in train] + corpus_sequences(tok, prompt, [*inputs.unlabeled, *inputs.corpus])
+        seen = train + corpus_sequences(tok, prompt, [*inputs.unlabeled, *inputs.corpus])
         keep = task_token_ids(seen, vocab, always_kept_ids(tok, prompt, inputs.dataset.label_words))
+        val_covered = coverage(val, keep)
+        if vocab.mode == "auto" and val_covered < AUTO_MIN_COVERAGE:
+            progress.note(
+                f"vocabulary: all {classifier.get_input_embeddings().weight.shape[0]} token ids kept: the training "
+                f"data's ids cover {val_covered:.1%} of the validation tokens, under auto's {AUTO_MIN_COVERAGE:.0%}"
+            )
+            return {"vocab": "all", "requested": "auto", "validation_coverage": val_covered}
         trimmed = trim_vocabulary(classifier, keep, "nearest")
-        covered = coverage([f["input_ids"] for f in test], keep)
+        covered = coverage(test, keep)
     progress.note(
         f"kept {trimmed.kept} of {trimmed.vocab_size} token ids ({covered:.1%} of the test tokens); "
         f"parameters {trimmed.params_before / 1e6:.1f} M → {trimmed.params_after / 1e6:.1f} M"
     )
-    return trimmed.as_dict(vocab, covered)
+    return trimmed.as_dict(vocab, covered, val_covered)
 
 
 def _distillation(s, tok, prompt, dataset, inputs: _Inputs, rows: int, progress):

@@ -281,3 +281,32 @@ def test_vocab_trimming_with_select_and_int8(tiny_model_dirs, tiny_csv, tmp_path
     assert manifest["precision"] == "int8" and manifest["precision_search"]["kept"]
     (pred,) = ArtifactClassifier(result.path).predict(["ZEBRA QUIXOTIC 1234567890 #@%&"])
     assert pred.label in ("negative", "positive")
+
+
+@pytest.mark.parametrize("threshold", [0.5, 1.01], ids=["covered", "not-covered"])
+def test_vocab_auto_trims_only_when_the_training_ids_cover_the_validation_tokens(
+    threshold, tiny_model_dirs, tiny_csv, tmp_path, monkeypatch
+):
+    """`--vocab auto`: trimmed as `task` when the training ids cover AUTO_MIN_COVERAGE of the validation
+    tokens, the whole table otherwise; the manifest says which and the coverage it saw."""
+    import edgecut.vocab
+    from edgecut import export
+    from edgecut.manifest import read_manifest
+
+    monkeypatch.setattr(edgecut.vocab, "AUTO_MIN_COVERAGE", threshold)
+    settings = ExportSettings(
+        model=str(tiny_model_dirs["llama"]),
+        data=str(tiny_csv),
+        labels=("negative", "positive"),
+        epochs=1,
+        batch_size=8,
+        test_size=40,
+        vocab="auto",
+        output=tmp_path / "auto",
+    )
+    record = read_manifest(export(settings).path)["vocabulary"]
+    assert 0.5 < record["validation_coverage"] <= 1.0
+    if threshold < 1:
+        assert record["vocab"] == "auto" and record["kept"] < record["vocab_size"]
+    else:
+        assert record == {"vocab": "all", "requested": "auto", "validation_coverage": record["validation_coverage"]}

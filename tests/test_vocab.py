@@ -63,6 +63,7 @@ def _keep(tokenizer):
         ("all", VocabSpec("all")),
         ("task", VocabSpec("task")),
         (" Task ", VocabSpec("task")),
+        ("auto", VocabSpec("auto")),
         ("8000", VocabSpec("top", 8000)),
     ],
 )
