@@ -123,10 +123,16 @@ def main() -> None:
     parser.add_argument("--test-rows", type=int, default=0, help="0: the whole test split")
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/int8.json"))
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the rows already in --json and skip their artifacts"
+    )
     args = parser.parse_args()
-    rows = []
+    rows = json.loads(args.json.read_text())["rows"] if args.resume and args.json.is_file() else []
+    done = {r["artifact"] for r in rows}
     try:
         for directory in args.artifacts:
+            if str(directory) in done:
+                continue
             rows += bench(directory, args)
             print(f"{directory} done", file=sys.stderr, flush=True)
     except EdgecutError as e:
@@ -154,7 +160,7 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "machine": machine,
-        "args": vars(args) | {"json": str(args.json), "artifacts": list(map(str, args.artifacts))},
+        "args": vars(args) | {"json": str(args.json), "artifacts": sorted({r["artifact"] for r in rows})},
     }
     args.json.write_text(json.dumps(record | {"rows": rows}, indent=2) + "\n")
 
