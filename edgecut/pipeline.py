@@ -61,7 +61,7 @@ class ExportSettings:
     test_size: int = 1000
     quantize: str = "none"
     trust_remote_code: bool = False
-    vocab: str = "all"  # all | task | N: embedding rows to keep (edgecut.vocab)
+    vocab: str = "all"  # all | task | auto | N: embedding rows to keep (edgecut.vocab)
     vocab_corpus: Path | None = None  # more texts whose ids --vocab task keeps
     teacher: Path | None = None  # an edgecut artifact whose logits the student also learns from
     unlabeled: Path | None = None  # texts the teacher labels for the student (needs teacher)
