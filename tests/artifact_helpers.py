@@ -9,6 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from edgecut.cli import app
+from edgecut.pipeline import ExportSettings
 
 TEMPLATE = "Review: {text}\nSentiment:{label}"
 
@@ -21,6 +22,13 @@ def export_tiny(model_dir: Path, data: Path, out: Path, *extra: str) -> Path:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     return out
+
+
+def tiny_settings(model_dir: Path, data: Path, out: Path, **changes) -> ExportSettings:
+    """`ExportSettings` for a tiny model on the tiny CSV (the labels, batch and test size every Python-API
+    test uses); `changes` sets the rest."""
+    base = dict(labels=("negative", "positive"), batch_size=8, test_size=40)
+    return ExportSettings(model=str(model_dir), data=str(data), output=out, **(base | changes))
 
 
 def copy_artifact(src: Path, dst: Path) -> Path:

@@ -13,7 +13,7 @@ import tempfile
 import numpy as np
 import pytest
 import torch
-from artifact_helpers import export_tiny
+from artifact_helpers import export_tiny, tiny_settings
 from conftest import FILLER, NEGATIVE, POSITIVE, tiny_model
 
 from edgecut.data import Example, encode_examples
@@ -351,24 +351,16 @@ def test_read_unlabeled_refuses_bad_files_in_one_line(tmp_path, name, content, m
 def test_vocab_task_keeps_the_ids_of_the_unlabeled_texts(teacher_dir, tiny_model_dirs, tiny_csv, tmp_path):
     """The unlabeled texts a teacher labels are trained on: `--vocab task` must keep their ids too, or the
     student would learn them on fallback rows."""
-    from edgecut import ExportSettings, export
+    from edgecut import export
     from edgecut.manifest import read_manifest
 
     extra = tmp_path / "unlabeled.txt"
     extra.write_text("ZEBRA QUIXOTIC XYLOPHONE 1234567890\nJUKEBOX WALTZ #@%&\n", encoding="utf-8")
 
     def kept(unlabeled) -> int:
-        settings = ExportSettings(
-            model=str(tiny_model_dirs["llama"]),
-            data=str(tiny_csv),
-            labels=tuple(LABELS),
-            epochs=1,
-            batch_size=8,
-            test_size=40,
-            vocab="task",
-            teacher=teacher_dir,
-            unlabeled=unlabeled,
-            output=tmp_path / f"out-{unlabeled is not None}",
+        out = tmp_path / f"out-{unlabeled is not None}"
+        settings = tiny_settings(
+            tiny_model_dirs["llama"], tiny_csv, out, epochs=1, vocab="task", teacher=teacher_dir, unlabeled=unlabeled
         )
         return read_manifest(export(settings).path)["vocabulary"]["kept"]
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from artifact_helpers import tiny_settings
 
 from edgecut.errors import EdgecutError
 from edgecut.pipeline import ExportSettings
@@ -61,16 +62,13 @@ def test_the_python_api_exports_an_artifact(tiny_model_dirs, tiny_csv, tmp_path)
     from edgecut import export
     from edgecut.manifest import read_manifest
 
-    settings = ExportSettings(
-        model=str(tiny_model_dirs["qwen2"]),
-        data=str(tiny_csv),
-        labels=("negative", "positive"),
+    settings = tiny_settings(
+        tiny_model_dirs["qwen2"],
+        tiny_csv,
+        tmp_path / "api",
         template="Review: {text}\nSentiment:{label}",
         epochs=2,
         lr=3e-3,
-        batch_size=8,
-        test_size=40,
-        output=tmp_path / "api",
     )
     result = export(settings)
     assert result.path == (tmp_path / "api").resolve() and result.layers == 1 and result.depth == 3
@@ -171,17 +169,8 @@ def test_a_trimmed_vocabulary_artifact_works_with_check_predict_and_deploy(tiny_
     from edgecut.manifest import read_manifest
     from edgecut.runtime import ArtifactClassifier
 
-    settings = ExportSettings(
-        model=str(tiny_model_dirs["gpt2"]),
-        data=str(tiny_csv),
-        labels=("negative", "positive"),
-        epochs=2,
-        lr=3e-3,
-        batch_size=8,
-        test_size=40,
-        vocab="40",
-        with_tokenizer=True,
-        output=tmp_path / "trimmed",
+    settings = tiny_settings(
+        tiny_model_dirs["gpt2"], tiny_csv, tmp_path / "trimmed", epochs=2, lr=3e-3, vocab="40", with_tokenizer=True
     )
     result = export(settings)
     record = read_manifest(result.path)["vocabulary"]
@@ -261,19 +250,16 @@ def test_vocab_trimming_with_select_and_int8(tiny_model_dirs, tiny_csv, tmp_path
     from edgecut.manifest import read_manifest
     from edgecut.runtime import ArtifactClassifier
 
-    settings = ExportSettings(
-        model=str(tiny_model_dirs["qwen3"]),
-        data=str(tiny_csv),
-        labels=("negative", "positive"),
+    settings = tiny_settings(
+        tiny_model_dirs["qwen3"],
+        tiny_csv,
+        tmp_path / "trimmed-int8",
         layers=1,
         select="block-influence",
         vocab="task",
         quantize="int8",
         epochs=3,
         lr=3e-3,
-        batch_size=8,
-        test_size=40,
-        output=tmp_path / "trimmed-int8",
     )
     result = export(settings)
     manifest = read_manifest(result.path)
@@ -294,16 +280,7 @@ def test_vocab_auto_trims_only_when_the_training_ids_cover_the_validation_tokens
     from edgecut.manifest import read_manifest
 
     monkeypatch.setattr(edgecut.vocab, "AUTO_MIN_COVERAGE", threshold)
-    settings = ExportSettings(
-        model=str(tiny_model_dirs["llama"]),
-        data=str(tiny_csv),
-        labels=("negative", "positive"),
-        epochs=1,
-        batch_size=8,
-        test_size=40,
-        vocab="auto",
-        output=tmp_path / "auto",
-    )
+    settings = tiny_settings(tiny_model_dirs["llama"], tiny_csv, tmp_path / "auto", epochs=1, vocab="auto")
     record = read_manifest(export(settings).path)["vocabulary"]
     assert 0.5 < record["validation_coverage"] <= 1.0
     if threshold < 1:
