@@ -13,8 +13,9 @@ teacher's row). Every export is an ordinary `edgecut.pipeline.export`; runs are 
 skips the finished ones, so the script resumes. Teachers train before the cuts of their seed.
 
     .venv/bin/python benchmarks/peers.py --data rotten-tomatoes --seeds 0,42,421
-    .venv/bin/python benchmarks/peers.py --data bbc-news --seeds 0,42,421 --model2vec-python m2v/bin/python
+    .venv/bin/python benchmarks/peers.py --data bbc-news --seeds 0,42,421 --model2vec-python .venv-model2vec/bin/python
 
+`bash scripts/model2vec_env.sh` makes the model2vec environment.
 Writes benchmarks/results/peers-<data>.json (every run and the summary), .md (the table) and .png
 (accuracy against batch-1 latency, point size = artifact MB). Time it on a quiet machine.
 """
@@ -76,6 +77,7 @@ class Row:
     texts_per_s: float
     mb: float
     train_seconds: float | None
+    detail: str = ""  # the int8 rows: which candidate the int8 search shipped
 
 
 def plan(layers: list[str], seeds: list[int], teachers: set[str]) -> list[Run]:
@@ -138,9 +140,13 @@ def measure_graph(clf: ArtifactClassifier, session, texts: list[str], truth: np.
 
 
 def measure_artifact(directory: Path, label: str, seed: int, dataset, with_int8: bool) -> list[Row]:
-    """The fp32 artifact, and the int8 graph `--target cpu-int8` would ship (built from it, calibrated on
-    training prompts as the export does), measured the same way."""
-    from edgecut.quantize import graph_bytes, to_int8
+    """The fp32 artifact, and the int8 graph `--target cpu-int8` would ship: the int8 search's pick
+    (edgecut/int8_search.py: calibrated on training prompts, chosen on the validation split, as the export
+    does), measured the same way. Where no candidate is within the target's budget the export would fail,
+    so there is no int8 row; the returned note says so."""
+    from edgecut.errors import QualityError
+    from edgecut.int8_search import choose_int8
+    from edgecut.quantize import graph_bytes
 
     manifest = read_manifest(directory)
     clf = ArtifactClassifier(directory, target="cpu")
@@ -151,15 +157,29 @@ def measure_artifact(directory: Path, label: str, seed: int, dataset, with_int8:
     acc, p50, tps = measure_graph(clf, clf.session, texts, truth)
     rows.append(Row(label, seed, acc, p50, tps, graph_bytes(manifest.model_path) / 1e6, train_seconds))
     if with_int8:
-        int8_settings = load_target("cpu-int8").int8
+        target = load_target("cpu-int8")
         calibration = [
-            pad_batch([clf.encode(ex.text)[0]], clf.pad_id) for ex in dataset.train[: int8_settings.calibration_size]
+            pad_batch([clf.encode(ex.text)[0]], clf.pad_id) for ex in dataset.train[: target.int8.calibration_size]
         ]
+        validation = [clf.encode(ex.text)[0] for ex in dataset.validation]
         with tempfile.TemporaryDirectory(prefix="edgecut-peers-") as tmp:
-            int8 = to_int8(manifest.model_path, Path(tmp) / "int8.onnx", int8_settings, calibration)
-            session = create_session(int8.path, load_target("cpu"))
+            try:
+                choice = choose_int8(
+                    manifest.model_path,
+                    Path(tmp),
+                    target,
+                    calibration,
+                    validation,
+                    [ex.label for ex in dataset.validation],
+                    clf.pad_id,
+                )
+            except QualityError as e:
+                print(f"  {label} seed {seed}: no int8 row: {e}", file=sys.stderr, flush=True)
+                return rows
+            session = create_session(choice.path, load_target("cpu"))
             acc, p50, tps = measure_graph(clf, session, texts, truth)
-            rows.append(Row(f"{label}, int8", seed, acc, p50, tps, int8.bytes_after / 1e6, train_seconds))
+            size = graph_bytes(choice.path) / 1e6
+            rows.append(Row(f"{label}, int8", seed, acc, p50, tps, size, train_seconds, choice.candidate))
     return rows
 
 
@@ -214,6 +234,7 @@ def summarize(rows: list[Row]) -> list[dict]:
                 "texts_per_s": statistics.median(r.texts_per_s for r in group),
                 "mb": statistics.median(r.mb for r in group),
                 "train_seconds": statistics.median(train) if train else None,
+                "details": sorted({r.detail for r in group if r.detail}),
             }
         )
     return table
@@ -228,8 +249,9 @@ def markdown(table: list[dict], title: str) -> str:
     ]
     for r in table:
         train = "–" if r["train_seconds"] is None else f"{r['train_seconds']:.0f}"
+        name = f"{r['name']} ({', '.join(r['details'])})" if r.get("details") else r["name"]
         lines.append(
-            f"| {r['name']} | {r['seeds']} | {r['accuracy_mean']:.1%} ± {r['accuracy_sd'] * 100:.1f} | "
+            f"| {name} | {r['seeds']} | {r['accuracy_mean']:.1%} ± {r['accuracy_sd'] * 100:.1f} | "
             f"{r['p50_ms']:.2f} | {r['texts_per_s']:.0f} | {r['mb']:.1f} | {train} |"
         )
     return "\n".join(lines) + "\n"
@@ -317,7 +339,7 @@ def main() -> int:
         try:
             if not args.model2vec_python:
                 raise BaselineUnavailable(
-                    "model2vec: give --model2vec-python, an environment with model2vec[distill,train]"
+                    "model2vec: give --model2vec-python (bash scripts/model2vec_env.sh makes one)"
                 )
             rows.append(
                 baseline_row(model2vec_in_its_env(args.model2vec_python, args, seed), "model2vec (from MiniLM)")

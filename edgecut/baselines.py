@@ -205,7 +205,8 @@ def model2vec_baseline(dataset: Dataset, seed: int, sentence_model: Path, runs: 
     if missing or importlib.util.find_spec("model2vec.distill") is None:
         raise BaselineUnavailable(
             "model2vec is not installed here; it needs its own environment (its distill extra pins "
-            "transformers < 5.4): python -m venv m2v && m2v/bin/pip install 'model2vec[distill,train]' edgecut"
+            "transformers < 5.4): bash scripts/model2vec_env.sh, then benchmarks/peers.py --model2vec-python "
+            ".venv-model2vec/bin/python"
         )
     import torch
     from model2vec.distill import distill

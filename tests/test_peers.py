@@ -1,0 +1,53 @@
+"""The model2vec peer (benchmarks/peers.py, `sweep --baselines model2vec`).
+
+model2vec's distill extra pins an older transformers, so it runs in its own environment made by
+scripts/model2vec_env.sh. Here (edgecut's environment) it must be refused with the way to get it; the
+slow test runs the real distillation from all-MiniLM-L6-v2 in that environment when EDGECUT_MODEL2VEC_PYTHON
+names its python, and skips otherwise (CI does not build it).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from argparse import Namespace
+from pathlib import Path
+
+import pytest
+
+from edgecut.baselines import BaselineUnavailable, model2vec_baseline
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL2VEC_PYTHON = os.environ.get("EDGECUT_MODEL2VEC_PYTHON")
+
+
+def _peers():
+    spec = importlib.util.spec_from_file_location("peers", ROOT / "benchmarks" / "peers.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("peers", module)  # dataclasses look their module up there
+    spec.loader.exec_module(sys.modules["peers"])
+    return sys.modules["peers"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("model2vec") is not None, reason="model2vec is installed here")
+def test_model2vec_outside_its_environment_names_the_script_that_makes_it(tmp_path):
+    with pytest.raises(BaselineUnavailable, match=r"bash scripts/model2vec_env\.sh"):
+        model2vec_baseline(None, 0, tmp_path)
+
+
+def test_model2vec_in_a_python_without_it_is_a_skip_not_a_crash():
+    """peers.py turns a failing model2vec environment into BaselineUnavailable (a SKIP line), with its reason."""
+    args = Namespace(data="rotten-tomatoes", test_size=100, per_class_cap=50)
+    with pytest.raises(BaselineUnavailable, match="model2vec in .* failed: .*model2vec"):
+        _peers().model2vec_in_its_env(sys.executable, args, 0)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not MODEL2VEC_PYTHON, reason="needs the model2vec environment: bash scripts/model2vec_env.sh")
+def test_model2vec_distilled_from_the_installed_minilm_learns_rotten_tomatoes():
+    args = Namespace(data="rotten-tomatoes", test_size=400, per_class_cap=500)
+    result = _peers().model2vec_in_its_env(MODEL2VEC_PYTHON, args, 0)
+    assert result.name == "model2vec" and result.test_rows == 400
+    assert result.accuracy > 0.62  # the majority class is 58 %; 1000 training rows (seen: 64.8 %)
+    assert result.p50_ms > 0 and result.texts_per_s > 0 and result.artifact_mb > 1
