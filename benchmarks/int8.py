@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -84,7 +85,14 @@ def bench(directory: Path, args) -> list[dict]:
     prompts = _prompts(directory, args)
     fp32 = prompts["manifest"].model_path
     target = load_target(args.target)
-    base = {"artifact": str(directory), "data": prompts["data"], "layers": prompts["manifest"]["layers"]["kept"]}
+    manifest = prompts["manifest"]
+    base = {
+        "artifact": str(directory),
+        "data": prompts["data"],
+        "layers": manifest["layers"]["kept"],
+        "seed": manifest["settings"]["seed"],
+        "max_length": manifest["prompt"]["max_length"],
+    }
     rows = [base | {"variant": "fp32", "tuning_seconds": 0.0} | _measure(fp32, prompts, args.runs)]
     with tempfile.TemporaryDirectory(prefix="edgecut-int8-bench-") as tmp:
         dynamic = to_int8(fp32, Path(tmp) / "dynamic.onnx", Int8Settings("dynamic", per_channel=True))
@@ -115,9 +123,61 @@ def bench(directory: Path, args) -> list[dict]:
     return rows
 
 
+def _summary(rows: list[dict]) -> list[dict]:
+    """Per data set, N and variant, over seeds: mean validation, test mean ± sd (and per seed), and ranges of
+    the batch-1 latency as a ratio to fp32 of the same artifact, size, batch Δ and tuning seconds."""
+    fp32_ms = {r["artifact"]: r["p50_b1_ms"] for r in rows if r["variant"] == "fp32"}
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if "error" not in r:
+            key = (r["data"], r.get("max_length"), len(r["layers"]), r["variant"])
+            groups.setdefault(key, []).append(r)
+    table = []
+    for (data, max_length, layers, variant), group in sorted(groups.items(), key=lambda kv: kv[0][:3]):
+        group.sort(key=lambda r: r.get("seed", 0))
+        test = [100 * r["test_accuracy"] for r in group]
+
+        def span(values, fmt):
+            low, high = min(values), max(values)
+            return format(low, fmt) if format(low, fmt) == format(high, fmt) else f"{low:{fmt}}–{high:{fmt}}"
+
+        table.append(
+            {
+                "data": data if max_length in (None, 128) else f"{data} ({max_length} tokens)",
+                "layers": layers,
+                "variant": variant,
+                "seeds": [r.get("seed") for r in group],
+                "validation_mean": statistics.fmean(100 * r["validation_accuracy"] for r in group),
+                "test_mean": statistics.fmean(test),
+                "test_sd": statistics.stdev(test) if len(test) > 1 else 0.0,
+                "test_per_seed": " / ".join(f"{t:.1f}" for t in test),
+                "b1_vs_fp32": span([r["p50_b1_ms"] / fp32_ms[r["artifact"]] for r in group], ".2f") + "×",
+                "mb": span([r["bytes"] / 1e6 for r in group], ".1f"),
+                "batch_delta": span([r["batch_max_abs_diff"] for r in group], ".2g"),
+                "tuning_s": span([r["tuning_seconds"] for r in group], ".0f"),
+                "kept": sorted({r["kept"] for r in group if r.get("kept")}),
+            }
+        )
+    return table
+
+
+def _print_summary(rows: list[dict]) -> None:
+    print("\nover seeds (test: mean ± sd, per seed in seed order; latency: batch-1 p50 over fp32's, same artifact)")
+    print("| data | N | variant | seeds | validation | test | per seed | b1 vs fp32 | MB | batch Δ | tuning s | kept |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for s in _summary(rows):
+        print(
+            f"| {s['data']} | {s['layers']} | {s['variant']} | {len(s['seeds'])} | {s['validation_mean']:.1f} % | "
+            f"{s['test_mean']:.1f} % ± {s['test_sd']:.1f} | {s['test_per_seed']} | {s['b1_vs_fp32']} | {s['mb']} | "
+            f"{s['batch_delta']} | {s['tuning_s']} | {', '.join(s['kept'])} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("artifacts", nargs="+", type=Path, help="fp32 artifact directories (export --target cpu)")
+    parser.add_argument(
+        "artifacts", nargs="*", type=Path, help="fp32 artifact directories (export --target cpu); none: report --json"
+    )
     parser.add_argument("--target", default="cpu-int8", help="target whose [int8] settings the tuning follows")
     parser.add_argument("--validation-rows", type=int, default=0, help="0: the whole validation split")
     parser.add_argument("--test-rows", type=int, default=0, help="0: the whole test split")
@@ -157,6 +217,7 @@ def main() -> None:
             f"{r['validation_accuracy']:7.1%} {r['test_accuracy']:8.1%} {r['p50_b1_ms']:7.2f} {r['p50_b8_ms']:7.2f} "
             f"{r['bytes'] / 1e6:6.1f} {r['batch_max_abs_diff']:8.1e} {r['tuning_seconds']:6.1f}"
         )
+    _print_summary(rows)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "machine": machine,

@@ -291,6 +291,11 @@ def main() -> int:
     p.add_argument("--time-budget", type=float, default=None)
     p.add_argument("--model2vec-python", default=None, help="python of an environment with model2vec[distill,train]")
     p.add_argument("--no-int8", action="store_true", help="only the fp32 graphs")
+    p.add_argument(
+        "--baselines-only",
+        action="store_true",
+        help="only TF-IDF, fastText and model2vec (minutes), into peers-<data>-baselines.*",
+    )
     p.add_argument("--out", type=Path, default=Path("peers-out"))
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args()
@@ -300,7 +305,7 @@ def main() -> int:
     out = args.out / Path(args.data).stem
     out.mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
-    for run in plan(layers, seeds, set(args.teachers.split(","))):
+    for run in [] if args.baselines_only else plan(layers, seeds, set(args.teachers.split(","))):
         directory = out / run.name
         if not is_artifact(directory):
             print(f"export {run.name} …", file=sys.stderr, flush=True)
@@ -352,7 +357,7 @@ def main() -> int:
     table = summarize(rows)
     title = f"{Path(args.model).name} on {args.data}: edgecut and its peers ({len(seeds)} seeds)"
     args.results.mkdir(parents=True, exist_ok=True)
-    stem = args.results / f"peers-{Path(args.data).stem}"
+    stem = args.results / f"peers-{Path(args.data).stem}{'-baselines' if args.baselines_only else ''}"
     md = markdown(table, title)
     print(md)
     record = {
