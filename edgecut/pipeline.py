@@ -310,7 +310,7 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
         layers=plan.layers,
         depth=model.pruned.depth_before,
         params_before=model.pruned.params_before,
-        params_after=model.pruned.params_after,
+        params_after=record["parameters"]["after"],
         precision=plan.precision,
         test_rows=report.rows,
         torch_accuracy=report.torch_accuracy,
@@ -574,6 +574,7 @@ def _manifest_record(
     from edgecut.distill import teacher_record
     from edgecut.manifest import TRAINING_LOG
     from edgecut.parity import POLICY
+    from edgecut.prune import count_parameters
 
     target, precision, classifier, tok = plan.target, plan.precision, tuned.model, loaded.tokenizer
     quant = graph.choice.quantize if graph.choice else None
@@ -587,7 +588,8 @@ def _manifest_record(
             "select": model.selection.method,
             "scores": list(model.selection.scores),
         },
-        "parameters": {"before": model.pruned.params_before, "after": model.pruned.params_after},
+        # what the artifact holds: after the cut and after --vocab trimming (vocabulary.parameters has both)
+        "parameters": {"before": model.pruned.params_before, "after": count_parameters(classifier)},
         "labels": dataset.labels,
         "label_words": dataset.label_words,
         "label_token_ids": label_token_ids(tok, dataset.label_words) if model.init == "lm" else None,

@@ -264,6 +264,9 @@ def test_vocab_trimming_with_select_and_int8(tiny_model_dirs, tiny_csv, tmp_path
     result = export(settings)
     manifest = read_manifest(result.path)
     assert manifest["vocabulary"]["kept"] < manifest["vocabulary"]["vocab_size"]
+    # the parameters the artifact holds are the trimmed ones, in the manifest and the summary
+    assert manifest["parameters"]["after"] == manifest["vocabulary"]["parameters"]["after"] == result.params_after
+    assert manifest["parameters"]["after"] < manifest["vocabulary"]["parameters"]["before"]
     assert manifest["precision"] == "int8" and manifest["precision_search"]["kept"]
     (pred,) = ArtifactClassifier(result.path).predict(["ZEBRA QUIXOTIC 1234567890 #@%&"])
     assert pred.label in ("negative", "positive")
