@@ -285,7 +285,7 @@ def main() -> int:
     p.add_argument("--alpha", type=float, default=0.5, help="--distill-alpha of the distilled rows")
     p.add_argument("--temperature", type=float, default=2.0, help="--distill-temperature of the distilled rows")
     p.add_argument("--unlabeled", type=Path, default=None, help="--unlabeled for the distilled rows")
-    p.add_argument("--pooling", default="last", help="--pooling of the cuts")
+    p.add_argument("--pooling", default="auto", help="--pooling of the cuts (auto: the export's default, mean)")
     p.add_argument("--test-size", type=int, default=1000)
     p.add_argument("--per-class-cap", type=int, default=4000, help="the cpu recipe's, for the baselines' rows")
     p.add_argument("--time-budget", type=float, default=None)

@@ -69,6 +69,19 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 POOLINGS = ("last", "mean")
+# `auto`, the default: mean for decoders, measured better than the last token on both built-in sets at N=1 and 2
+# (README "Distillation and pooling"); encoders keep their own first-token pooling.
+POOLING_CHOICES = ("auto", *POOLINGS)
+
+
+def resolve_pooling(pooling: str, is_encoder: bool) -> str:
+    """The pooling a classifier gets: `auto` is mean for a decoder and the model's own for an encoder ("last",
+    which make_classifier leaves as the family's *ForSequenceClassification pools it)."""
+    if pooling not in POOLING_CHOICES:
+        raise EdgecutError(f"--pooling {pooling}: use one of {', '.join(POOLING_CHOICES)}")
+    if pooling == "auto":
+        return "last" if is_encoder else "mean"
+    return pooling
 
 
 def make_classifier(

@@ -157,7 +157,7 @@ def export(
     with_tokenizer: Annotated[
         bool, typer.Option(help="Also write model_text.onnx: raw text in (prompt and tokenizer in the graph).")
     ] = False,
-    pooling: Annotated[str, typer.Option(help="Decoders: last (the last real token) or mean (all tokens).")] = "last",
+    pooling: Annotated[str, typer.Option(help="Decoders: mean (all tokens) or last (the paper); auto: mean.")] = "auto",
 ) -> None:
     """Cut, fine-tune, export, validate: write a self-describing ONNX artifact."""
     from edgecut.pipeline import export as run_export

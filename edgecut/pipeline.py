@@ -68,7 +68,7 @@ class ExportSettings:
     distill_alpha: float = 0.5  # weight of the labels against the teacher's soft targets
     distill_temperature: float = 2.0
     with_tokenizer: bool = False  # also write model_text.onnx: raw text in (edgecut.text_graph)
-    pooling: str = "last"  # decoders: classify from the last real token (the paper) or the mean of all
+    pooling: str = "auto"  # decoders: the mean of the real tokens (auto, mean) or the last real token (the paper)
 
     def __post_init__(self) -> None:
         from edgecut.select import METHODS
@@ -89,11 +89,11 @@ class ExportSettings:
             raise EdgecutError(f"--quantize {self.quantize}: use one of {', '.join(QUANTIZE)}")
         if self.test_size < 1:
             raise EdgecutError(f"--test-size {self.test_size} must be at least 1 (test rows)")
-        from edgecut.classifier import POOLINGS
+        from edgecut.classifier import POOLING_CHOICES
         from edgecut.vocab import parse_vocab
 
-        if self.pooling not in POOLINGS:
-            raise EdgecutError(f"--pooling {self.pooling}: use one of {', '.join(POOLINGS)}")
+        if self.pooling not in POOLING_CHOICES:
+            raise EdgecutError(f"--pooling {self.pooling}: use one of {', '.join(POOLING_CHOICES)}")
         parse_vocab(self.vocab)
         if self.vocab_corpus is not None and parse_vocab(self.vocab).mode not in ("task", "auto"):
             raise EdgecutError(
@@ -387,11 +387,12 @@ class _Model:
     selection: Any  # edgecut.select.Selection
     pruned: Any  # edgecut.prune.PruneResult
     init: str  # "lm" or "random"
+    pooling: str  # what the head reads: "mean" or "last" (encoders: their own first token)
 
 
 def _cut_and_head(s: ExportSettings, loaded, dataset, layers: int, train: list[dict], progress: Progress) -> _Model:
     """Choose and keep N layers, then put the classification head on (label-word rows, or random)."""
-    from edgecut.classifier import make_classifier
+    from edgecut.classifier import make_classifier, resolve_pooling
     from edgecut.parity import POLICY
     from edgecut.prune import keep_layers
     from edgecut.select import select_layers
@@ -407,8 +408,9 @@ def _cut_and_head(s: ExportSettings, loaded, dataset, layers: int, train: list[d
     )
     # Encoders have no LM head; pcls/cls are the paper's settings with a freshly initialised head.
     init = "lm" if s.setting == "lm" and not loaded.is_encoder else "random"
-    classifier = make_classifier(loaded.model, tok, dataset.labels, dataset.label_words, init=init, pooling=s.pooling)
-    return _Model(classifier, selection, pruned, init)
+    pooling = resolve_pooling(s.pooling, loaded.is_encoder)
+    classifier = make_classifier(loaded.model, tok, dataset.labels, dataset.label_words, init=init, pooling=pooling)
+    return _Model(classifier, selection, pruned, init, pooling)
 
 
 def _trim_vocabulary(s, classifier, tok, prompt, splits, inputs: _Inputs, progress) -> dict[str, Any]:
@@ -594,7 +596,7 @@ def _manifest_record(
         "label_words": dataset.label_words,
         "label_token_ids": label_token_ids(tok, dataset.label_words) if model.init == "lm" else None,
         "head_init": model.init,
-        "pooling": s.pooling,
+        "pooling": model.pooling,
         "setting": s.setting,
         "prompt": prompt.as_dict(),
         "pad_token_id": tok.pad_token_id,

@@ -42,6 +42,7 @@ def test_the_python_api_imports_without_torch():
         ({"test_size": 0}, "--test-size 0"),
         ({"recipe": "fast"}, "unknown recipe"),
         ({"epochs": -1}, "--epochs"),
+        ({"pooling": "max"}, "--pooling max: use one of auto, last, mean"),
     ],
 )
 def test_settings_are_validated_where_they_come_in(changes, match):
@@ -75,6 +76,26 @@ def test_the_python_api_exports_an_artifact(tiny_model_dirs, tiny_csv, tmp_path)
     manifest = read_manifest(result.path)
     assert manifest["metrics"]["onnx_accuracy"] == result.onnx_accuracy >= 0.75
     assert manifest["settings"]["model"] == str(tiny_model_dirs["qwen2"])
+
+
+@pytest.mark.parametrize(
+    ("family", "pooling", "recorded"),
+    [("llama", "auto", "mean"), ("llama", "last", "last"), ("bert", "auto", "last")],
+    ids=["decoder-auto", "decoder-last", "encoder-auto"],
+)
+def test_pooling_auto_is_mean_for_decoders_and_the_encoders_own(
+    tiny_model_dirs, tiny_csv, tmp_path, family, pooling, recorded
+):
+    """The default (`auto`) reads the mean of the real tokens in a decoder and leaves an encoder's
+    first-token pooling alone; the manifest and config.json say what the graph does."""
+    from edgecut import export
+    from edgecut.manifest import read_manifest
+
+    out = tmp_path / f"{family}-{pooling}"
+    result = export(tiny_settings(tiny_model_dirs[family], tiny_csv, out, epochs=1, lr=3e-3, pooling=pooling))
+    assert read_manifest(result.path)["pooling"] == recorded
+    config = json.loads((result.path / "config.json").read_text())
+    assert config.get("edgecut_pooling", "last") == recorded
 
 
 # Recorded with torch 2.13.0 (CPU): the mean training loss over the first 10 steps and the 10 after them of
