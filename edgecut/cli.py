@@ -421,9 +421,7 @@ def sweep(
         str,
         typer.Option(help="Baselines on the same split: tfidf, fasttext, model2vec, minilm (comma-separated) or none."),
     ] = "tfidf",
-    margin: Annotated[
-        float, typer.Option(help="Recommend the smallest N within this many accuracy points of the best.")
-    ] = 1.0,
+    margin: Annotated[float, typer.Option(help="Recommend the smallest N within this many points of the best.")] = 1.0,
     shard: Annotated[
         str | None, typer.Option(help="K/N: run only every N-th run of the grid, from the K-th (job arrays).")
     ] = None,
@@ -431,6 +429,7 @@ def sweep(
         bool, typer.Option("--report", help="Run nothing: build the tables and plot from the finished runs.")
     ] = False,
     distill: Annotated[bool, typer.Option("--distill", help="Each cut learns from its seed's full run.")] = False,
+    pooling: Annotated[str | None, typer.Option(help="Pooling of every cut (default auto, as export).")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Sweep directory (resumed if it exists).")] = Path(
         "sweep-out"
     ),
@@ -459,6 +458,7 @@ def sweep(
             lr=lr,
             batch_size=batch_size,
             distill=True if distill else None,  # recorded only when given: older directories still resume
+            pooling=pooling,
         )
         # Every run is an ordinary export: the options given here, export's defaults for the rest.
         parsed = {"labels": _labels(labels), "label_words": _labels(label_words), "template": _template(template)}

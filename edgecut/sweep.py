@@ -123,6 +123,23 @@ def check_options(out: Path, options: dict) -> None:
         )
 
 
+def check_pooling(out: Path, pooling: str) -> None:
+    """Runs made before `--pooling auto` (mean for decoders) became the default recorded `last`, or nothing:
+    extending such a directory with the new default would put last-token and mean-pooled runs in one table.
+    """
+    for run in finished_runs(out):
+        try:  # a manifest that does not parse is reported where the run is measured, not here
+            recorded = json.loads((run_dir(out, run) / MANIFEST).read_text(encoding="utf-8"))["settings"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        recorded = recorded.get("pooling", "last") if isinstance(recorded, dict) else "last"
+        if run.baseline is None and recorded != pooling:
+            raise EdgecutError(
+                f"{out} holds runs made with --pooling {recorded}: add --pooling {recorded} to resume or extend "
+                "it, or use a new --output"
+            )
+
+
 def _shown(value) -> str:
     return "(not given)" if value is None else str(value)
 
@@ -266,6 +283,7 @@ def run_sweep(settings: SweepSettings, progress: Progress | None = None) -> Swee
     progress = progress or Progress()
     out = settings.output
     check_options(out, settings.options)
+    check_pooling(out, settings.base.pooling)
     runs = plan(list(settings.layers), list(settings.seeds), settings.baselines, settings.distill)
     outcome = SweepOutcome(summary=None)
     if not settings.report_only:

@@ -149,6 +149,23 @@ def test_options_of_a_sweep_directory_are_compared_key_by_key(tmp_path):
         check_options(tmp_path, {"epochs": 1.0, "template": "Q: {text}\nA:{label}"})
 
 
+def test_a_sweep_made_with_last_token_pooling_is_not_extended_with_the_new_default(tmp_path):
+    """Runs made before --pooling auto became the default recorded `last` (or no pooling at all): mixing
+    them with mean-pooled runs in one table is refused, naming the option that resumes the directory."""
+    from edgecut.sweep import MANIFEST, check_pooling
+
+    run = tmp_path / "runs" / "n1-s0"
+    run.mkdir(parents=True)
+    (run / MANIFEST).write_text(json.dumps({"settings": {"layers": 1}}))  # older than the option
+    check_pooling(tmp_path, "last")
+    with pytest.raises(EdgecutError, match=r"made with --pooling last: add --pooling last to resume"):
+        check_pooling(tmp_path, "auto")
+    (run / MANIFEST).write_text(json.dumps({"settings": {"layers": 1, "pooling": "auto"}}))
+    check_pooling(tmp_path, "auto")
+    with pytest.raises(EdgecutError, match=r"--pooling auto"):
+        check_pooling(tmp_path, "last")
+
+
 def test_shards_of_a_grid_then_one_report_cover_every_run(swept, tiny_model_dirs, tiny_csv, tmp_path, monkeypatch):
     """Another N added later joins the table; shards run disjoint parts of the grid over one directory and
     write no report; `--report` builds it from every finished run; `minilm` (a tiny BERT) is an ordinary run."""
