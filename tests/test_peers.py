@@ -51,3 +51,36 @@ def test_model2vec_distilled_from_the_installed_minilm_learns_rotten_tomatoes():
     assert result.name == "model2vec" and result.test_rows == 400
     assert result.accuracy > 0.62  # the majority class is 58 %; 1000 training rows (seen: 64.8 %)
     assert result.p50_ms > 0 and result.texts_per_s > 0 and result.artifact_mb > 1
+
+
+@pytest.mark.skipif(importlib.util.find_spec("fasttext") is None, reason="fastText is not installed (edgecut[bench])")
+def test_fasttext_that_diverges_retries_at_a_lower_learning_rate_then_skips(tiny_csv, monkeypatch):
+    """fastText stops with "Encountered NaN" when its SGD diverges (seen once in a long peers.py process):
+    the baseline retries at half and a quarter of the learning rate, and only then becomes a SKIP."""
+    import fasttext
+
+    from edgecut.baselines import fasttext_baseline
+    from edgecut.data import DataSpec, load_dataset
+
+    dataset = load_dataset(DataSpec(str(tiny_csv), labels=("negative", "positive"), test_size=40))
+    real, tried = fasttext.train_supervised, []
+
+    def diverges_first(**kwargs):
+        tried.append(kwargs["lr"])
+        if len(tried) == 1:
+            raise RuntimeError("Encountered NaN.")
+        return real(**kwargs)
+
+    monkeypatch.setattr(fasttext, "train_supervised", diverges_first)
+    result = fasttext_baseline(dataset, seed=0, epochs=5, runs=5)
+    assert tried == [0.5, 0.25] and 0.5 <= result.accuracy <= 1.0
+
+    def always_diverges(**kwargs):
+        tried.append(kwargs["lr"])
+        raise RuntimeError("Encountered NaN.")
+
+    tried.clear()
+    monkeypatch.setattr(fasttext, "train_supervised", always_diverges)
+    with pytest.raises(BaselineUnavailable, match=r"diverged \(NaN\) at lr 0\.5, 0\.25 and 0\.125"):
+        fasttext_baseline(dataset, seed=0, epochs=5, runs=5)
+    assert tried == [0.5, 0.25, 0.125]
