@@ -40,14 +40,14 @@ def test_model2vec_in_a_python_without_it_is_a_skip_not_a_crash():
     """peers.py turns a failing model2vec environment into BaselineUnavailable (a SKIP line), with its reason."""
     args = Namespace(data="rotten-tomatoes", test_size=100, per_class_cap=50)
     with pytest.raises(BaselineUnavailable, match="model2vec in .* failed: .*model2vec"):
-        _peers().model2vec_in_its_env(sys.executable, args, 0)
+        _peers().baseline_in_a_process(sys.executable, "model2vec", args, 0)
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not MODEL2VEC_PYTHON, reason="needs the model2vec environment: bash scripts/model2vec_env.sh")
 def test_model2vec_distilled_from_the_installed_minilm_learns_rotten_tomatoes():
     args = Namespace(data="rotten-tomatoes", test_size=400, per_class_cap=500)
-    result = _peers().model2vec_in_its_env(MODEL2VEC_PYTHON, args, 0)
+    result = _peers().baseline_in_a_process(MODEL2VEC_PYTHON, "model2vec", args, 0)
     assert result.name == "model2vec" and result.test_rows == 400
     assert result.accuracy > 0.62  # the majority class is 58 %; 1000 training rows (seen: 64.8 %)
     assert result.p50_ms > 0 and result.texts_per_s > 0 and result.artifact_mb > 1
@@ -84,3 +84,17 @@ def test_fasttext_that_diverges_retries_at_a_lower_learning_rate_then_skips(tiny
     with pytest.raises(BaselineUnavailable, match=r"diverged \(NaN\) at lr 0\.5, 0\.25 and 0\.125"):
         fasttext_baseline(dataset, seed=0, epochs=5, runs=5)
     assert tried == [0.5, 0.25, 0.125]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("fasttext") is None, reason="fastText is not installed (edgecut[bench])")
+def test_fasttext_in_a_fresh_process_matches_a_run_in_this_one(tiny_csv):
+    """peers.py runs fastText alone (a long benchmark process once changed its result); alone it is
+    reproducible, so the fresh process must give exactly what a fresh run here gives."""
+    from edgecut.baselines import fasttext_baseline
+    from edgecut.data import DataSpec, load_dataset
+
+    args = Namespace(data=str(tiny_csv), test_size=40, per_class_cap=100)
+    alone = _peers().baseline_in_a_process(sys.executable, "fasttext", args, 0)
+    spec = DataSpec(source=str(tiny_csv), seed=0, test_size=40, per_class_cap=100, demonstrations=False)
+    here = fasttext_baseline(load_dataset(spec), 0)
+    assert alone.name == "fasttext" and alone.seed == 0 and alone.accuracy == here.accuracy >= 0.5
