@@ -290,7 +290,7 @@ def main() -> int:
     p.add_argument("--model", default="smollm2-135m")
     p.add_argument("--layers", default="1,2")
     p.add_argument("--seeds", default="0,42,421")
-    p.add_argument("--teachers", default="full,minilm", help="which distilled rows: full, minilm, or both")
+    p.add_argument("--teachers", default="full,minilm", help="which distilled rows: full, minilm, full,minilm or none")
     p.add_argument("--alpha", type=float, default=0.5, help="--distill-alpha of the distilled rows")
     p.add_argument("--temperature", type=float, default=2.0, help="--distill-temperature of the distilled rows")
     p.add_argument("--unlabeled", type=Path, default=None, help="--unlabeled for the distilled rows")
