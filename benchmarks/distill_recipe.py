@@ -38,6 +38,7 @@ import platform
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -227,7 +228,7 @@ def run(args) -> None:
             else:
                 best = None
                 for lr in [float(x) for x in args.teacher_lrs.split(",")]:
-                    r = recipe.__class__(**{**recipe.__dict__, "learning_rate": lr})
+                    r = replace(recipe, learning_rate=lr)
                     tuned, acc, secs = train_and_score(loaded, dataset, splits, r, depth)
                     val_acc = tuned.best_validation_accuracy
                     print(
@@ -260,7 +261,7 @@ def run(args) -> None:
                     if (data, seed, layers, variant) in done:
                         continue
                     alpha, temperature, hidden_weight, pooling, epochs = VARIANTS[variant]
-                    r = recipe if epochs is None else recipe.__class__(**{**recipe.__dict__, "epochs": epochs})
+                    r = recipe if epochs is None else replace(recipe, epochs=epochs)
                     distillation = None
                     if alpha is not None:
                         targets = soft if hidden_weight else soft[:, :classes]
