@@ -429,7 +429,7 @@ def sweep(
         bool, typer.Option("--report", help="Run nothing: build the tables and plot from the finished runs.")
     ] = False,
     distill: Annotated[bool, typer.Option("--distill", help="Each cut learns from its seed's full run.")] = False,
-    pooling: Annotated[str | None, typer.Option(help="Pooling of every cut (default auto, as export).")] = None,
+    pooling: Annotated[str, typer.Option(help="Pooling of every cut, as export's --pooling.")] = "auto",
     output: Annotated[Path, typer.Option("--output", "-o", help="Sweep directory (resumed if it exists).")] = Path(
         "sweep-out"
     ),
@@ -458,12 +458,11 @@ def sweep(
             lr=lr,
             batch_size=batch_size,
             distill=True if distill else None,  # recorded only when given: older directories still resume
-            pooling=pooling,
-        )
+        )  # pooling is not here: each run's manifest records it, and sweep.check_pooling compares those
         # Every run is an ordinary export: the options given here, export's defaults for the rest.
         parsed = {"labels": _labels(labels), "label_words": _labels(label_words), "template": _template(template)}
         given = {k: v for k, v in options.items() if v is not None and k != "distill"}
-        base = ExportSettings(**given | parsed)
+        base = ExportSettings(**given | parsed, pooling=pooling)
         settings = sw.SweepSettings(
             layers=tuple(sw.parse_layers(layers)),
             seeds=tuple(sw.parse_seeds(seeds)),

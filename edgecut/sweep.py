@@ -128,12 +128,14 @@ def check_pooling(out: Path, pooling: str) -> None:
     extending such a directory with the new default would put last-token and mean-pooled runs in one table.
     """
     for run in finished_runs(out):
+        if run.baseline is not None:  # encoders pool their own way
+            continue
         try:  # a manifest that does not parse is reported where the run is measured, not here
             recorded = json.loads((run_dir(out, run) / MANIFEST).read_text(encoding="utf-8"))["settings"]
         except (OSError, ValueError, KeyError, TypeError):
             continue
         recorded = recorded.get("pooling", "last") if isinstance(recorded, dict) else "last"
-        if run.baseline is None and recorded != pooling:
+        if recorded != pooling:
             raise EdgecutError(
                 f"{out} holds runs made with --pooling {recorded}: add --pooling {recorded} to resume or extend "
                 "it, or use a new --output"

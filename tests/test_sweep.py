@@ -166,6 +166,24 @@ def test_a_sweep_made_with_last_token_pooling_is_not_extended_with_the_new_defau
         check_pooling(tmp_path, "last")
 
 
+def test_a_sweep_made_with_last_token_pooling_resumes_with_pooling_last(swept, tiny_model_dirs, tiny_csv, tmp_path):
+    """Through the CLI: the directory's runs say `last` (as every run made before the default changed does),
+    so the new default is refused in one line, and the option that line names is accepted."""
+    import shutil
+
+    out = tmp_path / "old"
+    shutil.copytree(swept[0], out)
+    for manifest in (out / "runs").glob("*/edgecut.json"):
+        record = json.loads(manifest.read_text())
+        record["settings"]["pooling"] = "last"
+        manifest.write_text(json.dumps(record))
+    refused = _sweep(tiny_model_dirs["llama"], tiny_csv, out, "--report")
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert refused.output.strip().splitlines()[-1].startswith("error:") and "add --pooling last" in refused.output
+    resumed = _sweep(tiny_model_dirs["llama"], tiny_csv, out, "--report", "--pooling", "last")
+    assert resumed.exit_code == 0, resumed.output
+
+
 def test_shards_of_a_grid_then_one_report_cover_every_run(swept, tiny_model_dirs, tiny_csv, tmp_path, monkeypatch):
     """Another N added later joins the table; shards run disjoint parts of the grid over one directory and
     write no report; `--report` builds it from every finished run; `minilm` (a tiny BERT) is an ordinary run."""
