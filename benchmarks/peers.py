@@ -349,6 +349,8 @@ def main() -> int:
         try:
             fasttext = baseline_in_a_process(sys.executable, "fasttext", args, seed)
             rows.append(baseline_row(fasttext, "fastText (bigrams)"))
+            if fasttext.note:
+                print(f"note: fastText, seed {seed}: {fasttext.note}", flush=True)
         except BaselineUnavailable as e:
             skipped.add(f"SKIP: {e}")
         try:

@@ -50,6 +50,7 @@ class BaselineResult:
     train_seconds: float | None = None  # fitting, on the training rows
     texts_per_s: float | None = None  # throughput at THROUGHPUT_BATCH texts per call
     test_rows: int | None = None
+    note: str | None = None  # what a reader of the number must know (fastText retried at a lower lr)
 
     def as_manifest(self, description: str = "") -> dict[str, Any]:
         """The manifest's `baseline` record (None fields left out)."""
@@ -159,6 +160,7 @@ def fasttext_baseline(
         data.write_text("".join(f"__label__{y} {line(t)}\n" for t, y in zip(train_texts, train_labels, strict=True)))
         # fastText stops with "Encountered NaN" when its SGD diverges, in training or later in predict (seen
         # once in a long benchmark process, not reproducible alone): its advice is a lower learning rate.
+        # A retry changes the number, so the result says so (`note`) and callers print it.
         for attempt_lr in (lr, lr / 2, lr / 4):
             start = time.perf_counter()
             try:
@@ -182,6 +184,7 @@ def fasttext_baseline(
                     raise
         else:
             raise BaselineUnavailable(f"fastText diverged (NaN) at lr {lr:g}, {lr / 2:g} and {lr / 4:g}")
+        note = None if attempt_lr == lr else f"trained at lr {attempt_lr:g}: lr {lr:g} diverged (NaN)"
         model.save_model(str(Path(scratch) / "model.bin"))
         size_mb = (Path(scratch) / "model.bin").stat().st_size / 1e6
 
@@ -198,6 +201,7 @@ def fasttext_baseline(
         train_seconds=train_seconds,
         texts_per_s=throughput,
         test_rows=len(test_texts),
+        note=note,
     )
 
 

@@ -353,6 +353,8 @@ def report(settings: SweepSettings, progress: Progress) -> tuple[SweepSummary, d
                     for seed in sorted({seed for _, seed in by_depth}):
                         spec = replace(settings.base, seed=seed, demos=False).data_spec()
                         floors.append(BASELINES[name](load_dataset(spec), seed, **extra))
+                        if floors[-1].note:
+                            progress.warn(f"{name} baseline, seed {seed}: {floors[-1].note}")
                 except BaselineUnavailable as e:
                     progress.warn(f"SKIP: {name} baseline: {e}")
     base = settings.base

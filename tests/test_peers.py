@@ -74,6 +74,11 @@ def test_fasttext_that_diverges_retries_at_a_lower_learning_rate_then_skips(tiny
     monkeypatch.setattr(fasttext, "train_supervised", diverges_first)
     result = fasttext_baseline(dataset, seed=0, epochs=5, runs=5)
     assert tried == [0.5, 0.25] and 0.5 <= result.accuracy <= 1.0
+    assert result.note == "trained at lr 0.25: lr 0.5 diverged (NaN)"
+    assert result.as_manifest()["note"] == result.note
+    tried.clear()
+    monkeypatch.setattr(fasttext, "train_supervised", real)
+    assert fasttext_baseline(dataset, seed=0, epochs=5, runs=5).note is None
 
     def always_diverges(**kwargs):
         tried.append(kwargs["lr"])

@@ -222,6 +222,26 @@ def test_shards_of_a_grid_then_one_report_cover_every_run(swept, tiny_model_dirs
     assert [r["layers"] for r in report["rows"]] == [1, 2, 3] and report["baselines"] == []
 
 
+def test_a_retried_baseline_is_said_in_the_sweep(swept, tiny_model_dirs, tiny_csv, tmp_path, monkeypatch):
+    """fastText retried at a lower learning rate gives another number: the sweep says so, it does not hide it."""
+    import shutil
+
+    from edgecut import sweep
+    from edgecut.baselines import BaselineResult
+
+    def retried(dataset, seed, **_):
+        return BaselineResult("fasttext", seed, 0.7, 0.1, 100, "fasttext", note="trained at lr 0.25: lr 0.5 diverged")
+
+    monkeypatch.setitem(sweep.BASELINES, "fasttext", retried)
+    out = tmp_path / "s"
+    shutil.copytree(swept[0], out)
+    result = _sweep(tiny_model_dirs["llama"], tiny_csv, out, "--baselines", "fasttext", "--report")
+    assert result.exit_code == 0, result.output
+    assert "fasttext baseline, seed 0: trained at lr 0.25: lr 0.5 diverged" in " ".join(result.output.split())
+    (floor,) = json.loads((out / "sweep.json").read_text())["baselines"]
+    assert floor["name"] == "fasttext"
+
+
 def test_shards_split_the_grid_without_overlap():
     from edgecut.sweep import plan
 
