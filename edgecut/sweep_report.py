@@ -69,6 +69,7 @@ class BaselineSummary:
     artifact_mb: float | None = None
     int8_mb: float | None = None
     int8_p50_ms: float | None = None
+    notes: list[str] = field(default_factory=list)  # per seed, what changed its number (a retried fit)
 
 
 @dataclass
@@ -137,6 +138,7 @@ def summarize(
                 artifact_mb=_median([b.artifact_mb for b in group]),
                 int8_mb=_median([b.int8_mb for b in group]),
                 int8_p50_ms=_median([b.int8_p50_ms for b in group]),
+                notes=[f"seed {b.seed}: {b.note}" for b in group if b.note],
             )
         )
     return SweepSummary(rows, results, margin_points, min(r.layers for r in good), best.layers, settings or {}, floors)
@@ -161,6 +163,8 @@ def to_markdown(summary: SweepSummary) -> str:
         lines.append("| " + " | ".join([f"{layer_label(r)}{mark}", *layer_cells(r)]) + " |")
     for b in summary.baselines:
         lines.append("| " + " | ".join([f"{BASELINE_NAMES.get(b.name, b.name)} (baseline)", *baseline_cells(b)]) + " |")
+    notes = [f"- {BASELINE_NAMES.get(b.name, b.name)}, {note}" for b in summary.baselines for note in b.notes]
+    lines += ["", *notes] if notes else []
     best = next(r for r in summary.rows if r.layers == summary.best_layers)
     lines += [
         "",

@@ -239,7 +239,8 @@ def test_a_retried_baseline_is_said_in_the_sweep(swept, tiny_model_dirs, tiny_cs
     assert result.exit_code == 0, result.output
     assert "fasttext baseline, seed 0: trained at lr 0.25: lr 0.5 diverged" in " ".join(result.output.split())
     (floor,) = json.loads((out / "sweep.json").read_text())["baselines"]
-    assert floor["name"] == "fasttext"
+    assert floor["name"] == "fasttext" and floor["notes"] == ["seed 0: trained at lr 0.25: lr 0.5 diverged"]
+    assert "seed 0: trained at lr 0.25: lr 0.5 diverged" in (out / "sweep.md").read_text()
 
 
 def test_shards_split_the_grid_without_overlap():
