@@ -110,14 +110,15 @@ class ExportSettings:
         object.__setattr__(self, "label_words", tuple(self.label_words))
         self.training_recipe()  # an unknown recipe or a non-positive override fails here
 
-    def training_recipe(self, model_type: str | None = None):
+    def training_recipe(self, model_type: str | None = None, full_depth: bool = False):
         """The named recipe with this export's overrides and seed (`edgecut.finetune.Recipe`); some model
-        families (Gemma) cap the learning rate unless `lr` is given."""
+        families (Gemma) and full-depth `lm` runs cap the learning rate unless `lr` is given."""
         from edgecut.finetune import get_recipe
 
         return get_recipe(
             self.recipe,
             model_type,
+            full_depth,
             epochs=self.epochs,
             batch_size=self.batch_size,
             learning_rate=self.lr,
@@ -351,7 +352,8 @@ def _plan(s: ExportSettings) -> _Plan:
     layers = depth if s.layers == "full" else s.layers
     if layers > depth:
         raise EdgecutError(f"--layers {layers} is out of range: this model has {depth} layers, use 1..{depth}")
-    return _Plan(target, precision, s.training_recipe(config.model_type), layers)
+    full_depth = layers == depth and s.setting == "lm"  # see finetune.FULL_DEPTH_MAX_LEARNING_RATE
+    return _Plan(target, precision, s.training_recipe(config.model_type, full_depth), layers)
 
 
 @dataclass(frozen=True)

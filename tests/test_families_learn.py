@@ -75,3 +75,11 @@ def test_gemma_families_get_the_learning_rate_their_cuts_learn_at():
     assert get_recipe("cpu", model_type="llama").learning_rate == get_recipe("cpu").learning_rate == 5e-4
     assert get_recipe("cpu", model_type="gemma3_text", learning_rate=3e-4).learning_rate == 3e-4  # --lr wins
     assert get_recipe("paper", model_type="gemma3_text").learning_rate == 5e-5  # already below the cap
+
+
+def test_a_full_depth_run_trains_at_a_lower_learning_rate_unless_lr_is_given():
+    """Every layer kept (the sweep's `full`, a teacher): at most 1e-4, measured on SmolLM2's 30 layers."""
+    assert get_recipe("cpu", model_type="llama", full_depth=True).learning_rate == 1e-4
+    assert get_recipe("cpu", model_type="llama", full_depth=False).learning_rate == 5e-4
+    assert get_recipe("cpu", full_depth=True, learning_rate=3e-4).learning_rate == 3e-4  # --lr wins
+    assert get_recipe("paper", full_depth=True).learning_rate == 5e-5  # already below the cap

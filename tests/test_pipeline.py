@@ -98,6 +98,21 @@ def test_pooling_auto_is_mean_for_decoders_and_the_encoders_own(
     assert config.get("edgecut_pooling", "last") == recorded
 
 
+def test_a_full_depth_export_records_the_capped_learning_rate(tiny_model_dirs, tiny_csv, tmp_path):
+    """`--layers full` without `--lr` trains at 1e-4 in the `lm` setting (finetune.FULL_DEPTH_MAX_LEARNING_RATE);
+    a cut, and a full-depth `cls` run (random head), at the recipe's 5e-4. The manifest records the rate used."""
+    from edgecut import export
+    from edgecut.manifest import read_manifest
+
+    def learning_rate(name: str, **how) -> float:
+        settings = tiny_settings(tiny_model_dirs["llama"], tiny_csv, tmp_path / name, epochs=1, **how)
+        return read_manifest(export(settings).path)["recipe"]["learning_rate"]
+
+    assert learning_rate("full", layers="full") == 1e-4
+    assert learning_rate("cut", layers=1) == 5e-4
+    assert learning_rate("cls", layers="full", setting="cls") == 5e-4
+
+
 # Recorded with torch 2.13.0 (CPU): the mean training loss over the first 10 steps and the 10 after them of
 # a tiny Llama with seeded initialisation on the toy task. A change to the recipe, the classifier, the
 # data order or the collator moves these numbers; rounding across machines does not move them by 1e-3.
