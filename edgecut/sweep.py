@@ -183,7 +183,25 @@ def measure_run(out: Path, run: Run) -> RunResult:
         int8_mb=timing["int8_bytes"] / 1e6,
         train_seconds=manifest["training"]["seconds"],
         total_layers=manifest["layers"]["total"],
+        learning_rate=manifest["recipe"].get("learning_rate"),
     )
+
+
+def mixed_learning_rates(results: Sequence[RunResult]) -> list[str]:
+    """One line per N whose seeds trained at different learning rates: a directory extended after a default
+    changed (full-depth runs train at 1e-4 since the distillation study; they trained at 5e-4 before)."""
+    lines = []
+    for layers in sorted({r.layers for r in results}):
+        rates = sorted({r.learning_rate for r in results if r.layers == layers and r.learning_rate is not None})
+        if len(rates) > 1:
+            seeds = ", ".join(
+                f"{r.seed}: {r.learning_rate:g}" for r in sorted(results, key=lambda r: r.seed) if r.layers == layers
+            )
+            lines.append(
+                f"N = {layers}: its seeds trained at different learning rates ({seeds}); its mean mixes two "
+                "recipes: give --lr and a new --output to compare like with like"
+            )
+    return lines
 
 
 def as_baseline(run: Run, result: RunResult) -> BaselineResult:
@@ -339,6 +357,8 @@ def report(settings: SweepSettings, progress: Progress) -> tuple[SweepSummary, d
     with progress.stage("time fp32 and int8 graphs of every run"):
         results = {run: measure_run(out, run) for run in measured}
     by_depth = {(res.layers, run.seed): res for run, res in results.items() if not run.baseline}
+    for line in mixed_learning_rates(list(by_depth.values())):
+        progress.warn(line)
     floors = [as_baseline(run, res) for run, res in results.items() if run.baseline]
     fitted = [name for name in settings.baselines if name in BASELINES]  # fitted here, not exported
     if fitted:

@@ -41,6 +41,7 @@ class RunResult:
     int8_mb: float
     train_seconds: float
     total_layers: int = 0  # depth of the model it was cut from
+    learning_rate: float | None = None  # the recipe's rate the run trained at (the manifest's)
 
 
 @dataclass
