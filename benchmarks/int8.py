@@ -174,7 +174,7 @@ def _print_summary(rows: list[dict]) -> None:
         )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "artifacts", nargs="*", type=Path, help="fp32 artifact directories (export --target cpu); none: report --json"
@@ -187,8 +187,16 @@ def main() -> None:
     parser.add_argument(
         "--resume", action="store_true", help="keep the rows already in --json and skip their artifacts"
     )
-    args = parser.parse_args()
-    rows = json.loads(args.json.read_text())["rows"] if args.resume and args.json.is_file() else []
+    args = parser.parse_args(argv)
+    report_only = not args.artifacts
+    kept = json.loads(args.json.read_text())["rows"] if args.json.is_file() else []
+    if report_only and not args.json.is_file():
+        parser.exit(2, f"error: {args.json} does not exist: give artifact directories to measure\n")
+    if kept and not (args.resume or report_only):  # never replace measured rows without being asked
+        parser.exit(
+            2, f"error: {args.json} holds {len(kept)} rows: add --resume to add to it, or give another --json\n"
+        )
+    rows = kept
     done = {r["artifact"] for r in rows}
     try:
         for directory in args.artifacts:
@@ -219,12 +227,16 @@ def main() -> None:
             f"{r['bytes'] / 1e6:6.1f} {r['batch_max_abs_diff']:8.1e} {r['tuning_seconds']:6.1f}"
         )
     _print_summary(rows)
+    if report_only:  # the table of what --json holds; nothing to write
+        return
     args.json.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "machine": machine,
         "args": vars(args) | {"json": str(args.json), "artifacts": sorted({r["artifact"] for r in rows})},
     }
-    args.json.write_text(json.dumps(record | {"rows": rows}, indent=2) + "\n")
+    partial = args.json.with_name(args.json.name + ".partial")  # a crash mid-write must not cost the rows
+    partial.write_text(json.dumps(record | {"rows": rows}, indent=2) + "\n")
+    partial.replace(args.json)
 
 
 if __name__ == "__main__":
