@@ -100,7 +100,8 @@ def test_pooling_auto_is_mean_for_decoders_and_the_encoders_own(
 
 def test_a_full_depth_export_records_the_capped_learning_rate(tiny_model_dirs, tiny_csv, tmp_path):
     """`--layers full` without `--lr` trains at 1e-4 in the `lm` setting (finetune.FULL_DEPTH_MAX_LEARNING_RATE);
-    a cut, and a full-depth `cls` run (random head), at the recipe's 5e-4. The manifest records the rate used."""
+    a full-depth `cls` run (random head) at the recipe's 5e-4, as cuts do (test_families_learn). The manifest
+    records the rate used."""
     from edgecut import export
     from edgecut.manifest import read_manifest
 
@@ -109,7 +110,6 @@ def test_a_full_depth_export_records_the_capped_learning_rate(tiny_model_dirs, t
         return read_manifest(export(settings).path)["recipe"]["learning_rate"]
 
     assert learning_rate("full", layers="full") == 1e-4
-    assert learning_rate("cut", layers=1) == 5e-4
     assert learning_rate("cls", layers="full", setting="cls") == 5e-4
 
 
