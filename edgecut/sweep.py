@@ -28,7 +28,15 @@ from edgecut.errors import EdgecutError, ParityError
 from edgecut.manifest import MANIFEST, read_golden, read_manifest
 from edgecut.pipeline import ExportSettings, Progress
 from edgecut.quantize import graph_bytes
-from edgecut.sweep_report import BASELINE_NAMES, RunResult, SweepSummary, summarize, write_atomic, write_reports
+from edgecut.sweep_report import (
+    BASELINE_NAMES,
+    RunResult,
+    SweepSummary,
+    mixed_learning_rates,
+    summarize,
+    write_atomic,
+    write_reports,
+)
 
 FULL = "full"
 OPTIONS = "sweep-options.json"
@@ -185,23 +193,6 @@ def measure_run(out: Path, run: Run) -> RunResult:
         total_layers=manifest["layers"]["total"],
         learning_rate=manifest["recipe"].get("learning_rate"),
     )
-
-
-def mixed_learning_rates(results: Sequence[RunResult]) -> list[str]:
-    """One line per N whose seeds trained at different learning rates: a directory extended after a default
-    changed (full-depth runs train at 1e-4 since the distillation study; they trained at 5e-4 before)."""
-    lines = []
-    for layers in sorted({r.layers for r in results}):
-        rates = sorted({r.learning_rate for r in results if r.layers == layers and r.learning_rate is not None})
-        if len(rates) > 1:
-            seeds = ", ".join(
-                f"{r.seed}: {r.learning_rate:g}" for r in sorted(results, key=lambda r: r.seed) if r.layers == layers
-            )
-            lines.append(
-                f"N = {layers}: its seeds trained at different learning rates ({seeds}); its mean mixes two "
-                "recipes: give --lr and a new --output to compare like with like"
-            )
-    return lines
 
 
 def as_baseline(run: Run, result: RunResult) -> BaselineResult:

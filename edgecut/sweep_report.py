@@ -98,6 +98,23 @@ def _grouped(items: Sequence, key: str) -> list[list]:
     return [[i for i in items if getattr(i, key) == k] for k in sorted({getattr(i, key) for i in items})]
 
 
+def mixed_learning_rates(results: Sequence[RunResult]) -> list[str]:
+    """One line per N whose seeds trained at different learning rates: a directory extended after a default
+    changed (full-depth runs train at 1e-4 since the distillation study; they trained at 5e-4 before)."""
+    lines = []
+    for group in _grouped(results, "layers"):
+        if len({r.learning_rate for r in group if r.learning_rate is not None}) > 1:
+            rates = ", ".join(
+                f"{r.seed}: {'unknown' if r.learning_rate is None else format(r.learning_rate, 'g')}"
+                for r in sorted(group, key=lambda r: r.seed)
+            )
+            lines.append(
+                f"N = {group[0].layers}: its seeds trained at different learning rates ({rates}); its mean mixes "
+                "two recipes: give --lr and a new --output to compare like with like"
+            )
+    return lines
+
+
 def summarize(
     results: list[RunResult],
     margin_points: float,

@@ -264,13 +264,15 @@ def test_a_row_whose_seeds_trained_at_different_learning_rates_is_named():
     """A directory extended after the full-depth default changed (5e-4 -> 1e-4) mixes two recipes in a row."""
     from dataclasses import replace
 
-    from edgecut.sweep import mixed_learning_rates
+    from edgecut.sweep_report import mixed_learning_rates
 
     cut = [replace(_result(1, seed, 0.8), learning_rate=5e-4) for seed in (0, 42)]
     full = [replace(_result(30, 0, 0.86), learning_rate=5e-4), replace(_result(30, 42, 0.88), learning_rate=1e-4)]
     (line,) = mixed_learning_rates(cut + full)
     assert line.startswith("N = 30:") and "0: 0.0005, 42: 0.0001" in line and "--lr" in line
     assert mixed_learning_rates(cut) == [] and mixed_learning_rates([_result(1, 0, 0.8)]) == []  # old: unknown
+    (line,) = mixed_learning_rates([*full, _result(30, 421, 0.87)])  # a manifest without the rate
+    assert "0: 0.0005, 42: 0.0001, 421: unknown" in line
 
 
 def test_recommendation_is_the_smallest_n_within_the_margin():
