@@ -15,8 +15,9 @@ from edgecut.cli import app
 runner = CliRunner()
 INTEGRITY = ["manifest", "files", "onnx_checker", "signature", "opset"]
 RUNTIME = ["parity", "latency_p50", "latency_p90"]
-# Sub-millisecond timings of a tiny model on a shared 2-core box jitter by tens of percent.
-NOISY_LATENCY = ["--latency-margin", "1000"]
+# Sub-millisecond timings of a tiny model on a shared 2-core box jitter by tens of percent, and a p90 taken
+# while other processes hold both cores can be ten times a quiet one: tests not about latency allow 1000×.
+NOISY_LATENCY = ["--latency-margin", "100000"]
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +233,7 @@ def test_baseline_improvement_passes(artifact, worse, tiny_csv):
     result, report = _report(artifact, "--baseline", worse, "--data", tiny_csv, *NOISY_LATENCY)
     assert result.exit_code == 0, result.output
     assert {"baseline_accuracy", "baseline_latency_p50", "baseline_latency_p90"} <= set(_status(report))
-    assert report["settings"]["latency_margin_percent"] == 1000
+    assert report["settings"]["latency_margin_percent"] == 100000
 
 
 def test_baseline_without_data_compares_recorded_accuracy(artifact, tmp_path):
