@@ -128,6 +128,9 @@ def test_int8_export_reports_the_accuracy_drop(how, tiny_model_dirs, tiny_csv, t
     assert search["drop_points"] <= search["max_accuracy_drop"] == manifest["target"]["int8"]["max_accuracy_drop"]
     assert manifest["optimizations"]["applied"] == list(manifest["target"]["optimizations"])  # the target decides
     assert "drop" in result.output and f"shipped {search['kept']}" in result.output
+    changed, rows = search["changed_answers"], search["validation_rows"]
+    assert f"{changed} of {rows} answers changed" in " ".join(result.output.split())
+    assert search["drop_uncertainty_points"] == pytest.approx(196 * changed**0.5 / rows)
 
 
 def test_export_with_block_influence_selection_records_it(tiny_model_dirs, tiny_csv, tmp_path):

@@ -105,6 +105,13 @@ def test_outliers_trigger_the_search_and_a_candidate_within_budget_ships(sensiti
     # the shipped graph really scores what the record says
     logits = run_logits(create_session(choice.path, target), sensitive["validation"], sensitive["pad"])
     assert float((logits.argmax(-1) == np.asarray(sensitive["labels"])).mean()) == choice.accuracy
+    # how many answers it changed against fp32 (here the labels are fp32's answers), and what that makes of
+    # the drop on new data: about 1.96·√changed/rows, zero only when no answer changed
+    assert choice.changed_answers == int((logits.argmax(-1) != np.asarray(sensitive["labels"])).sum())
+    assert choice.drop_uncertainty_points == pytest.approx(196 * choice.changed_answers**0.5 / 300)
+    record = choice.as_dict()
+    assert record["changed_answers"] == choice.changed_answers
+    assert record["drop_uncertainty_points"] == choice.drop_uncertainty_points
 
 
 def test_no_candidate_within_budget_is_the_exit_1_error(sensitive, tmp_path):
