@@ -78,6 +78,19 @@ class PrecisionChoice:
         answers, a drop of 0.9 on validation and 3.8 on test)."""
         return 196 * math.sqrt(self.changed_answers) / max(self.validation_rows, 1)
 
+    def describe(self) -> str:
+        """One line for the export's progress: what shipped, its drop, and how firm that drop is."""
+        spread = (
+            f"{self.changed_answers} of {self.validation_rows} answers changed, so on new data the drop may "
+            f"land about ±{self.drop_uncertainty_points:.1f} points from that"
+            if self.changed_answers
+            else f"none of {self.validation_rows} answers changed"
+        )
+        return (
+            f"shipped {self.candidate}: validation {self.accuracy:.1%} vs fp32 {self.fp32_accuracy:.1%} "
+            f"(drop {self.drop_points:+.1f} points, at most {self.max_accuracy_drop:g}); {spread}"
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "precision": self.precision,

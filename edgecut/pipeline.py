@@ -537,12 +537,7 @@ def _build_graph(classifier, plan: _Plan, pad: int, test_ids, reference, train, 
                 choice = choose_int8(optimized.path, graphs / precision, target, feeds, val_ids, val_labels, pad)
             else:
                 choice = choose_fp16(optimized.path, graphs / precision, target, val_ids, val_labels, pad)
-        progress.note(
-            f"shipped {choice.candidate}: validation {choice.accuracy:.1%} vs fp32 {choice.fp32_accuracy:.1%} "
-            f"(drop {choice.drop_points:+.1f} points, at most {choice.max_accuracy_drop:g}); "
-            f"{choice.changed_answers} of {choice.validation_rows} answers changed, so on new data the drop "
-            f"may land about ±{choice.drop_uncertainty_points:.1f} points from that"
-        )
+        progress.note(choice.describe())
     save_graph(choice.path if choice else optimized.path, workdir / "model.onnx")
     session = create_session(workdir / "model.onnx", target)
     shipped = require_parity(

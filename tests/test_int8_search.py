@@ -8,7 +8,7 @@ import pytest
 from conftest import _sentences, tiny_model
 
 from edgecut.errors import ParityError, QualityError
-from edgecut.int8_search import FP16_RECIPES, INT8_RECIPES, choose_fp16, choose_int8
+from edgecut.int8_search import FP16_RECIPES, INT8_RECIPES, PrecisionChoice, choose_fp16, choose_int8
 from edgecut.runtime import create_session, pad_batch, run_logits
 from edgecut.targets import FP16_CANDIDATES, INT8_CANDIDATES, load_target
 
@@ -112,6 +112,17 @@ def test_outliers_trigger_the_search_and_a_candidate_within_budget_ships(sensiti
     record = choice.as_dict()
     assert record["changed_answers"] == choice.changed_answers
     assert record["drop_uncertainty_points"] == choice.drop_uncertainty_points
+
+
+def test_the_export_line_says_the_drop_and_how_firm_it_is(tmp_path):
+    def choice(changed: int) -> PrecisionChoice:
+        return PrecisionChoice(tmp_path, None, "int8", "static", 0.92, 0.91, 1.0, 212, changed_answers=changed)
+
+    assert choice(10).describe() == (
+        "shipped static: validation 91.0% vs fp32 92.0% (drop +1.0 points, at most 1); 10 of 212 answers "
+        "changed, so on new data the drop may land about ±2.9 points from that"
+    )
+    assert choice(0).describe().endswith("; none of 212 answers changed") and choice(0).drop_uncertainty_points == 0
 
 
 def test_no_candidate_within_budget_is_the_exit_1_error(sensitive, tmp_path):
