@@ -266,22 +266,33 @@ def markdown(table: list[dict], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(table: list[dict], path: Path, title: str) -> None:
+def plot(table: list[dict], path: Path, title: str) -> list[str]:
+    """Accuracy against latency, one numbered point a row; returns the key's lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for r in table:
-        ax.scatter(r["p50_ms"], r["accuracy_mean"] * 100, s=20 + 4 * r["mb"], alpha=0.6)
-        ax.annotate(r["name"], (r["p50_ms"], r["accuracy_mean"] * 100), fontsize=7)
+    fig, ax = plt.subplots(figsize=(10, 5.5))
     ax.set_xscale("log")
+    # Points are numbered and the key names them: rows of a task crowd together (N=1 and its int8, the
+    # MiniLM rows), and names printed beside the points ran over each other.
+    for number, r in enumerate(table, 1):
+        x, y = r["p50_ms"], r["accuracy_mean"] * 100
+        ax.scatter(x, y, s=20 + 4 * r["mb"], alpha=0.6, label=f"{number}  {r['name']} ({r['mb']:.0f} MB)")
+        ax.annotate(
+            str(number), (x, y), xytext=(0, 0), textcoords="offset points", ha="center", va="center", fontsize=7
+        )
     ax.set_xlabel("latency per text at batch 1, tokenizing included (ms, log)")
     ax.set_ylabel("test accuracy (%), mean over seeds")
-    ax.set_title(f"{title} (point size: artifact MB)")
+    ax.set_title(f"{title}\n(point size: artifact MB)", fontsize=10)
+    key = ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
+    for handle in key.legend_handles:
+        handle.set_sizes([30])
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return [text.get_text() for text in key.get_texts()]
 
 
 def main() -> int:

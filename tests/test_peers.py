@@ -103,3 +103,18 @@ def test_fasttext_in_a_fresh_process_matches_a_run_in_this_one(tiny_csv):
     spec = DataSpec(source=str(tiny_csv), seed=0, test_size=40, per_class_cap=100, demonstrations=False)
     here = fasttext_baseline(load_dataset(spec), 0)
     assert alone.name == "fasttext" and alone.seed == 0 and alone.accuracy == here.accuracy >= 0.5
+
+
+def test_the_plot_numbers_every_row_and_names_it_in_the_key(tmp_path):
+    table = [  # two rows on the same spot: their names once ran over each other
+        {"name": "TF-IDF + logistic regression", "p50_ms": 1.0, "accuracy_mean": 0.969, "mb": 12.0},
+        {"name": "model2vec (from MiniLM)", "p50_ms": 1.0, "accuracy_mean": 0.969, "mb": 30.9},
+        {"name": "edgecut N=1, int8", "p50_ms": 3.6, "accuracy_mean": 0.955, "mb": 32.1},
+    ]
+    key = _peers().plot(table, tmp_path / "plot.png", "title")
+    assert key == [
+        "1  TF-IDF + logistic regression (12 MB)",
+        "2  model2vec (from MiniLM) (31 MB)",
+        "3  edgecut N=1, int8 (32 MB)",
+    ]
+    assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
