@@ -62,9 +62,9 @@ class PrecisionChoice:
     accuracy: float  # validation split, the shipped graph
     max_accuracy_drop: float  # points
     validation_rows: int
+    changed_answers: int  # validation prompts whose argmax differs from fp32's
     candidates: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
-    changed_answers: int = 0  # validation prompts whose argmax differs from fp32's
 
     @property
     def drop_points(self) -> float:
@@ -274,9 +274,9 @@ def _search(
                 accuracy,
                 budget,
                 len(rows),
+                changed,
                 records,
                 time.monotonic() - start,
-                changed,
             )
     scored = [r for r in records if "drop_points" in r]
     best = min(scored, key=lambda r: r["drop_points"]) if scored else None
