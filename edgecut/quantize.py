@@ -242,6 +242,7 @@ def to_fp16(
         model, keep_io_types=True, op_block_list=list(keep_fp32_ops), node_block_list=list(keep_fp32_nodes)
     )
     drop_repeated_nodes(converted.graph)
+    drop_fp16_round_trips(converted)
     # The converter appends its Casts after their consumers: ORT sorts for itself, the ONNX checker
     # (`edgecut check`, other runtimes) refuses an unsorted graph.
     OnnxModel.graph_topological_sort(converted.graph)
@@ -282,6 +283,68 @@ def drop_repeated_nodes(graph) -> int:
         del graph.value_info[:]
         graph.value_info.extend(ValueInfoProto.FromString(b) for b in infos)
     return dropped
+
+
+def drop_fp16_round_trips(model) -> int:
+    """Let kept-fp32 ops hand each other fp32 tensors; returns how many fp32 -> fp16 -> fp32 trips were cut.
+
+    The float16 converter types every float tensor fp16 and wraps each kept-fp32 node in Casts, so a
+    tensor passed from one kept node to the next still goes fp32 -> fp16 -> fp32. Inside an RMSNorm that
+    breaks the point of keeping it: Pow's x² of SmolLM2's 26,000 "massive activation" (full depth) is
+    inf in fp16, and the 30-layer teachers lost 18-31 points. A consumer reading such a Cast pair now
+    reads the original fp32 tensor (fp32 by its inferred type only: an int64 -> fp16 -> fp32 trip stays).
+    """
+    import onnx
+
+    graph = model.graph
+    try:  # types of every tensor; a graph over protobuf's 2 GB limit keeps the types it was saved with
+        typed = onnx.shape_inference.infer_shapes(model).graph
+    except (ValueError, onnx.shape_inference.InferenceError):
+        typed = graph
+    types = {v.name: v.type.tensor_type.elem_type for v in (*typed.value_info, *typed.input, *typed.output)}
+    types.update({t.name: t.data_type for t in graph.initializer})
+    producer = {out: node for node in graph.node for out in node.output}
+
+    def cast_to(node) -> int | None:
+        if node is None or node.op_type != "Cast":
+            return None
+        return next((a.i for a in node.attribute if a.name == "to"), None)
+
+    outputs = {o.name for o in graph.output}
+    bypass = {}
+    for node in graph.node:
+        up = producer.get(node.input[0]) if node.input else None
+        if (
+            cast_to(node) == onnx.TensorProto.FLOAT
+            and cast_to(up) == onnx.TensorProto.FLOAT16
+            and types.get(up.input[0]) == onnx.TensorProto.FLOAT
+            and node.output[0] not in outputs
+        ):
+            bypass[node.output[0]] = up.input[0]
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name in bypass:
+                node.input[i] = bypass[name]
+    # Casts nobody reads any more go, and then the Casts that only they read.
+    readers: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    dead: set[int] = set()
+    changed = True
+    while changed:
+        changed = False
+        for index, node in enumerate(graph.node):
+            if index in dead or node.op_type != "Cast" or node.output[0] in outputs or readers.get(node.output[0]):
+                continue
+            dead.add(index)
+            readers[node.input[0]] -= 1
+            changed = True
+    if dead:
+        kept = [node for index, node in enumerate(graph.node) if index not in dead]
+        del graph.node[:]
+        graph.node.extend(kept)
+    return len(bypass)
 
 
 def graph_bytes(path: Path) -> int:

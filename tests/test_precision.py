@@ -11,7 +11,14 @@ from edgecut.errors import ProviderUnavailableError, TargetError
 from edgecut.exporter import export_onnx, torch_logits
 from edgecut.optimize import optimize_graph
 from edgecut.prune import cut_to_first
-from edgecut.quantize import cpu_has_vnni, drop_repeated_nodes, resolve_reduce_range, to_fp16, to_int8
+from edgecut.quantize import (
+    cpu_has_vnni,
+    drop_fp16_round_trips,
+    drop_repeated_nodes,
+    resolve_reduce_range,
+    to_fp16,
+    to_int8,
+)
 from edgecut.runtime import check_target_available, create_session, measure_latency, pad_batch, run_logits
 from edgecut.targets import Int8Settings, available_targets, load_target
 
@@ -123,6 +130,86 @@ def test_repeated_casts_from_old_fp16_converters_are_dropped():
     expected = np.exp(x.astype(np.float32)) / np.exp(x.astype(np.float32)).sum() + np.sqrt(x.astype(np.float32))
     np.testing.assert_allclose(y, expected, rtol=1e-6)
     assert drop_repeated_nodes(model.graph) == 0
+
+
+def _rms_norm_graph(path):
+    """x / sqrt(mean(x²) + eps), the norm of a decoder layer, as torch exports it (fp32)."""
+    from onnx import TensorProto, helper
+
+    nodes = [
+        helper.make_node("Pow", ["x", "two"], ["squares"]),
+        helper.make_node("ReduceMean", ["squares", "axes"], ["mean"], keepdims=1),
+        helper.make_node("Add", ["mean", "eps"], ["shifted"]),
+        helper.make_node("Sqrt", ["shifted"], ["rms"]),
+        helper.make_node("Reciprocal", ["rms"], ["inverse"]),
+        helper.make_node("Mul", ["x", "inverse"], ["y"]),
+    ]
+    constants = [
+        helper.make_tensor("two", TensorProto.FLOAT, [], [2.0]),
+        helper.make_tensor("axes", TensorProto.INT64, [1], [-1]),
+        helper.make_tensor("eps", TensorProto.FLOAT, [], [1e-5]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "rms_norm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        constants,
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10), str(path))
+
+
+def test_kept_fp32_ops_hand_each_other_fp32_tensors(tmp_path):
+    # SmolLM2 at full depth carries a ~26,000 activation: its x² is inf in fp16. Pow and ReduceMean are
+    # kept fp32, but the converter still sent x² through fp16 between them, the norm came out 0, and the
+    # 30-layer teachers lost 18-31 points on a GPU.
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    _rms_norm_graph(tmp_path / "fp32.onnx")
+    keep = load_target("cuda").fp16.keep_fp32_ops
+    x = np.array([[30000.0, 1.0, -2.0, 3.0]], dtype=np.float32)
+    expected = x / np.sqrt((x.astype(np.float64) ** 2).mean() + 1e-5)
+    cpu = ["CPUExecutionProvider"]
+
+    as_converted = convert_float_to_float16(
+        onnx.load(str(tmp_path / "fp32.onnx")), keep_io_types=True, op_block_list=list(keep)
+    )
+    (broken,) = onnxruntime.InferenceSession(as_converted.SerializeToString(), providers=cpu).run(None, {"x": x})
+    assert not np.allclose(broken, expected, rtol=1e-2)  # what the converter alone gives
+
+    assert drop_fp16_round_trips(as_converted) > 0
+    (repaired,) = onnxruntime.InferenceSession(as_converted.SerializeToString(), providers=cpu).run(None, {"x": x})
+    np.testing.assert_allclose(repaired, expected, rtol=1e-2)
+
+    result = to_fp16(tmp_path / "fp32.onnx", tmp_path / "fp16.onnx", keep)  # what the targets build
+    (y,) = onnxruntime.InferenceSession(str(result.path), providers=cpu).run(None, {"x": x})
+    np.testing.assert_allclose(y, expected, rtol=1e-2)
+    onnx.checker.check_model(onnx.load(str(result.path)))
+
+
+def test_an_integer_trip_through_fp16_is_not_bypassed(tmp_path):
+    # ids (int64) -> Cast fp16 -> Cast fp32 -> a kept Mul: bypassing that pair would feed int64 to Mul.
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", ["ids"], ["as_float"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", ["as_float", "x"], ["y"]),
+        ],
+        "ints",
+        [
+            helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 3]),
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+    )
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10), str(tmp_path / "a.onnx")
+    )
+    result = to_fp16(tmp_path / "a.onnx", tmp_path / "fp16.onnx", ["Mul"])
+    session = onnxruntime.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    (y,) = session.run(None, {"ids": np.array([[1, 2, 3]]), "x": np.full((1, 3), 0.5, dtype=np.float32)})
+    np.testing.assert_allclose(y, [[0.5, 1.0, 1.5]])
 
 
 def test_int8_of_a_gemm_head_with_torch_style_value_info(tmp_path):
