@@ -74,10 +74,8 @@ def main() -> None:
     for directory in args.artifacts:
         manifest = read_manifest(directory)
         clf = ArtifactClassifier(directory, target="cpu")
-        settings = manifest["settings"]  # the export's own splits: its data, seed and test size
-        spec = DataSpec(
-            source=settings["data"], seed=settings["seed"], test_size=settings["test_size"], per_class_cap=4000
-        )
+        settings = manifest["settings"]  # the export's validation split: its data, seed and test size
+        spec = DataSpec(source=settings["data"], seed=settings["seed"], test_size=settings["test_size"])
         dataset = load_dataset(spec)
         examples = dataset.validation[: args.rows]
         rows = [clf.encode(ex.text)[0] for ex in examples]
