@@ -34,14 +34,33 @@ def _ids(tokenizer, texts):
     return [tokenizer(t)["input_ids"] for t in texts]
 
 
+@pytest.fixture(scope="module")
+def exported(tokenizer_dir, tmp_path_factory):
+    """family -> (classifier, export result, CPU session): one 2-layer export per family, shared by the two
+    parity tests below (exporting is the slow part of this file)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    done = {}
+
+    def get(family):
+        if family not in done:
+            clf = _classifier(family, tokenizer, layers=2)
+            seqs = _ids(tokenizer, TEXTS)
+            path = tmp_path_factory.mktemp(family) / "model.onnx"
+            result = export_onnx(clf, pad_batch(seqs[:2], tokenizer.pad_token_id), path)
+            done[family] = (clf, result, create_session(result.path, load_target("cpu")))
+        return done[family]
+
+    return get
+
+
 @pytest.mark.parametrize("family", FAMILIES)
-def test_onnx_matches_torch(family, tokenizer, tmp_path):
-    clf = _classifier(family, tokenizer, layers=2)
+def test_onnx_matches_torch(family, tokenizer, exported):
+    clf, result, session = exported(family)
     seqs = _ids(tokenizer, TEXTS)
     pad = tokenizer.pad_token_id
-    result = export_onnx(clf, pad_batch(seqs[:2], pad), tmp_path / "model.onnx")
     assert result.path.exists() and not result.external_data
-    session = create_session(result.path, load_target("cpu"))
     assert [i.name for i in session.get_inputs()] == ["input_ids", "attention_mask"]
     assert [o.name for o in session.get_outputs()] == ["logits"]
     # Other batch sizes and lengths than the export sample: the axes are really dynamic.
@@ -52,12 +71,10 @@ def test_onnx_matches_torch(family, tokenizer, tmp_path):
 
 
 @pytest.mark.parametrize("family", DECODERS)
-def test_exported_graph_gives_the_same_logits_left_or_right_padded(family, tokenizer, tmp_path):
-    clf = _classifier(family, tokenizer, layers=2)
+def test_exported_graph_gives_the_same_logits_left_or_right_padded(family, tokenizer, exported):
+    _, _, session = exported(family)
     seqs = _ids(tokenizer, TEXTS)
     pad = tokenizer.pad_token_id
-    export_onnx(clf, pad_batch(seqs[:2], pad), tmp_path / "model.onnx")
-    session = create_session(tmp_path / "model.onnx", load_target("cpu"))
     right = pad_batch(seqs, pad)
     width = right["input_ids"].shape[1]
     left = {
