@@ -11,6 +11,9 @@ default recipe, then N-layer students), so a lent GPU measures every variant in 
                    teacher's (DistilBERT's L_cos; possible only when teacher and student are one model)
   mean, mean-kd-A-T   --pooling mean, without and with the teacher
   ep4, kd-A-T-ep4  4 epochs instead of the recipe's 2 (early stopping keeps the best epoch)
+  mean-kd-A-T-augK mean-kd-A-T plus a transfer set: K noisy copies of every training text
+                   (`benchmarks/transfer_set.py`), which the teacher labels and the student learns from the
+                   soft targets alone (`--unlabeled`)
 
 Every run uses edgecut's own stages (load_dataset, select/keep_layers, make_classifier, finetune with
 its distillation loss), the seed's split and the `cpu` recipe. The teacher's logits come from the torch
@@ -43,18 +46,24 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from transfer_set import augment_texts  # noqa: E402
+
+TRANSFER_COPIES = 4  # the copies every teacher labels when an aug variant is asked for
+
 VARIANTS = {
-    # name: (alpha, temperature, hidden weight, pooling, epochs); alpha None = no teacher
-    "plain": (None, None, 0.0, "last", None),
-    "kd-0.5-2": (0.5, 2.0, 0.0, "last", None),
-    "kd-0-2": (0.0, 2.0, 0.0, "last", None),
-    "kd-0.5-1": (0.5, 1.0, 0.0, "last", None),
-    "kd-0.5-4": (0.5, 4.0, 0.0, "last", None),
-    "kdh-0.5-2": (0.5, 2.0, 1.0, "last", None),
-    "mean": (None, None, 0.0, "mean", None),
-    "mean-kd-0.5-2": (0.5, 2.0, 0.0, "mean", None),
-    "ep4": (None, None, 0.0, "last", 4.0),
-    "kd-0.5-2-ep4": (0.5, 2.0, 0.0, "last", 4.0),
+    # name: (alpha, temperature, hidden weight, pooling, epochs, transfer-set copies); alpha None = no teacher
+    "plain": (None, None, 0.0, "last", None, 0),
+    "kd-0.5-2": (0.5, 2.0, 0.0, "last", None, 0),
+    "kd-0-2": (0.0, 2.0, 0.0, "last", None, 0),
+    "kd-0.5-1": (0.5, 1.0, 0.0, "last", None, 0),
+    "kd-0.5-4": (0.5, 4.0, 0.0, "last", None, 0),
+    "kdh-0.5-2": (0.5, 2.0, 1.0, "last", None, 0),
+    "mean": (None, None, 0.0, "mean", None, 0),
+    "mean-kd-0.5-2": (0.5, 2.0, 0.0, "mean", None, 0),
+    "ep4": (None, None, 0.0, "last", 4.0, 0),
+    "kd-0.5-2-ep4": (0.5, 2.0, 0.0, "last", 4.0, 0),
+    "mean-kd-0.5-2-aug4": (0.5, 2.0, 0.0, "mean", None, TRANSFER_COPIES),
 }
 
 
@@ -190,7 +199,7 @@ def done_runs(path: Path) -> dict[tuple, dict]:
 
 
 def run(args) -> None:
-    from edgecut.data import encode_examples, load_dataset
+    from edgecut.data import Example, encode_examples, load_dataset
     from edgecut.finetune import Distillation
     from edgecut.load import load_model
     from edgecut.pipeline import ExportSettings
@@ -221,10 +230,18 @@ def run(args) -> None:
                 encode_examples(loaded.tokenizer, prompt, part)[0]
                 for part in (dataset.train, dataset.validation, dataset.test)
             )
+            students = [int(n) for n in args.layers.split(",")]
+            wanted = [v for v in args.variants.split(",") if any((data, seed, n, v) not in done for n in students)]
+            transfer: list[dict] = []
+            if any(VARIANTS[v][5] for v in wanted):  # the teacher labels the transfer set once
+                texts = augment_texts([e.text for e in dataset.train], TRANSFER_COPIES, seed)
+                transfer, _ = encode_examples(loaded.tokenizer, prompt, [Example(t, 0) for t in texts])
             key = (data, seed, depth, "teacher")
             if key in done:
                 teacher = done[key]
                 soft = np.load(teacher["soft_targets"])
+                if transfer and not teacher.get("transfer_targets"):
+                    sys.exit(f"error: {out} has a {data} seed {seed} teacher without a transfer set: use a new --jsonl")
             else:
                 best = None
                 for lr in [float(x) for x in args.teacher_lrs.split(",")]:
@@ -242,6 +259,11 @@ def run(args) -> None:
                 soft_path = Path(args.soft_dir or out.parent) / f"{out.stem}-soft-{data}-{seed}.npy"
                 soft_path.parent.mkdir(parents=True, exist_ok=True)
                 np.save(soft_path, soft)
+                transfer_path = Path(args.soft_dir or out.parent) / f"{out.stem}-transfer-{data}-{seed}.npy"
+                if transfer:
+                    transfer_path.parent.mkdir(parents=True, exist_ok=True)
+                    transfer_logits, _ = score(tuned.model, transfer, loaded.tokenizer.pad_token_id)
+                    np.save(transfer_path, transfer_logits.astype(np.float32))
                 teacher = {
                     "data": data,
                     "seed": seed,
@@ -252,20 +274,24 @@ def run(args) -> None:
                     "test_accuracy": acc,
                     "train_seconds": secs,
                     "soft_targets": str(soft_path),
+                    "transfer_targets": str(transfer_path) if transfer else None,
                 }
                 write(teacher)
                 del tuned
             classes = len(dataset.labels)
             for variant in args.variants.split(","):  # each variant at every N before the next variant
-                for layers in [int(n) for n in args.layers.split(",")]:
+                for layers in students:
                     if (data, seed, layers, variant) in done:
                         continue
-                    alpha, temperature, hidden_weight, pooling, epochs = VARIANTS[variant]
+                    alpha, temperature, hidden_weight, pooling, epochs, copies = VARIANTS[variant]
                     r = recipe if epochs is None else replace(recipe, epochs=epochs)
                     distillation = None
                     if alpha is not None:
                         targets = soft if hidden_weight else soft[:, :classes]
                         distillation = Distillation(targets, alpha=alpha, temperature=temperature)
+                        if copies:
+                            transfer_logits = np.load(teacher["transfer_targets"])
+                            distillation = replace(distillation, unlabeled=transfer, unlabeled_logits=transfer_logits)
                     tuned, acc, secs = train_and_score(
                         loaded, dataset, splits, r, layers, pooling, distillation, hidden_weight
                     )
@@ -280,6 +306,7 @@ def run(args) -> None:
                             "hidden_weight": hidden_weight,
                             "pooling": pooling,
                             "epochs": r.epochs,
+                            "transfer_rows": len(transfer) if copies else 0,
                             "steps": tuned.steps,
                             "validation_accuracy": tuned.best_validation_accuracy,
                             "test_accuracy": acc,

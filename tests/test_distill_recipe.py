@@ -33,7 +33,7 @@ def test_the_study_writes_a_teacher_then_every_variant_and_resumes(tiny_model_di
         data=str(tiny_csv),
         seeds="0",
         layers="1",
-        variants="plain,kd-0.5-2,kdh-0.5-2,mean",
+        variants="plain,kd-0.5-2,kdh-0.5-2,mean,mean-kd-0.5-2-aug4",
         teacher_lrs="5e-4,3e-3",
         per_class_cap=None,
         test_size=40,
@@ -42,12 +42,16 @@ def test_the_study_writes_a_teacher_then_every_variant_and_resumes(tiny_model_di
     )
     study.run(args)
     rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
-    assert [r["variant"] for r in rows] == ["teacher", "plain", "kd-0.5-2", "kdh-0.5-2", "mean"]
+    assert [r["variant"] for r in rows] == ["teacher", "plain", "kd-0.5-2", "kdh-0.5-2", "mean", "mean-kd-0.5-2-aug4"]
     teacher = rows[0]
     assert teacher["layers"] == 3 and teacher["lr"] in (5e-4, 3e-3)
     soft = np.load(teacher["soft_targets"])
     hidden_size = 32  # conftest's tiny models
     assert soft.shape[1] == 2 + hidden_size and soft.shape[0] > 100  # every training row
+    # the transfer set: the teacher's logits on 4 noisy copies of every training text, learnt by that variant only
+    transfer = np.load(teacher["transfer_targets"])
+    assert transfer.shape == (4 * soft.shape[0], 2) and np.isfinite(transfer).all()
+    assert [r["transfer_rows"] for r in rows[1:]] == [0, 0, 0, 0, 4 * soft.shape[0]]
     assert {r["pooling"] for r in rows[1:]} == {"last", "mean"}
     assert all(
         0.0 <= r["test_accuracy"] <= 1.0 and r["teacher_test_accuracy"] == teacher["test_accuracy"] for r in rows[1:]
