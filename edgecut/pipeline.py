@@ -251,8 +251,9 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
         vocabulary = _trim_vocabulary(s, model.classifier, tok, prompt, (train, val, test), inputs, progress)
         distillation = _distillation(s, tok, prompt, dataset, inputs, len(train), progress)
         r = plan.recipe
+        extra = f" + {len(inputs.unlabeled)} teacher-labelled" if distillation and inputs.unlabeled else ""
         progress.note(
-            f"fine-tuning ({r.name} recipe: {len(train)} rows, {r.epochs:g} epoch(s), batch {r.batch_size}, "
+            f"fine-tuning ({r.name} recipe: {len(train)} rows{extra}, {r.epochs:g} epoch(s), batch {r.batch_size}, "
             f"lr {r.learning_rate:g})"
         )
         with progress.stage("fine-tune"):

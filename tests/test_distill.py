@@ -357,11 +357,22 @@ def test_vocab_task_keeps_the_ids_of_the_unlabeled_texts(teacher_dir, tiny_model
     extra = tmp_path / "unlabeled.txt"
     extra.write_text("ZEBRA QUIXOTIC XYLOPHONE 1234567890\nJUKEBOX WALTZ #@%&\n", encoding="utf-8")
 
+    from edgecut.pipeline import Progress
+
+    notes: list[str] = []
+
+    class Notes(Progress):
+        def note(self, text: str) -> None:
+            notes.append(text)
+
     def kept(unlabeled) -> int:
         out = tmp_path / f"out-{unlabeled is not None}"
         settings = tiny_settings(
             tiny_model_dirs["llama"], tiny_csv, out, epochs=1, vocab="task", teacher=teacher_dir, unlabeled=unlabeled
         )
-        return read_manifest(export(settings).path)["vocabulary"]["kept"]
+        return read_manifest(export(settings, Notes()).path)["vocabulary"]["kept"]
 
     assert kept(extra) > kept(None)
+    # the fine-tuning line counts the rows the teacher labelled, which train too
+    training = [n for n in notes if n.startswith("fine-tuning (")]
+    assert len(training) == 2 and "+ 2 teacher-labelled" in training[0] and "teacher-labelled" not in training[1]
