@@ -242,6 +242,7 @@ def run(args) -> None:
                 soft = np.load(teacher["soft_targets"])
                 if transfer and not teacher.get("transfer_targets"):
                     sys.exit(f"error: {out} has a {data} seed {seed} teacher without a transfer set: use a new --jsonl")
+                transfer_logits = np.load(teacher["transfer_targets"]) if transfer else None
             else:
                 best = None
                 for lr in [float(x) for x in args.teacher_lrs.split(",")]:
@@ -256,14 +257,16 @@ def run(args) -> None:
                 val_acc, lr, acc, secs, tuned = best
                 logits, hidden = score(tuned.model, splits[0], loaded.tokenizer.pad_token_id)
                 soft = np.concatenate([logits, hidden], axis=1).astype(np.float32)
-                soft_path = Path(args.soft_dir or out.parent) / f"{out.stem}-soft-{data}-{seed}.npy"
+                soft_dir = Path(args.soft_dir or out.parent)
+                soft_path = soft_dir / f"{out.stem}-soft-{data}-{seed}.npy"
                 soft_path.parent.mkdir(parents=True, exist_ok=True)
                 np.save(soft_path, soft)
-                transfer_path = Path(args.soft_dir or out.parent) / f"{out.stem}-transfer-{data}-{seed}.npy"
+                transfer_path = soft_dir / f"{out.stem}-transfer-{data}-{seed}.npy"
+                transfer_logits = None
                 if transfer:
                     transfer_path.parent.mkdir(parents=True, exist_ok=True)
-                    transfer_logits, _ = score(tuned.model, transfer, loaded.tokenizer.pad_token_id)
-                    np.save(transfer_path, transfer_logits.astype(np.float32))
+                    transfer_logits = score(tuned.model, transfer, loaded.tokenizer.pad_token_id)[0].astype(np.float32)
+                    np.save(transfer_path, transfer_logits)
                 teacher = {
                     "data": data,
                     "seed": seed,
@@ -290,7 +293,6 @@ def run(args) -> None:
                         targets = soft if hidden_weight else soft[:, :classes]
                         distillation = Distillation(targets, alpha=alpha, temperature=temperature)
                         if copies:
-                            transfer_logits = np.load(teacher["transfer_targets"])
                             distillation = replace(distillation, unlabeled=transfer, unlabeled_logits=transfer_logits)
                     tuned, acc, secs = train_and_score(
                         loaded, dataset, splits, r, layers, pooling, distillation, hidden_weight

@@ -6,8 +6,10 @@ Everything here is offline, deterministic and small enough for 2 CPU cores.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import os
 import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,23 @@ def pytest_configure(config):
     import torch
 
     torch.set_num_threads(1)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_script(relative: str, name: str | None = None):
+    """A benchmark or script (they are files, not package modules) loaded afresh from `relative` under ROOT.
+
+    It is registered in sys.modules under `name` (default: the file's stem) before it runs, so that its
+    dataclasses find their module.
+    """
+    path = ROOT / relative
+    spec = importlib.util.spec_from_file_location(name or path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 POSITIVE = "good great fine lovely superb wonderful brilliant moving charming delightful".split()

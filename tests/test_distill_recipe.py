@@ -7,22 +7,16 @@ cosine term without touching edgecut's own loss once it is uninstalled.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from argparse import Namespace
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import load_script
 
 
 def _study():
-    spec = importlib.util.spec_from_file_location("distill_recipe", ROOT / "benchmarks" / "distill_recipe.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/distill_recipe.py")
 
 
 def test_the_study_writes_a_teacher_then_every_variant_and_resumes(tiny_model_dirs, tiny_csv, tmp_path, capsys):

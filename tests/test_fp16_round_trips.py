@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import load_script
 
 
 def test_the_benchmark_scores_both_fp16_graphs_of_an_artifact(tiny_artifact, tmp_path, monkeypatch, capsys):
-    spec = importlib.util.spec_from_file_location("fp16_round_trips", ROOT / "benchmarks" / "fp16_round_trips.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("benchmarks/fp16_round_trips.py")
     out = tmp_path / "fp16.json"
     monkeypatch.setattr(sys, "argv", ["fp16_round_trips.py", str(tiny_artifact), "--rows", "16", "--json", str(out)])
     bench.main()

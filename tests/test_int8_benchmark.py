@@ -1,22 +1,14 @@
 """benchmarks/int8.py keeps what it measured: a report run writes nothing, and a run without --resume
 never replaces a file of measured rows (a report call once emptied two results files)."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).parents[1]
+from conftest import load_script
 
 
 def _int8_benchmark():
-    spec = importlib.util.spec_from_file_location("int8_benchmark", ROOT / "benchmarks" / "int8.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("int8_benchmark", module)
-    spec.loader.exec_module(sys.modules["int8_benchmark"])
-    return sys.modules["int8_benchmark"]
+    return load_script("benchmarks/int8.py", "int8_benchmark")
 
 
 def _row(seed: int, variant: str, test: float, ms: float, **extra) -> dict:

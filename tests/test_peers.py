@@ -12,22 +12,17 @@ import importlib.util
 import os
 import sys
 from argparse import Namespace
-from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 from edgecut.baselines import BaselineUnavailable, model2vec_baseline
 
-ROOT = Path(__file__).resolve().parent.parent
 MODEL2VEC_PYTHON = os.environ.get("EDGECUT_MODEL2VEC_PYTHON")
 
 
 def _peers():
-    spec = importlib.util.spec_from_file_location("peers", ROOT / "benchmarks" / "peers.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("peers", module)  # dataclasses look their module up there
-    spec.loader.exec_module(sys.modules["peers"])
-    return sys.modules["peers"]
+    return load_script("benchmarks/peers.py")
 
 
 @pytest.mark.skipif(importlib.util.find_spec("model2vec") is not None, reason="model2vec is installed here")

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from conftest import load_script
 from typer.testing import CliRunner
 
 from edgecut.cli import app
@@ -315,8 +316,6 @@ def test_parse_layers_keeps_order_and_full():
 
 def test_results_figure_draws_one_panel_per_dataset_from_sweep_json(tmp_path):
     """scripts/results_figure.py (docs/results.md's picture) reads what `edgecut sweep` writes."""
-    import importlib.util
-    from pathlib import Path
 
     from edgecut.baselines import BaselineResult
     from edgecut.sweep_report import write_reports
@@ -327,11 +326,7 @@ def test_results_figure_draws_one_panel_per_dataset_from_sweep_json(tmp_path):
             floor = [BaselineResult("tfidf", 0, 0.65, 0.4, 1000)] if folder == "lm" else []
             write_reports(summarize(results, 1.0, {}, floor), tmp_path / data / folder)
     (tmp_path / "c" / "cls").mkdir(parents=True)  # no lm sweep: not a panel
-    script = Path(__file__).parents[1] / "scripts" / "results_figure.py"
-    spec = importlib.util.spec_from_file_location("results_figure", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    png = module.draw(tmp_path)
+    png = load_script("scripts/results_figure.py").draw(tmp_path)
     assert png == tmp_path / "results.png"
     from PIL import Image
 
