@@ -86,7 +86,10 @@ def main() -> None:
     parser.add_argument("-o", "--out", type=Path, required=True, help="the JSONL file to write (text column)")
     args = parser.parse_args()
     texts = training_texts(args.data, args.seed)
-    copies = augment_texts(texts, args.copies, args.seed, args.drop, args.swap, args.window_words)
+    try:
+        copies = augment_texts(texts, args.copies, args.seed, args.drop, args.swap, args.window_words)
+    except ValueError as e:
+        parser.error(str(e))  # one line and exit code 2, before anything is written
     args.out.write_text("".join(json.dumps({"text": t}) + "\n" for t in copies))
     print(f"{len(copies)} copies of {len(texts)} training texts -> {args.out}")
 

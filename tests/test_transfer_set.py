@@ -64,3 +64,12 @@ def test_the_script_writes_only_training_texts_as_jsonl(tiny_csv, tmp_path, monk
     held_out = {" ".join(e.text.split()) for e in [*dataset.validation, *dataset.test]} - set(train)
     assert written == [t for t in train for _ in range(2)]  # without noise: each training text, twice
     assert held_out and not held_out & set(written)
+
+
+def test_the_script_refuses_bad_settings_in_one_line_and_writes_nothing(tiny_csv, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "transfer.jsonl"
+    argv = ["transfer_set.py", "--data", str(tiny_csv), "--drop", "0.7", "--swap", "0.5", "-o", str(out)]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exit_info:
+        transfer_set.main()
+    assert exit_info.value.code == 2 and "drop + swap < 1" in capsys.readouterr().err and not out.exists()
