@@ -224,7 +224,7 @@ def run(args) -> None:
                 model=args.model, data=data, seed=seed, per_class_cap=args.per_class_cap, test_size=args.test_size
             )
             dataset = load_dataset(base.data_spec())
-            recipe = base.training_recipe(loaded.model.config.model_type)
+            recipe = base.training_recipe(loaded.model.config)
             prompt = PromptFormat(dataset.template, tuple(dataset.demonstrations), recipe.max_length)
             splits = tuple(
                 encode_examples(loaded.tokenizer, prompt, part)[0]

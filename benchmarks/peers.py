@@ -17,7 +17,12 @@ skips the finished ones, so the script resumes. Teachers train before the cuts o
     .venv/bin/python benchmarks/peers.py --data rotten-tomatoes --seeds 0,42,421
     .venv/bin/python benchmarks/peers.py --data bbc-news --seeds 0,42,421 --model2vec-python .venv-model2vec/bin/python
 
-`bash scripts/model2vec_env.sh` makes the model2vec environment.
+`bash scripts/model2vec_env.sh` makes the model2vec environment. A 30-layer teacher costs hours per seed on
+2 cores, so `--kinds` runs only some rows and `--merge` folds them into the results already written (a run of
+the same row and seed is replaced), one seed at a time:
+
+    .venv/bin/python benchmarks/peers.py --data rotten-tomatoes --seeds 42 --kinds full,from-full --merge
+
 Writes benchmarks/results/peers-<data>.json (every run and the summary), .md (the table) and .png
 (accuracy against batch-1 latency, point size = artifact MB). Time it on a quiet machine.
 """
@@ -48,6 +53,7 @@ from edgecut.runtime import ArtifactClassifier, create_session, pad_batch
 from edgecut.targets import load_target
 
 ROOT = Path(__file__).resolve().parent.parent
+KINDS = ("full", "minilm", "plain", "from-full", "from-minilm", "baselines")
 MINILM = "all-minilm-l6-v2"
 LATENCY_TEXTS = 200  # batch-1 calls, one text each, cycling through the test texts
 THROUGHPUT_TEXTS = 640  # texts classified at batch 32 for the throughput column
@@ -226,6 +232,13 @@ def baseline_in_a_process(python: str, name: str, args, seed: int) -> BaselineRe
     return BaselineResult(**json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+def merge_runs(earlier: list[dict], new: list[Row]) -> list[Row]:
+    """The runs of an earlier results file with these new ones; a new run replaces the earlier run of
+    its row and seed."""
+    fresh = {(r.name, r.seed) for r in new}
+    return [Row(**r) for r in earlier if (r["name"], r["seed"]) not in fresh] + new
+
+
 def summarize(rows: list[Row]) -> list[dict]:
     """Mean ± sd of accuracy over seeds; medians of the timings and sizes."""
     groups: dict[str, list[Row]] = {}
@@ -318,16 +331,31 @@ def main() -> int:
         action="store_true",
         help="only TF-IDF, fastText and model2vec (minutes), into peers-<data>-baselines.*",
     )
+    p.add_argument(
+        "--kinds",
+        default=",".join(KINDS),
+        help="which rows to run: any of " + ",".join(KINDS) + " (a student's teacher must exist in --out)",
+    )
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="fold these runs into the results already written (a run of the same row and seed is replaced), "
+        "so the rows of a long study can land one seed at a time",
+    )
     p.add_argument("--out", type=Path, default=Path("peers-out"))
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args()
+    kinds = {k.strip() for k in args.kinds.split(",")}
+    if not kinds <= set(KINDS):
+        p.error(f"--kinds: unknown {', '.join(sorted(kinds - set(KINDS)))}; choose from {', '.join(KINDS)}")
 
     seeds = [int(s) for s in args.seeds.split(",")]
     layers = [n.strip() for n in args.layers.split(",")]
     out = args.out / Path(args.data).stem
     out.mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
-    for run in [] if args.baselines_only else plan(layers, seeds, set(args.teachers.split(","))):
+    runs = [] if args.baselines_only else plan(layers, seeds, set(args.teachers.split(",")))
+    for run in [r for r in runs if r.kind in kinds]:
         directory = out / run.name
         if not is_artifact(directory):
             print(f"export {run.name} …", file=sys.stderr, flush=True)
@@ -348,7 +376,7 @@ def main() -> int:
         rows += measure_artifact(directory, label, run.seed, dataset, with_int8=not args.no_int8 and run.kind != "full")
 
     skipped: set[str] = set()
-    for seed in seeds:
+    for seed in seeds if "baselines" in kinds else []:
         dataset = load_dataset(
             DataSpec(
                 source=args.data,
@@ -381,10 +409,16 @@ def main() -> int:
     for line in sorted(skipped):
         print(line, flush=True)
 
-    table = summarize(rows)
-    title = f"{Path(args.model).name} on {args.data}: edgecut and its peers ({len(seeds)} seeds)"
     args.results.mkdir(parents=True, exist_ok=True)
     stem = args.results / f"peers-{Path(args.data).stem}{'-baselines' if args.baselines_only else ''}"
+    history = []
+    if args.merge and stem.with_suffix(".json").exists():
+        earlier = json.loads(stem.with_suffix(".json").read_text())
+        history = earlier.get("earlier_settings", []) + [earlier["settings"]]
+        rows = merge_runs(earlier["runs"], rows)
+        seeds = sorted({r.seed for r in rows})
+    table = summarize(rows)
+    title = f"{Path(args.model).name} on {args.data}: edgecut and its peers ({len(seeds)} seeds)"
     md = markdown(table, title)
     print(md)
     record = {
@@ -394,6 +428,8 @@ def main() -> int:
         "table": table,
         "runs": [asdict(r) for r in rows],
     }
+    if history:
+        record["earlier_settings"] = history  # the calls whose runs --merge kept
     stem.with_suffix(".json").write_text(json.dumps(record, indent=2))
     stem.with_suffix(".md").write_text(md)
     plot(table, stem.with_suffix(".png"), title)

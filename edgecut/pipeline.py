@@ -110,14 +110,17 @@ class ExportSettings:
         object.__setattr__(self, "label_words", tuple(self.label_words))
         self.training_recipe()  # an unknown recipe or a non-positive override fails here
 
-    def training_recipe(self, model_type: str | None = None, full_depth: bool = False):
-        """The named recipe with this export's overrides and seed (`edgecut.finetune.Recipe`); some model
-        families (Gemma) and full-depth `lm` runs cap the learning rate unless `lr` is given."""
+    def training_recipe(self, config=None):
+        """The named recipe with this export's overrides and seed (`edgecut.finetune.Recipe`). With the
+        model's `config`, some families (Gemma) and full-depth `lm` runs cap the learning rate unless `lr`
+        is given (finetune.FULL_DEPTH_MAX_LEARNING_RATE: a full-depth `cls` head starts random)."""
         from edgecut.finetune import get_recipe
 
+        depth = getattr(config, "num_hidden_layers", None)
+        full_depth = depth is not None and self.setting == "lm" and self.layers in ("full", depth)
         return get_recipe(
             self.recipe,
-            model_type,
+            getattr(config, "model_type", None),
             full_depth,
             epochs=self.epochs,
             batch_size=self.batch_size,
@@ -353,8 +356,7 @@ def _plan(s: ExportSettings) -> _Plan:
     layers = depth if s.layers == "full" else s.layers
     if layers > depth:
         raise EdgecutError(f"--layers {layers} is out of range: this model has {depth} layers, use 1..{depth}")
-    full_depth = layers == depth and s.setting == "lm"  # see finetune.FULL_DEPTH_MAX_LEARNING_RATE
-    return _Plan(target, precision, s.training_recipe(config.model_type, full_depth), layers)
+    return _Plan(target, precision, s.training_recipe(config), layers)
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ def test_export_writes_a_complete_self_describing_artifact(artifact):
     assert manifest["metrics"]["onnx_accuracy"] == manifest["metrics"]["torch_accuracy"] >= 0.75
     assert manifest["baseline"]["name"] == "tfidf" and manifest["baseline"]["accuracy"] >= 0.75  # the toy task
     assert manifest["settings"]["layers"] == 1 and manifest["settings"]["labels"] == ["negative", "positive"]
+    assert manifest["recipe"]["learning_rate"] == 3e-3 and manifest["recipe"]["epochs"] == 4  # as trained
     log = [json.loads(line) for line in (artifact / manifest["training"]["log"]).read_text().splitlines()]
     assert any("loss" in entry for entry in log) and any("eval_accuracy" in entry for entry in log)
     assert set(manifest["metrics"]["latency"]) == {"batch_1", "batch_8"}
@@ -114,7 +115,14 @@ def test_interrupted_export_leaves_nothing_and_keeps_the_old_artifact(
     assert not fresh.exists() and list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("how", [["--quantize", "int8"], ["--target", "cpu-int8"]])
+@pytest.mark.parametrize(
+    "how",
+    [
+        # the same search and manifest, asked of the `cpu` target: a repeat of the export, run with -m slow
+        pytest.param(["--quantize", "int8"], marks=pytest.mark.slow),
+        ["--target", "cpu-int8"],
+    ],
+)
 def test_int8_export_reports_the_accuracy_drop(how, tiny_model_dirs, tiny_csv, tmp_path):
     result = _export(tiny_model_dirs["gpt2"], tiny_csv, tmp_path / "q", *how)
     assert result.exit_code == 0, result.output

@@ -113,3 +113,35 @@ def test_the_plot_numbers_every_row_and_names_it_in_the_key(tmp_path):
         "3  edgecut N=1, int8 (32 MB)",
     ]
     assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_merge_folds_one_seeds_runs_into_the_earlier_results(tiny_csv, tmp_path, monkeypatch, capsys):
+    """`--kinds baselines --merge`: only the baseline rows run, a new run replaces the earlier run of its row
+    and seed, the other seeds' runs stay, and the table counts them (the long rows land a seed at a time)."""
+    import json
+
+    peers = _peers()
+    stem = f"peers-{tiny_csv.stem}"
+    earlier = [
+        {"name": "TF-IDF + logistic regression", "seed": s, "accuracy": 0.1, "p50_ms": 1.0, "texts_per_s": 9.0}
+        | {"mb": 1.0, "train_seconds": 0.5, "detail": ""}
+        for s in (0, 42)
+    ]
+    (tmp_path / f"{stem}.json").write_text(json.dumps({"settings": {"seeds": "0,42"}, "runs": earlier}))
+    argv = ["peers.py", "--data", str(tiny_csv), "--seeds", "0", "--test-size", "40", "--kinds", "baselines"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--merge", "--results", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert peers.main() == 0
+    record = json.loads((tmp_path / f"{stem}.json").read_text())
+    tfidf = {r["seed"]: r["accuracy"] for r in record["runs"] if r["name"] == "TF-IDF + logistic regression"}
+    assert tfidf[42] == 0.1 and tfidf[0] > 0.5  # seed 0 measured again, seed 42 kept
+    (row,) = [r for r in record["table"] if r["name"] == "TF-IDF + logistic regression"]
+    assert row["seeds"] == 2
+    assert record["earlier_settings"] == [{"seeds": "0,42"}]
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").rglob("edgecut.json"))  # no export ran
+
+
+def test_an_unknown_kind_is_one_usage_error(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["peers.py", "--kinds", "full,teacher"])
+    with pytest.raises(SystemExit) as stop:
+        _peers().main()
+    assert stop.value.code == 2 and "--kinds: unknown teacher" in capsys.readouterr().err

@@ -78,39 +78,37 @@ def test_the_python_api_exports_an_artifact(tiny_model_dirs, tiny_csv, tmp_path)
     assert manifest["settings"]["model"] == str(tiny_model_dirs["qwen2"])
 
 
+def test_pooling_auto_is_mean_for_decoders_and_last_is_the_papers(tiny_artifact, tiny_model_dirs, tiny_csv, tmp_path):
+    """The default (`auto`) reads the mean of the real tokens in a decoder (the shared artifact was exported
+    with it); `last` reads the last real token; the manifest and config.json say what the graph does. An
+    encoder keeps its own first-token pooling (test_sweep: the tiny BERT's run)."""
+    from edgecut import export
+    from edgecut.manifest import read_manifest
+
+    settings = tiny_settings(tiny_model_dirs["llama"], tiny_csv, tmp_path / "last", epochs=1, lr=3e-3, pooling="last")
+    last = export(settings)
+    for path, recorded in ((tiny_artifact, "mean"), (last.path, "last")):
+        assert read_manifest(path)["pooling"] == recorded
+        assert json.loads((path / "config.json").read_text()).get("edgecut_pooling", "last") == recorded
+
+
 @pytest.mark.parametrize(
-    ("family", "pooling", "recorded"),
-    [("llama", "auto", "mean"), ("llama", "last", "last"), ("bert", "auto", "last")],
-    ids=["decoder-auto", "decoder-last", "encoder-auto"],
+    ("how", "rate"),
+    [
+        ({"layers": "full"}, 1e-4),  # finetune.FULL_DEPTH_MAX_LEARNING_RATE
+        ({"layers": 3}, 1e-4),  # every layer, said as a number
+        ({"layers": "full", "setting": "cls"}, 5e-4),  # a random head: the recipe's rate, as cuts
+        ({"layers": 1}, 5e-4),
+        ({"layers": "full", "lr": 3e-3}, 3e-3),  # an explicit --lr always wins
+    ],
 )
-def test_pooling_auto_is_mean_for_decoders_and_the_encoders_own(
-    tiny_model_dirs, tiny_csv, tmp_path, family, pooling, recorded
-):
-    """The default (`auto`) reads the mean of the real tokens in a decoder and leaves an encoder's
-    first-token pooling alone; the manifest and config.json say what the graph does."""
-    from edgecut import export
-    from edgecut.manifest import read_manifest
+def test_a_full_depth_lm_run_trains_at_the_capped_learning_rate(tokenizer, how, rate):
+    """`--layers full` without `--lr` trains at 1e-4 in the `lm` setting; a full-depth `cls` run (random
+    head) at the recipe's 5e-4, as cuts do (test_families_learn). The export records `plan.recipe`."""
+    from conftest import tiny_config
 
-    out = tmp_path / f"{family}-{pooling}"
-    result = export(tiny_settings(tiny_model_dirs[family], tiny_csv, out, epochs=1, lr=3e-3, pooling=pooling))
-    assert read_manifest(result.path)["pooling"] == recorded
-    config = json.loads((result.path / "config.json").read_text())
-    assert config.get("edgecut_pooling", "last") == recorded
-
-
-def test_a_full_depth_export_records_the_capped_learning_rate(tiny_model_dirs, tiny_csv, tmp_path):
-    """`--layers full` without `--lr` trains at 1e-4 in the `lm` setting (finetune.FULL_DEPTH_MAX_LEARNING_RATE);
-    a full-depth `cls` run (random head) at the recipe's 5e-4, as cuts do (test_families_learn). The manifest
-    records the rate used."""
-    from edgecut import export
-    from edgecut.manifest import read_manifest
-
-    def learning_rate(name: str, **how) -> float:
-        settings = tiny_settings(tiny_model_dirs["llama"], tiny_csv, tmp_path / name, epochs=1, **how)
-        return read_manifest(export(settings).path)["recipe"]["learning_rate"]
-
-    assert learning_rate("full", layers="full") == 1e-4
-    assert learning_rate("cls", layers="full", setting="cls") == 5e-4
+    config = tiny_config("llama", len(tokenizer), tokenizer.pad_token_id, layers=3)
+    assert ExportSettings(**how).training_recipe(config).learning_rate == rate
 
 
 # Recorded with torch 2.13.0 (CPU): the mean training loss over the first 10 steps and the 10 after them of

@@ -85,20 +85,6 @@ def test_sweep_resumes_without_redoing_finished_runs(swept, tiny_model_dirs, tin
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
 
-def test_sweep_redoes_only_the_missing_run(swept, tiny_model_dirs, tiny_csv, tmp_path):
-    import shutil
-
-    out = tmp_path / "s"
-    shutil.copytree(swept[0], out)
-    kept = (out / "runs" / "n1-s0" / "edgecut.json").stat().st_mtime_ns
-    shutil.rmtree(out / "runs" / "nfull-s0")  # as if the sweep had been killed during that run
-    result = _sweep(tiny_model_dirs["llama"], tiny_csv, out)
-    assert result.exit_code == 0, result.output
-    assert "(1 already done)" in result.output and "run 2/2" in result.output
-    assert (out / "runs" / "n1-s0" / "edgecut.json").stat().st_mtime_ns == kept
-    assert (out / "runs" / "nfull-s0" / "edgecut.json").is_file()
-
-
 def test_a_run_failing_parity_is_left_out_and_the_sweep_goes_on(
     swept, tiny_model_dirs, tiny_csv, tmp_path, monkeypatch
 ):
@@ -186,8 +172,9 @@ def test_a_sweep_made_with_last_token_pooling_resumes_with_pooling_last(swept, t
 
 
 def test_shards_of_a_grid_then_one_report_cover_every_run(swept, tiny_model_dirs, tiny_csv, tmp_path, monkeypatch):
-    """Another N added later joins the table; shards run disjoint parts of the grid over one directory and
-    write no report; `--report` builds it from every finished run; `minilm` (a tiny BERT) is an ordinary run."""
+    """Another N added later joins the table and only the missing runs are done (a finished run is not
+    rewritten); shards run disjoint parts of the grid over one directory and write no report; `--report`
+    builds it from every finished run; `minilm` (a tiny BERT) is an ordinary run."""
     import shutil
 
     from edgecut import sweep
@@ -196,12 +183,14 @@ def test_shards_of_a_grid_then_one_report_cover_every_run(swept, tiny_model_dirs
     out = tmp_path / "s"
     shutil.copytree(swept[0], out)
     (out / "sweep.json").unlink()
+    kept = (out / "runs" / "n1-s0" / "edgecut.json").stat().st_mtime_ns
     grid = ["--layers", "1,2,full", "--baselines", "tfidf,minilm"]  # runs: n1, n2, nfull, minilm
     first = _sweep(tiny_model_dirs["llama"], tiny_csv, out, *grid, "--shard", "1/3")  # n1 (done), minilm
     assert first.exit_code == 0, first.output
     assert "2 runs (1 already done)" in first.output and "--report" in first.output
     assert (out / "runs" / "minilm-s0" / "edgecut.json").is_file() and not (out / "runs" / "n2-s0").exists()
     assert not (out / "sweep.json").exists()  # a shard does not report
+    assert (out / "runs" / "n1-s0" / "edgecut.json").stat().st_mtime_ns == kept
     second = _sweep(tiny_model_dirs["llama"], tiny_csv, out, *grid, "--shard", "2/3")  # n2
     assert second.exit_code == 0, second.output
     assert "1 runs (0 already done)" in second.output
@@ -215,6 +204,9 @@ def test_shards_of_a_grid_then_one_report_cover_every_run(swept, tiny_model_dirs
     assert minilm["int8_mb"] < minilm["artifact_mb"] and minilm["int8_p50_ms"] > 0
     manifest = json.loads((out / "runs" / "minilm-s0" / "edgecut.json").read_text())
     assert manifest["architecture"] == "BertForSequenceClassification" and manifest["setting"] == "cls"
+    # `--pooling auto` leaves an encoder's own first-token pooling alone (test_pipeline: the decoders')
+    assert manifest["pooling"] == "last"
+    assert json.loads((out / "runs" / "minilm-s0" / "config.json").read_text()).get("edgecut_pooling", "last") == "last"
     assert "all-MiniLM-L6-v2, fine-tuned (cls) (baseline)" in (out / "sweep.md").read_text()
 
     again = _sweep(tiny_model_dirs["llama"], tiny_csv, out, "--layers", "1", "--baselines", "none")
