@@ -277,50 +277,51 @@ def test_the_cli_stays_thin():
     assert len((ROOT / "edgecut" / "cli.py").read_text().splitlines()) < 500
 
 
-def test_vocab_trimming_with_select_and_int8(tiny_model_dirs, tiny_csv, tmp_path):
-    """--vocab task combined with a chosen (not first) layer and the int8 search: the trimmed table is
+def test_vocab_auto_trimming_with_select_and_int8(tiny_model_dirs, tiny_csv, tmp_path, monkeypatch):
+    """`--vocab auto` trims as `task` when the training ids cover AUTO_MIN_COVERAGE of the validation tokens
+    (here lowered to 0.5), combined with a chosen (not first) layer and the int8 search: the trimmed table is
     quantized, the remap stays int64, and a text of dropped ids still gets an answer."""
+    import edgecut.vocab
     from edgecut import export
     from edgecut.manifest import read_manifest
     from edgecut.runtime import ArtifactClassifier
 
+    monkeypatch.setattr(edgecut.vocab, "AUTO_MIN_COVERAGE", 0.5)
     settings = tiny_settings(
         tiny_model_dirs["qwen3"],
         tiny_csv,
         tmp_path / "trimmed-int8",
         layers=1,
         select="block-influence",
-        vocab="task",
+        vocab="auto",
         quantize="int8",
         epochs=3,
         lr=3e-3,
     )
     result = export(settings)
     manifest = read_manifest(result.path)
-    assert manifest["vocabulary"]["kept"] < manifest["vocabulary"]["vocab_size"]
+    record = manifest["vocabulary"]
+    assert record["vocab"] == "auto" and 0.5 < record["validation_coverage"] <= 1.0
+    assert record["kept"] < record["vocab_size"]
     # the parameters the artifact holds are the trimmed ones, in the manifest and the summary
-    assert manifest["parameters"]["after"] == manifest["vocabulary"]["parameters"]["after"] == result.params_after
-    assert manifest["parameters"]["after"] < manifest["vocabulary"]["parameters"]["before"]
+    assert manifest["parameters"]["after"] == record["parameters"]["after"] == result.params_after
+    assert manifest["parameters"]["after"] < record["parameters"]["before"]
     assert manifest["precision"] == "int8" and manifest["precision_search"]["kept"]
     (pred,) = ArtifactClassifier(result.path).predict(["ZEBRA QUIXOTIC 1234567890 #@%&"])
     assert pred.label in ("negative", "positive")
 
 
-@pytest.mark.parametrize("threshold", [0.5, 1.01], ids=["covered", "not-covered"])
-def test_vocab_auto_trims_only_when_the_training_ids_cover_the_validation_tokens(
-    threshold, tiny_model_dirs, tiny_csv, tmp_path, monkeypatch
+def test_vocab_auto_keeps_the_whole_table_when_the_training_ids_do_not_cover_validation(
+    tiny_model_dirs, tiny_csv, tmp_path, monkeypatch
 ):
-    """`--vocab auto`: trimmed as `task` when the training ids cover AUTO_MIN_COVERAGE of the validation
-    tokens, the whole table otherwise; the manifest says which and the coverage it saw."""
+    """Under AUTO_MIN_COVERAGE (here raised past 1) `--vocab auto` keeps the whole table, and the manifest
+    says so with the coverage it saw."""
     import edgecut.vocab
     from edgecut import export
     from edgecut.manifest import read_manifest
 
-    monkeypatch.setattr(edgecut.vocab, "AUTO_MIN_COVERAGE", threshold)
+    monkeypatch.setattr(edgecut.vocab, "AUTO_MIN_COVERAGE", 1.01)
     settings = tiny_settings(tiny_model_dirs["llama"], tiny_csv, tmp_path / "auto", epochs=1, vocab="auto")
     record = read_manifest(export(settings).path)["vocabulary"]
     assert 0.5 < record["validation_coverage"] <= 1.0
-    if threshold < 1:
-        assert record["vocab"] == "auto" and record["kept"] < record["vocab_size"]
-    else:
-        assert record == {"vocab": "all", "requested": "auto", "validation_coverage": record["validation_coverage"]}
+    assert record == {"vocab": "all", "requested": "auto", "validation_coverage": record["validation_coverage"]}
