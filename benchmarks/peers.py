@@ -348,6 +348,9 @@ def main() -> int:
     kinds = {k.strip() for k in args.kinds.split(",")}
     if not kinds <= set(KINDS):
         p.error(f"--kinds: unknown {', '.join(sorted(kinds - set(KINDS)))}; choose from {', '.join(KINDS)}")
+    stem = args.results / f"peers-{Path(args.data).stem}{'-baselines' if args.baselines_only else ''}"
+    if kinds != set(KINDS) and not args.merge and stem.with_suffix(".json").exists():
+        p.error(f"--kinds runs only some rows: add --merge to fold them into {stem}.json, or give another --results")
 
     seeds = [int(s) for s in args.seeds.split(",")]
     layers = [n.strip() for n in args.layers.split(",")]
@@ -410,7 +413,6 @@ def main() -> int:
         print(line, flush=True)
 
     args.results.mkdir(parents=True, exist_ok=True)
-    stem = args.results / f"peers-{Path(args.data).stem}{'-baselines' if args.baselines_only else ''}"
     history = []
     if args.merge and stem.with_suffix(".json").exists():
         earlier = json.loads(stem.with_suffix(".json").read_text())

@@ -140,8 +140,19 @@ def test_merge_folds_one_seeds_runs_into_the_earlier_results(tiny_csv, tmp_path,
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").rglob("edgecut.json"))  # no export ran
 
 
-def test_an_unknown_kind_is_one_usage_error(monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["peers.py", "--kinds", "full,teacher"])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--kinds", "full,teacher"], "--kinds: unknown teacher"),
+        # a table of some rows must not replace the written one of every row
+        (["--kinds", "full,from-full"], "add --merge to fold them into"),
+    ],
+)
+def test_bad_kinds_are_one_usage_error_and_the_results_stay(tmp_path, monkeypatch, capsys, args, message):
+    written = tmp_path / "peers-rotten-tomatoes.json"
+    written.write_text('{"runs": []}')
+    monkeypatch.setattr(sys, "argv", ["peers.py", *args, "--results", str(tmp_path), "--out", str(tmp_path / "o")])
     with pytest.raises(SystemExit) as stop:
         _peers().main()
-    assert stop.value.code == 2 and "--kinds: unknown teacher" in capsys.readouterr().err
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert written.read_text() == '{"runs": []}' and not (tmp_path / "o").exists()
