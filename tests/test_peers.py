@@ -50,8 +50,11 @@ def test_model2vec_distilled_from_the_installed_minilm_learns_rotten_tomatoes():
 
 @pytest.mark.skipif(importlib.util.find_spec("fasttext") is None, reason="fastText is not installed (edgecut[bench])")
 def test_fasttext_that_diverges_retries_at_a_lower_learning_rate_then_skips(tiny_csv, monkeypatch):
-    """fastText stops with "Encountered NaN" when its SGD diverges (seen once in a long peers.py process):
-    the baseline retries at half and a quarter of the learning rate, and only then becomes a SKIP."""
+    """fastText stops with "Encountered NaN" when its SGD diverges (seen in long processes: a peers.py run,
+    and a pytest worker that had run other files, where the real lr-0.25 retry diverged too): the baseline
+    retries at half and a quarter of the learning rate, and only then becomes a SKIP. Which learning rates
+    the baseline asks for is what is tested; the real fastText it calls trains at a gentle 0.05 for one
+    epoch, so this process's history cannot make it diverge and the test depend on it."""
     import fasttext
 
     from edgecut.baselines import fasttext_baseline
@@ -60,20 +63,28 @@ def test_fasttext_that_diverges_retries_at_a_lower_learning_rate_then_skips(tiny
     dataset = load_dataset(DataSpec(str(tiny_csv), labels=("negative", "positive"), test_size=40))
     real, tried = fasttext.train_supervised, []
 
+    def gently(**kwargs):
+        return real(**(kwargs | {"lr": 0.05, "epoch": 1}))
+
     def diverges_first(**kwargs):
         tried.append(kwargs["lr"])
         if len(tried) == 1:
             raise RuntimeError("Encountered NaN.")
-        return real(**kwargs)
+        return gently(**kwargs)
 
     monkeypatch.setattr(fasttext, "train_supervised", diverges_first)
     result = fasttext_baseline(dataset, seed=0, epochs=5, runs=5)
-    assert tried == [0.5, 0.25] and 0.5 <= result.accuracy <= 1.0
+    assert tried == [0.5, 0.25] and 0.0 <= result.accuracy <= 1.0 and result.artifact_mb > 0
     assert result.note == "trained at lr 0.25: lr 0.5 diverged (NaN)"
     assert result.as_manifest()["note"] == result.note
     tried.clear()
-    monkeypatch.setattr(fasttext, "train_supervised", real)
-    assert fasttext_baseline(dataset, seed=0, epochs=5, runs=5).note is None
+
+    def never_diverges(**kwargs):
+        tried.append(kwargs["lr"])
+        return gently(**kwargs)
+
+    monkeypatch.setattr(fasttext, "train_supervised", never_diverges)
+    assert fasttext_baseline(dataset, seed=0, epochs=5, runs=5).note is None and tried == [0.5]
 
     def always_diverges(**kwargs):
         tried.append(kwargs["lr"])
@@ -87,17 +98,14 @@ def test_fasttext_that_diverges_retries_at_a_lower_learning_rate_then_skips(tiny
 
 
 @pytest.mark.skipif(importlib.util.find_spec("fasttext") is None, reason="fastText is not installed (edgecut[bench])")
-def test_fasttext_in_a_fresh_process_matches_a_run_in_this_one(tiny_csv):
+def test_fasttext_in_fresh_processes_is_reproducible(tiny_csv):
     """peers.py runs fastText alone (a long benchmark process once changed its result); alone it is
-    reproducible, so the fresh process must give exactly what a fresh run here gives."""
-    from edgecut.baselines import fasttext_baseline
-    from edgecut.data import DataSpec, load_dataset
-
+    reproducible: two fresh processes give exactly the same number. (Not compared with a run in this
+    process: a pytest worker that has run other files is such a long process.)"""
     args = Namespace(data=str(tiny_csv), test_size=40, per_class_cap=100)
-    alone = _peers().baseline_in_a_process(sys.executable, "fasttext", args, 0)
-    spec = DataSpec(source=str(tiny_csv), seed=0, test_size=40, per_class_cap=100, demonstrations=False)
-    here = fasttext_baseline(load_dataset(spec), 0)
-    assert alone.name == "fasttext" and alone.seed == 0 and alone.accuracy == here.accuracy >= 0.5
+    first, second = (_peers().baseline_in_a_process(sys.executable, "fasttext", args, 0) for _ in range(2))
+    assert first.name == "fasttext" and first.seed == 0 and first.note is None
+    assert first.accuracy == second.accuracy >= 0.5
 
 
 def test_the_plot_numbers_every_row_and_names_it_in_the_key(tmp_path):
