@@ -209,6 +209,16 @@ def _precision_of(name: str) -> str | None:
         return None
 
 
+def fp32_target_for(target: Target) -> str:
+    """The shipped fp32 target on the same first provider (`cuda` -> `cuda-fp32`), else `cpu`: where to go
+    when a target's reduced precision is refused."""
+    for name in available_targets():
+        other = load_target(name)
+        if other.precision == "fp32" and other.providers[0] == target.providers[0]:
+            return name
+    return "cpu"
+
+
 def load_target(name_or_path: str | Path) -> Target:
     """Load a target by name (`cpu`, `cuda`) or by path to a TOML file.
 

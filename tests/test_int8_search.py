@@ -144,6 +144,28 @@ def test_no_candidate_within_budget_is_the_exit_1_error(sensitive, tmp_path):
     assert isinstance(caught.value, ParityError)  # the CLI maps it to exit 1, like a parity failure
 
 
+@pytest.mark.parametrize("min_agreement", [0.0, 1.0])
+def test_a_candidate_the_shipped_gate_would_refuse_does_not_ship(sensitive, tmp_path, min_agreement):
+    """Plain static int8 flips some of the outlier model's answers. With any drop allowed it is within
+    budget, so only the shipped graph's own gate (min_argmax_agreement, checked after the search) can refuse
+    it: the search applies that gate too, instead of shipping a graph the export then refuses (a 30-layer
+    SmolLM2 on CUDA: fp16 within 1 point, 96 % agreement, refused at the gate after the search)."""
+    target = _target(
+        tmp_path,
+        f'max_accuracy_drop = 100.0\ncandidates = ["static"]\n[thresholds]\nmin_argmax_agreement = {min_agreement}',
+    )
+    search = (sensitive["calibration"], sensitive["validation"], sensitive["labels"], sensitive["pad"])
+    if min_agreement == 0.0:
+        choice = choose_int8(sensitive["path"], tmp_path, target, *search)
+        assert choice.candidate == "static" and choice.changed_answers > 0
+        return
+    with pytest.raises(QualityError) as caught:
+        choose_int8(sensitive["path"], tmp_path, target, *search)
+    (record,) = caught.value.candidates
+    assert not record["kept"] and record["argmax_agreement_fp32"] < 1.0
+    assert "within budget but refused (argmax agrees with fp32 on" in str(caught.value)
+
+
 def test_fp16_search_where_ort_cpu_runs_fp16(sensitive, tmp_path):
     path = tmp_path / "fp16.toml"
     keep = load_target("cuda").fp16.keep_fp32_ops

@@ -5,13 +5,22 @@ import pytest
 
 from edgecut.errors import ProviderUnavailableError, TargetError
 from edgecut.runtime import check_session_providers, check_target_available, preload_gpu_libraries
-from edgecut.targets import available_targets, check_reported_provider_options, load_target
+from edgecut.targets import available_targets, check_reported_provider_options, fp32_target_for, load_target
 
 
 @pytest.mark.parametrize("name", sorted(available_targets()))
 def test_every_shipped_target_loads(name):
     target = load_target(name)
     assert target.name == name and target.providers and target.precision in ("fp32", "fp16", "int8")
+
+
+def test_a_refused_reduced_precision_points_to_fp32_on_the_same_provider():
+    # the fp16/int8 search's error names where to go: a GPU user stays on the GPU
+    fallback = {name: fp32_target_for(load_target(name)) for name in ("cpu-int8", "cuda", "tensorrt")}
+    assert fallback == {"cpu-int8": "cpu", "cuda": "cuda-fp32", "tensorrt": "cpu"}
+    fp32 = load_target("cuda-fp32")
+    assert fp32.precision == "fp32" and fp32.providers == ("CUDAExecutionProvider",)
+    assert fp32.provider_options["CUDAExecutionProvider"]["use_tf32"] == 0  # fp32 means fp32, not TF32
 
 
 @pytest.mark.parametrize(
