@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -106,7 +106,7 @@ def settings_for(run: Run, args, out: Path) -> ExportSettings:
         seed=run.seed,
         test_size=args.test_size,
         output=out / run.name,
-        target="cpu",
+        target=args.teacher_target if run.kind == "full" else "cpu",
         time_budget=args.time_budget,
     )
     if run.kind == "minilm":
@@ -132,9 +132,14 @@ def _classify(clf: ArtifactClassifier, session, texts: list[str], batch: int) ->
     return np.concatenate(out)
 
 
-def measure_graph(clf: ArtifactClassifier, session, texts: list[str], truth: np.ndarray) -> tuple[float, float, float]:
-    """(accuracy, p50 ms per text at batch 1 end to end, texts/s at batch 32 end to end)."""
+def measure_graph(
+    clf: ArtifactClassifier, session, texts: list[str], truth: np.ndarray, timed: bool = True
+) -> tuple[float, float, float]:
+    """(accuracy, p50 ms per text at batch 1 end to end, texts/s at batch 32 end to end); the timings are
+    NaN when not `timed`."""
     accuracy = float((_classify(clf, session, texts, 32) == truth).mean())
+    if not timed:
+        return accuracy, float("nan"), float("nan")
     _classify(clf, session, texts[:8], 1)  # warm-up
     times = []
     for i in range(LATENCY_TEXTS):
@@ -147,22 +152,23 @@ def measure_graph(clf: ArtifactClassifier, session, texts: list[str], truth: np.
     return accuracy, float(np.median(times)), THROUGHPUT_TEXTS / (time.perf_counter() - start)
 
 
-def measure_artifact(directory: Path, label: str, seed: int, dataset, with_int8: bool) -> list[Row]:
-    """The fp32 artifact, and the int8 graph `--target cpu-int8` would ship: the int8 search's pick
-    (edgecut/int8_search.py: calibrated on training prompts, chosen on the validation split, as the export
-    does), measured the same way. Where no candidate is within the target's budget the export would fail,
-    so there is no int8 row, and a line on stderr says so."""
+def measure_artifact(directory: Path, label: str, seed: int, dataset, with_int8: bool, timed: bool = True) -> list[Row]:
+    """The artifact on its own target (fp32 `cpu` for every row but a `--teacher-target` teacher), and the
+    int8 graph `--target cpu-int8` would ship: the int8 search's pick (edgecut/int8_search.py: calibrated on
+    training prompts, chosen on the validation split, as the export does), measured the same way. Where no
+    candidate is within the target's budget the export would fail, so there is no int8 row, and a line on
+    stderr says so. Not `timed`: accuracy and size only (a machine whose timings would not compare)."""
     from edgecut.errors import QualityError
     from edgecut.int8_search import choose_int8
     from edgecut.quantize import graph_bytes
 
     manifest = read_manifest(directory)
-    clf = ArtifactClassifier(directory, target="cpu")
+    clf = ArtifactClassifier(directory)
     texts = [ex.text for ex in dataset.test]
     truth = np.array([ex.label for ex in dataset.test])
     train_seconds = manifest["training"]["seconds"]
     rows = []
-    acc, p50, tps = measure_graph(clf, clf.session, texts, truth)
+    acc, p50, tps = measure_graph(clf, clf.session, texts, truth, timed)
     rows.append(Row(label, seed, acc, p50, tps, graph_bytes(manifest.model_path) / 1e6, train_seconds))
     if with_int8:
         target = load_target("cpu-int8")
@@ -185,10 +191,18 @@ def measure_artifact(directory: Path, label: str, seed: int, dataset, with_int8:
                 print(f"  {label} seed {seed}: no int8 row: {e}", file=sys.stderr, flush=True)
                 return rows
             session = create_session(choice.path, load_target("cpu"))
-            acc, p50, tps = measure_graph(clf, session, texts, truth)
+            acc, p50, tps = measure_graph(clf, session, texts, truth, timed)
             size = graph_bytes(choice.path) / 1e6
             rows.append(Row(f"{label}, int8", seed, acc, p50, tps, size, train_seconds, choice.candidate))
     return rows
+
+
+def untimed_note() -> str:
+    """Which machine trained and measured an untimed row (its training seconds do not compare either)."""
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.node()
+    return f"untimed, on {device}"
 
 
 def baseline_row(result: BaselineResult, label: str) -> Row:
@@ -239,6 +253,16 @@ def merge_runs(earlier: list[dict], new: list[Row]) -> list[Row]:
     return [Row(**r) for r in earlier if (r["name"], r["seed"]) not in fresh] + new
 
 
+def _median_of_timed(values: list[float]) -> float:
+    """The median of the timed values; NaN where no run was timed (`--no-timing`)."""
+    timed = [v for v in values if not np.isnan(v)]
+    return statistics.median(timed) if timed else float("nan")
+
+
+def _cell(value: float, spec: str) -> str:
+    return "–" if np.isnan(value) else format(value, spec)
+
+
 def summarize(rows: list[Row]) -> list[dict]:
     """Mean ± sd of accuracy over seeds; medians of the timings and sizes."""
     groups: dict[str, list[Row]] = {}
@@ -254,8 +278,8 @@ def summarize(rows: list[Row]) -> list[dict]:
                 "seeds": len(group),
                 "accuracy_mean": statistics.fmean(accs),
                 "accuracy_sd": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-                "p50_ms": statistics.median(r.p50_ms for r in group),
-                "texts_per_s": statistics.median(r.texts_per_s for r in group),
+                "p50_ms": _median_of_timed([r.p50_ms for r in group]),
+                "texts_per_s": _median_of_timed([r.texts_per_s for r in group]),
                 "mb": statistics.median(r.mb for r in group),
                 "train_seconds": statistics.median(train) if train else None,
                 "details": sorted({r.detail for r in group if r.detail}),
@@ -276,7 +300,7 @@ def markdown(table: list[dict], title: str) -> str:
         name = f"{r['name']} ({', '.join(r['details'])})" if r.get("details") else r["name"]
         lines.append(
             f"| {name} | {r['seeds']} | {r['accuracy_mean']:.1%} ± {r['accuracy_sd'] * 100:.1f} | "
-            f"{r['p50_ms']:.2f} | {r['texts_per_s']:.0f} | {r['mb']:.1f} | {train} |"
+            f"{_cell(r['p50_ms'], '.2f')} | {_cell(r['texts_per_s'], '.0f')} | {r['mb']:.1f} | {train} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -294,7 +318,8 @@ def plot(table: list[dict], path: Path, title: str) -> list[str]:
     # MiniLM rows), and names printed beside the points ran over each other.
     for number, r in enumerate(table, 1):
         x, y = r["p50_ms"], r["accuracy_mean"] * 100
-        ax.scatter(x, y, s=20 + 4 * r["mb"], alpha=0.6, label=f"{number}  {r['name']} ({r['mb']:.0f} MB)")
+        where = ", untimed: not plotted" if np.isnan(x) else ""
+        ax.scatter(x, y, s=20 + 4 * r["mb"], alpha=0.6, label=f"{number}  {r['name']} ({r['mb']:.0f} MB{where})")
         ax.annotate(
             str(number), (x, y), xytext=(0, 0), textcoords="offset points", ha="center", va="center", fontsize=7
         )
@@ -327,6 +352,16 @@ def main() -> int:
     p.add_argument("--model2vec-python", default=None, help="python of an environment with model2vec[distill,train]")
     p.add_argument("--no-int8", action="store_true", help="only the fp32 graphs")
     p.add_argument(
+        "--teacher-target",
+        default="cpu",
+        help="target of the full-depth teacher's export (cuda on a GPU machine: it then labels on the GPU)",
+    )
+    p.add_argument(
+        "--no-timing",
+        action="store_true",
+        help="accuracy and size only, for a machine whose timings would not compare (a lent GPU machine)",
+    )
+    p.add_argument(
         "--baselines-only",
         action="store_true",
         help="only TF-IDF, fastText and model2vec (minutes), into peers-<data>-baselines.*",
@@ -334,7 +369,7 @@ def main() -> int:
     p.add_argument(
         "--kinds",
         default=",".join(KINDS),
-        help="which rows to run: any of " + ",".join(KINDS) + " (a student's teacher must exist in --out)",
+        help="which rows to run: any of " + ",".join(KINDS) + " (a student's teacher must exist in --out), or none",
     )
     p.add_argument(
         "--merge",
@@ -342,13 +377,22 @@ def main() -> int:
         help="fold these runs into the results already written (a run of the same row and seed is replaced), "
         "so the rows of a long study can land one seed at a time",
     )
+    p.add_argument(
+        "--merge-from",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="peers JSON files written by other calls (another machine): their runs join this call's",
+    )
     p.add_argument("--out", type=Path, default=Path("peers-out"))
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args()
-    kinds = {k.strip() for k in args.kinds.split(",")}
+    kinds = {k.strip() for k in args.kinds.split(",")} - {"none"}
     if not kinds <= set(KINDS):
         p.error(f"--kinds: unknown {', '.join(sorted(kinds - set(KINDS)))}; choose from {', '.join(KINDS)}")
     stem = args.results / f"peers-{Path(args.data).stem}{'-baselines' if args.baselines_only else ''}"
+    if args.merge_from and not args.merge:
+        p.error("--merge-from folds runs into the results already written: add --merge")
     if kinds != set(KINDS) and not args.merge and stem.with_suffix(".json").exists():
         p.error(f"--kinds runs only some rows: add --merge to fold them into {stem}.json, or give another --results")
 
@@ -376,7 +420,16 @@ def main() -> int:
         }[run.kind]
         spec = DataSpec(source=args.data, seed=run.seed, test_size=args.test_size, per_class_cap=args.per_class_cap)
         dataset = load_dataset(spec)
-        rows += measure_artifact(directory, label, run.seed, dataset, with_int8=not args.no_int8 and run.kind != "full")
+        rows += measure_artifact(
+            directory,
+            label,
+            run.seed,
+            dataset,
+            with_int8=not args.no_int8 and run.kind != "full",
+            timed=not args.no_timing,
+        )
+    if args.no_timing:  # the training seconds are this machine's too: say so beside every row
+        rows = [replace(r, detail=", ".join(filter(None, [r.detail, untimed_note()]))) for r in rows]
 
     skipped: set[str] = set()
     for seed in seeds if "baselines" in kinds else []:
@@ -413,11 +466,16 @@ def main() -> int:
         print(line, flush=True)
 
     args.results.mkdir(parents=True, exist_ok=True)
-    history = []
+    history = []  # the calls whose runs --merge kept, oldest first
     if args.merge and stem.with_suffix(".json").exists():
         earlier = json.loads(stem.with_suffix(".json").read_text())
         history = earlier.get("earlier_settings", []) + [earlier["settings"]]
         rows = merge_runs(earlier["runs"], rows)
+    for other in args.merge_from:
+        written = json.loads(other.read_text())
+        history.append(written["settings"] | {"machine": written["machine"]})
+        rows = merge_runs([asdict(r) for r in rows], [Row(**r) for r in written["runs"]])
+    if history:
         seeds = sorted({r.seed for r in rows})
     table = summarize(rows)
     title = f"{Path(args.model).name} on {args.data}: edgecut and its peers ({len(seeds)} seeds)"
@@ -426,12 +484,12 @@ def main() -> int:
     record = {
         "title": title,
         "machine": {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count()},
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "settings": json.loads(json.dumps(vars(args), default=str)),
         "table": table,
         "runs": [asdict(r) for r in rows],
     }
     if history:
-        record["earlier_settings"] = history  # the calls whose runs --merge kept
+        record["earlier_settings"] = history
     stem.with_suffix(".json").write_text(json.dumps(record, indent=2))
     stem.with_suffix(".md").write_text(md)
     plot(table, stem.with_suffix(".png"), title)

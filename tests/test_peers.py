@@ -148,10 +148,52 @@ def test_merge_folds_one_seeds_runs_into_the_earlier_results(tiny_csv, tmp_path,
     assert not any((tmp_path / "o").rglob("edgecut.json"))  # no export ran
 
 
+def test_runs_from_another_machine_join_the_table_untimed(tmp_path, monkeypatch):
+    """`--kinds none --merge --merge-from`: the runs of a peers JSON written on a lent GPU machine (`--no-timing`:
+    NaN timings) join the written results; their row shows "–" for the timings, the timed rows keep theirs,
+    the plot keys the untimed row as not plotted, and the other machine's settings are kept."""
+    import json
+
+    peers = _peers()
+    row = {"seed": 0, "accuracy": 0.8, "mb": 1.0, "train_seconds": 0.5, "detail": ""}
+    timed = [row | {"name": "edgecut N=1", "p50_ms": 1.5, "texts_per_s": 400.0}]
+    untimed = [
+        row
+        | {"name": "edgecut N=1 from full", "seed": s, "accuracy": a, "p50_ms": float("nan")}
+        | {"texts_per_s": float("nan"), "detail": "untimed, on NVIDIA H200"}
+        for s, a in ((0, 0.78), (42, 0.80))
+    ]
+    (tmp_path / "peers-rotten-tomatoes.json").write_text(json.dumps({"settings": {"seeds": "0"}, "runs": timed}))
+    gpu = tmp_path / "gpu.json"
+    gpu.write_text(json.dumps({"settings": {"seeds": "0,42"}, "machine": {"cores": 16}, "runs": untimed}))
+    argv = ["peers.py", "--kinds", "none", "--merge", "--merge-from", str(gpu), "--results", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", [*argv, "--out", str(tmp_path / "o")])
+    assert peers.main() == 0
+    record = json.loads((tmp_path / "peers-rotten-tomatoes.json").read_text())
+    assert len(record["runs"]) == 3
+    assert record["earlier_settings"] == [{"seeds": "0"}, {"seeds": "0,42", "machine": {"cores": 16}}]
+    md = (tmp_path / "peers-rotten-tomatoes.md").read_text()
+    assert "| edgecut N=1 | 1 | 80.0% ± 0.0 | 1.50 | 400 |" in md
+    assert "| edgecut N=1 from full (untimed, on NVIDIA H200) | 2 | 79.0% ± 1.4 | – | – |" in md
+    key = peers.plot(record["table"], tmp_path / "key.png", "t")
+    assert key[1] == "2  edgecut N=1 from full (1 MB, untimed: not plotted)"
+
+
+def test_the_teacher_target_goes_to_the_full_depth_export_alone(tmp_path):
+    peers = _peers()
+    args = Namespace(
+        data="rotten-tomatoes", model="smollm2-135m", test_size=100, time_budget=None, pooling="auto",
+        alpha=0.5, temperature=2.0, unlabeled=None, teacher_target="cuda",
+    )  # fmt: skip
+    targets = {kind: peers.settings_for(peers.Run(kind, "1", 0), args, tmp_path).target for kind in peers.KINDS[:5]}
+    assert targets == {"full": "cuda", "minilm": "cpu", "plain": "cpu", "from-full": "cpu", "from-minilm": "cpu"}
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--kinds", "full,teacher"], "--kinds: unknown teacher"),
+        (["--kinds", "none", "--merge-from", "other.json"], "--merge-from folds runs into"),
         # a table of some rows must not replace the written one of every row
         (["--kinds", "full,from-full"], "add --merge to fold them into"),
     ],
