@@ -34,7 +34,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecut.baselines import BaselineResult, BaselineUnavailable, tfidf_baseline
+from edgecut.baselines import BaselineResult, BaselineUnavailable, baseline_in_a_process, tfidf_baseline
 from edgecut.data import DataSpec, load_dataset
 from edgecut.errors import EdgecutError
 from edgecut.load import resolve_alias
@@ -215,35 +214,6 @@ def baseline_row(result: BaselineResult, label: str) -> Row:
         result.artifact_mb or 0.0,
         result.train_seconds,
     )
-
-
-def baseline_in_a_process(python: str, name: str, args, seed: int) -> BaselineResult:
-    """One baseline run by `python` in a fresh process, importing edgecut from this checkout.
-
-    model2vec: its distill extra pins transformers < 5.4, so it runs with the interpreter of its own
-    environment. fastText: in a process that had exported and timed several models, its single-threaded,
-    seeded training gave another accuracy (88.2 instead of 93.2 % at bbc-news seed 42) or stopped with
-    "Encountered NaN"; alone it is reproducible, so it runs alone.
-    """
-    call = {
-        "model2vec": f"model2vec_baseline(dataset, {seed}, Path({str(resolve_alias(MINILM))!r}))",
-        "fasttext": f"fasttext_baseline(dataset, {seed})",
-    }[name]
-    code = (
-        "import json, sys; from dataclasses import asdict; from pathlib import Path\n"
-        f"from edgecut.baselines import {name}_baseline\n"
-        "from edgecut.data import DataSpec, load_dataset\n"
-        f"spec = DataSpec(source={args.data!r}, seed={seed}, test_size={args.test_size}, "
-        f"per_class_cap={args.per_class_cap}, demonstrations=False)\n"
-        "dataset = load_dataset(spec)\n"
-        f"print(json.dumps(asdict({call})))\n"
-    )
-    env = os.environ | {"PYTHONPATH": str(ROOT)}
-    done = subprocess.run([python, "-c", code], capture_output=True, text=True, env=env, check=False)
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise BaselineUnavailable(f"{name} in {python} failed: {last}")
-    return BaselineResult(**json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def merge_runs(earlier: list[dict], new: list[Row]) -> list[Row]:
@@ -433,18 +403,16 @@ def main() -> int:
 
     skipped: set[str] = set()
     for seed in seeds if "baselines" in kinds else []:
-        dataset = load_dataset(
-            DataSpec(
-                source=args.data,
-                seed=seed,
-                test_size=args.test_size,
-                per_class_cap=args.per_class_cap,
-                demonstrations=False,
-            )
+        spec = DataSpec(
+            source=args.data,
+            seed=seed,
+            test_size=args.test_size,
+            per_class_cap=args.per_class_cap,
+            demonstrations=False,
         )
-        rows.append(baseline_row(tfidf_baseline(dataset, seed), "TF-IDF + logistic regression"))
-        try:
-            fasttext = baseline_in_a_process(sys.executable, "fasttext", args, seed)
+        rows.append(baseline_row(tfidf_baseline(load_dataset(spec), seed), "TF-IDF + logistic regression"))
+        try:  # each in a fresh process (edgecut.baselines.baseline_in_a_process says why), edgecut from here
+            fasttext = baseline_in_a_process("fasttext", spec, pythonpath=ROOT)
             rows.append(baseline_row(fasttext, "fastText (bigrams)"))
             if fasttext.note:
                 print(f"note: fastText, seed {seed}: {fasttext.note}", flush=True)
@@ -455,11 +423,10 @@ def main() -> int:
                 raise BaselineUnavailable(
                     "model2vec: give --model2vec-python (bash scripts/model2vec_env.sh makes one)"
                 )
-            rows.append(
-                baseline_row(
-                    baseline_in_a_process(args.model2vec_python, "model2vec", args, seed), "model2vec (from MiniLM)"
-                )
+            model2vec = baseline_in_a_process(
+                "model2vec", spec, args.model2vec_python, ROOT, sentence_model=resolve_alias(MINILM)
             )
+            rows.append(baseline_row(model2vec, "model2vec (from MiniLM)"))
         except BaselineUnavailable as e:
             skipped.add(f"SKIP: {e}")
     for line in sorted(skipped):

@@ -9,6 +9,7 @@
   transformers < 5.4, so it runs in its own environment (benchmarks/peers.py --model2vec-python).
 
 A baseline whose package is missing raises `BaselineUnavailable`: callers print one `SKIP:` line and go on.
+fastText and model2vec train in a fresh process (`baseline_in_a_process`), TF-IDF in the caller's.
 They all see the same training rows (after the per-class cap) and the same test rows as the exports. The
 other baseline, all-MiniLM-L6, is an ordinary export of an encoder (see `edgecut.sweep.ENCODER_BASELINES`).
 """
@@ -16,7 +17,11 @@ other baseline, all-MiniLM-L6, is an ordinary export of an encoder (see `edgecut
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import pickle
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -26,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecut.data import Dataset
+from edgecut.data import Dataset, DataSpec, load_dataset
 from edgecut.errors import EdgecutError
 
 THROUGHPUT_BATCH = 32
@@ -260,3 +265,45 @@ BASELINES: dict[str, Callable[..., BaselineResult]] = {
     "fasttext": fasttext_baseline,
     "model2vec": model2vec_baseline,
 }
+
+
+def baseline_in_a_process(
+    name: str, spec: DataSpec, python: str | None = None, pythonpath: Path | None = None, **options: Any
+) -> BaselineResult:
+    """`BASELINES[name]` on `spec`'s splits, trained in a fresh process of `python` (default: this interpreter).
+
+    fastText, trained inside a long process that had exported and timed models, gave another accuracy (88.2
+    instead of 93.2 % at bbc-news seed 42) or stopped with "Encountered NaN"; alone it is reproducible, so
+    `sweep` and benchmarks/peers.py train it alone. model2vec runs with the interpreter of its own environment
+    (its distill extra pins an older transformers); `pythonpath` makes edgecut importable there.
+
+    Raises:
+        BaselineUnavailable: the baseline cannot run there (its package is missing), or its process failed.
+    """
+    request = {"name": name, "spec": asdict(spec), "options": {k: str(v) for k, v in options.items()}}
+    env = os.environ | ({"PYTHONPATH": str(pythonpath)} if pythonpath else {})
+    python = python or sys.executable
+    code = "from edgecut.baselines import answer_request; answer_request()"
+    done = subprocess.run(
+        [python, "-c", code], input=json.dumps(request), capture_output=True, text=True, env=env, check=False
+    )
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise BaselineUnavailable(f"{name} in {python} failed: {last}")
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    if "unavailable" in answer:
+        raise BaselineUnavailable(answer["unavailable"])
+    return BaselineResult(**answer["result"])
+
+
+def answer_request() -> None:
+    """The fresh process's side of `baseline_in_a_process`: the request on stdin, one JSON line on stdout."""
+    request = json.loads(sys.stdin.read())
+    spec = DataSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in request["spec"].items()})
+    options = {k: Path(v) for k, v in request["options"].items()}  # the options are paths (sentence_model)
+    try:
+        result = BASELINES[request["name"]](load_dataset(spec), spec.seed, **options)
+    except BaselineUnavailable as e:
+        print(json.dumps({"unavailable": str(e)}))
+        return
+    print(json.dumps({"result": asdict(result)}))

@@ -12,11 +12,16 @@ import importlib.util
 import os
 import sys
 from argparse import Namespace
+from pathlib import Path
 
 import pytest
 from conftest import load_script
 
-from edgecut.baselines import BaselineUnavailable, model2vec_baseline
+from edgecut.baselines import BaselineUnavailable, baseline_in_a_process, model2vec_baseline
+from edgecut.data import DataSpec
+from edgecut.load import resolve_alias
+
+ROOT = Path(__file__).resolve().parent.parent
 
 MODEL2VEC_PYTHON = os.environ.get("EDGECUT_MODEL2VEC_PYTHON")
 
@@ -31,18 +36,23 @@ def test_model2vec_outside_its_environment_names_the_script_that_makes_it(tmp_pa
         model2vec_baseline(None, 0, tmp_path)
 
 
-def test_model2vec_in_a_python_without_it_is_a_skip_not_a_crash():
-    """peers.py turns a failing model2vec environment into BaselineUnavailable (a SKIP line), with its reason."""
-    args = Namespace(data="rotten-tomatoes", test_size=100, per_class_cap=50)
-    with pytest.raises(BaselineUnavailable, match="model2vec in .* failed: .*model2vec"):
-        _peers().baseline_in_a_process(sys.executable, "model2vec", args, 0)
+@pytest.mark.skipif(importlib.util.find_spec("model2vec") is not None, reason="model2vec is installed here")
+def test_model2vec_in_a_python_without_it_is_a_skip_not_a_crash(tmp_path):
+    """A fresh process without model2vec answers BaselineUnavailable (a SKIP line) with the baseline's own
+    reason; a process that fails is BaselineUnavailable too, with its last line."""
+    spec = DataSpec("rotten-tomatoes", test_size=100, per_class_cap=50, demonstrations=False)
+    with pytest.raises(BaselineUnavailable, match=r"bash scripts/model2vec_env\.sh"):
+        baseline_in_a_process("model2vec", spec, sentence_model=tmp_path)
+    with pytest.raises(BaselineUnavailable, match=r"nope in .* failed: KeyError: 'nope'"):
+        baseline_in_a_process("nope", spec)
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not MODEL2VEC_PYTHON, reason="needs the model2vec environment: bash scripts/model2vec_env.sh")
 def test_model2vec_distilled_from_the_installed_minilm_learns_rotten_tomatoes():
-    args = Namespace(data="rotten-tomatoes", test_size=400, per_class_cap=500)
-    result = _peers().baseline_in_a_process(MODEL2VEC_PYTHON, "model2vec", args, 0)
+    spec = DataSpec("rotten-tomatoes", test_size=400, per_class_cap=500, demonstrations=False)
+    model = resolve_alias("all-minilm-l6-v2")
+    result = baseline_in_a_process("model2vec", spec, MODEL2VEC_PYTHON, ROOT, sentence_model=model)
     assert result.name == "model2vec" and result.test_rows == 400
     assert result.accuracy > 0.62  # the majority class is 58 %; 1000 training rows (seen: 64.8 %)
     assert result.p50_ms > 0 and result.texts_per_s > 0 and result.artifact_mb > 1
@@ -99,11 +109,11 @@ def test_fasttext_that_diverges_retries_at_a_lower_learning_rate_then_skips(tiny
 
 @pytest.mark.skipif(importlib.util.find_spec("fasttext") is None, reason="fastText is not installed (edgecut[bench])")
 def test_fasttext_in_fresh_processes_is_reproducible(tiny_csv):
-    """peers.py runs fastText alone (a long benchmark process once changed its result); alone it is
-    reproducible: two fresh processes give exactly the same number. (Not compared with a run in this
+    """peers.py and the sweep run fastText alone (a long benchmark process once changed its result); alone
+    it is reproducible: two fresh processes give exactly the same number. (Not compared with a run in this
     process: a pytest worker that has run other files is such a long process.)"""
-    args = Namespace(data=str(tiny_csv), test_size=40, per_class_cap=100)
-    first, second = (_peers().baseline_in_a_process(sys.executable, "fasttext", args, 0) for _ in range(2))
+    spec = DataSpec(str(tiny_csv), labels=("negative", "positive"), test_size=40, per_class_cap=100)
+    first, second = (baseline_in_a_process("fasttext", spec) for _ in range(2))
     assert first.name == "fasttext" and first.seed == 0 and first.note is None
     assert first.accuracy == second.accuracy >= 0.5
 

@@ -222,10 +222,13 @@ def test_a_retried_baseline_is_said_in_the_sweep(swept, tiny_model_dirs, tiny_cs
     from edgecut import sweep
     from edgecut.baselines import BaselineResult
 
-    def retried(dataset, seed, **_):
-        return BaselineResult("fasttext", seed, 0.7, 0.1, 100, "fasttext", note="trained at lr 0.25: lr 0.5 diverged")
+    asked = []
 
-    monkeypatch.setitem(sweep.BASELINES, "fasttext", retried)
+    def retried(name, spec, **_):  # the sweep trains fastText in a fresh process, never in its own
+        asked.append((name, spec.seed, spec.demonstrations))
+        return BaselineResult(name, spec.seed, 0.7, 0.1, 100, "fasttext", note="trained at lr 0.25: lr 0.5 diverged")
+
+    monkeypatch.setattr(sweep, "baseline_in_a_process", retried)
     out = tmp_path / "s"
     shutil.copytree(swept[0], out)
     result = _sweep(tiny_model_dirs["llama"], tiny_csv, out, "--baselines", "fasttext", "--report")
@@ -234,6 +237,7 @@ def test_a_retried_baseline_is_said_in_the_sweep(swept, tiny_model_dirs, tiny_cs
     (floor,) = json.loads((out / "sweep.json").read_text())["baselines"]
     assert floor["name"] == "fasttext" and floor["notes"] == ["seed 0: trained at lr 0.25: lr 0.5 diverged"]
     assert "seed 0: trained at lr 0.25: lr 0.5 diverged" in (out / "sweep.md").read_text()
+    assert asked == [("fasttext", 0, False)]
 
 
 def test_shards_split_the_grid_without_overlap():
