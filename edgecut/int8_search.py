@@ -272,7 +272,7 @@ def _search(
         elif agreement < min_agreement:
             why = f"argmax agrees with fp32 on {agreement:.1%} < the shipped gate's {min_agreement:.0%}"
             record |= {"kept": False, "why": why}
-        elif logit_tolerance is not None and max_diff > logit_tolerance:
+        elif logit_tolerance is not None and not max_diff <= logit_tolerance:  # NaN logits fail too
             why = f"max |Δlogit| vs fp32 {max_diff:.2e} > the shipped gate's {logit_tolerance:.1e}"
             record |= {"kept": False, "why": why}
         else:
