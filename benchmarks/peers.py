@@ -324,7 +324,7 @@ def main() -> int:
     p.add_argument(
         "--teacher-target",
         default="cpu",
-        help="target of the full-depth teacher's export (cuda on a GPU machine: it then labels on the GPU)",
+        help="target of the full-depth teacher's export (cuda-fp32 on a GPU machine: it then labels on the GPU)",
     )
     p.add_argument(
         "--no-timing",
