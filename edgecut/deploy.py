@@ -212,6 +212,12 @@ def _placement(target: dict[str, Any]) -> _Placement:
             if key in options:
                 value = _parameter_value(options[key])
                 params.append((key, values.get(value, value) if values else value))
+        # Every other CUDA option (use_tf32 of cuda-fp32, say) goes through the backend's "cuda" accelerator,
+        # which hands its parameters to the CUDA provider: none may be dropped on the way to the server.
+        rest = {k: _parameter_value(v) for k, v in options.items() if k != "device_id" and k not in _CUDA_PARAMETERS}
+        if rest:
+            block = _accelerators("gpu_execution_accelerator", "cuda", rest)
+            return _Placement("KIND_GPU", gpus, "cuda", block, tuple(params))
         return _Placement("KIND_GPU", gpus, parameters=tuple(params))
     if provider == "TensorrtExecutionProvider":
         precision = target.get("precision", "fp32")

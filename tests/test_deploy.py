@@ -124,6 +124,20 @@ def test_cuda_target_gets_gpu_instances(artifact, tmp_path):
     assert not config.optimization.HasField("execution_accelerators")
 
 
+def test_cuda_options_beyond_the_model_parameters_go_through_the_cuda_accelerator(artifact, tmp_path):
+    """cuda-fp32's use_tf32 = 0 must reach the server's CUDA provider, or Triton would serve it in TF32."""
+    from edgecut.targets import load_target
+
+    fp32 = load_target("cuda-fp32")
+    served = _with_target(artifact, tmp_path, fp32.as_dict())
+    assert _deploy(served, "--triton", tmp_path / "repo").exit_code == 0
+    config = _parse(tmp_path / "repo" / "cuda-fp32" / "config.pbtxt")
+    assert _kind(config) == "KIND_GPU" and list(config.instance_group[0].gpus) == [0]
+    (accelerator,) = config.optimization.execution_accelerators.gpu_execution_accelerator
+    assert accelerator.name == "cuda" and dict(accelerator.parameters) == {"use_tf32": "0"}
+    assert {k: v.string_value for k, v in config.parameters.items()} == {"cudnn_conv_algo_search": "1"}
+
+
 def test_tensorrt_fp16_target_gets_the_tensorrt_accelerator(artifact, tmp_path):
     trt = _with_target(
         artifact,
