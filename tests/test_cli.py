@@ -253,7 +253,8 @@ def test_cuda_target_without_cuda_is_refused(tiny_model_dirs, tiny_csv, tmp_path
 
 
 @pytest.mark.cuda
-def test_export_target_cuda_runs_on_the_gpu(tiny_model_dirs, tiny_csv, tmp_path):
+@pytest.mark.parametrize(("target", "precision"), [("cuda", "fp16"), ("cuda-fp32", "fp32")])
+def test_export_target_cuda_runs_on_the_gpu(tiny_model_dirs, tiny_csv, tmp_path, target, precision):
     # The whole road on a GPU machine: training on the GPU (when torch sees one), reference logits and
     # export on the CPU, validation on CUDA; then the artifact served by the runtime alone, without torch.
     import onnxruntime
@@ -261,10 +262,10 @@ def test_export_target_cuda_runs_on_the_gpu(tiny_model_dirs, tiny_csv, tmp_path)
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
         pytest.skip("needs onnxruntime-gpu and a CUDA device")
     out = tmp_path / "out"
-    result = _export(tiny_model_dirs["llama"], tiny_csv, out, "--target", "cuda")
+    result = _export(tiny_model_dirs["llama"], tiny_csv, out, "--target", target)
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "edgecut.json").read_text())
-    assert manifest["target"]["name"] == "cuda" and manifest["precision"] == "fp16"
+    assert manifest["target"]["name"] == target and manifest["precision"] == precision
     assert manifest["providers_used"][0] == "CUDAExecutionProvider"
     code = (
         "import sys; from edgecut.runtime import ArtifactClassifier; "
