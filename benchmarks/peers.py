@@ -363,6 +363,16 @@ def main() -> int:
     stem = args.results / f"peers-{Path(args.data).stem}{'-baselines' if args.baselines_only else ''}"
     if args.merge_from and not args.merge:
         p.error("--merge-from folds runs into the results already written: add --merge")
+    elsewhere = []  # the other calls' records, read before anything runs
+    for other in args.merge_from:
+        try:
+            record = json.loads(other.read_text())
+            missing = {"runs", "settings", "machine"} - set(record)
+        except (OSError, ValueError, TypeError) as e:
+            p.error(f"--merge-from {other}: not a peers.py results file ({type(e).__name__}: {e})")
+        if missing:
+            p.error(f"--merge-from {other}: not a peers.py results file (no {', '.join(sorted(missing))})")
+        elsewhere.append(record)
     if kinds != set(KINDS) and not args.merge and stem.with_suffix(".json").exists():
         p.error(f"--kinds runs only some rows: add --merge to fold them into {stem}.json, or give another --results")
 
@@ -399,7 +409,8 @@ def main() -> int:
             timed=not args.no_timing,
         )
     if args.no_timing:  # the training seconds are this machine's too: say so beside every row
-        rows = [replace(r, detail=", ".join(filter(None, [r.detail, untimed_note()]))) for r in rows]
+        note = untimed_note()
+        rows = [replace(r, detail=", ".join(filter(None, [r.detail, note]))) for r in rows]
 
     skipped: set[str] = set()
     for seed in seeds if "baselines" in kinds else []:
@@ -438,8 +449,7 @@ def main() -> int:
         earlier = json.loads(stem.with_suffix(".json").read_text())
         history = earlier.get("earlier_settings", []) + [earlier["settings"]]
         rows = merge_runs(earlier["runs"], rows)
-    for other in args.merge_from:
-        written = json.loads(other.read_text())
+    for written in elsewhere:
         history.append(written["settings"] | {"machine": written["machine"]})
         rows = merge_runs([asdict(r) for r in rows], [Row(**r) for r in written["runs"]])
     if history:

@@ -219,6 +219,7 @@ def test_the_teacher_target_goes_to_the_full_depth_export_alone(tmp_path):
     [
         (["--kinds", "full,teacher"], "--kinds: unknown teacher"),
         (["--kinds", "none", "--merge-from", "other.json"], "--merge-from folds runs into"),
+        (["--kinds", "none", "--merge", "--merge-from", "missing.json"], "--merge-from missing.json: not a peers"),
         # a table of some rows must not replace the written one of every row
         (["--kinds", "full,from-full"], "add --merge to fold them into"),
     ],
