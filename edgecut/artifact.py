@@ -182,6 +182,7 @@ def staging(
         yield tmp
         shutil.rmtree(tmp / STAGING, ignore_errors=True)
         with _signals_deferred():
+            raise_if_interrupted()  # a stop whose exception was swallowed still publishes nothing
             _replace(tmp, target, out, force, is_replaceable)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -348,30 +349,56 @@ def _gone(pid: int) -> bool:
 # --- signals ----------------------------------------------------------------------------------------------
 
 
+_interrupted: list[BaseException] = []  # what `terminate_as_interrupt`'s handlers raised, while active
+
+
+def raise_if_interrupted() -> None:
+    """Raise again an interrupt whose exception something swallowed.
+
+    A signal handler's exception that lands in a `__del__` (or a callback that catches everything) is
+    printed as "Exception ignored" and lost: without this, an export told to stop would go on and publish.
+    """
+    if _interrupted:
+        raise _interrupted[0]
+
+
 @contextlib.contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
     """Turn SIGTERM (timeout, CI cancellation, docker stop) into `Terminated`, a KeyboardInterrupt.
 
     Every `except KeyboardInterrupt` / `finally` cleanup then runs as for Ctrl-C. Only the first SIGTERM
-    raises; later ones, while that cleanup runs, are ignored. Outside the main thread (where Python cannot
-    install handlers) it does nothing. The previous handler is restored on exit.
+    raises; later ones, while that cleanup runs, are ignored. Ctrl-C and SIGTERM are remembered, so that
+    `staging` never publishes after one and the block still ends in it when its exception was swallowed.
+    Outside the main thread (where Python cannot install handlers) it does nothing. The previous handlers
+    are restored on exit.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    raised = False
 
-    def handler(signum: int, frame: object) -> None:
-        nonlocal raised
-        if not raised:
-            raised = True
-            raise Terminated(f"terminated by signal {signum}")
+    def on_sigterm(signum: int, frame: object) -> None:
+        if not _interrupted:
+            _interrupted.append(Terminated(f"terminated by signal {signum}"))
+            raise _interrupted[0]
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    def on_sigint(signum: int, frame: object) -> None:
+        _interrupted.append(KeyboardInterrupt())
+        raise _interrupted[-1]
+
+    _interrupted.clear()
+    previous_term = signal.signal(signal.SIGTERM, on_sigterm)
+    previous_int = signal.getsignal(signal.SIGINT)
+    own_sigint = previous_int is signal.default_int_handler  # leave a handler someone else installed alone
+    if own_sigint:
+        signal.signal(signal.SIGINT, on_sigint)
     try:
         yield
+        raise_if_interrupted()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous_term)
+        if own_sigint:
+            signal.signal(signal.SIGINT, previous_int)
+        _interrupted.clear()
 
 
 def save_tokenizer(tokenizer, directory: Path) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecut.artifact import raise_if_interrupted
 from edgecut.errors import EdgecutError
 
 
@@ -380,6 +381,7 @@ def finetune(
             clock.step_begin()
 
         def on_step_end(self, args, state, control, **kwargs):
+            raise_if_interrupted()  # a Ctrl-C or SIGTERM whose exception a __del__ swallowed stops here
             if clock.step_end():
                 control.should_training_stop = control.should_evaluate = control.should_save = True
             return control

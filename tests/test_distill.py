@@ -178,6 +178,30 @@ def test_progress_log_and_scratch_without_trainer_output(tokenizer, tmp_path, mo
     assert "'loss'" not in printed.err + printed.out and "eval_accuracy" not in printed.err + printed.out
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the point of the test
+def test_training_stops_at_the_next_step_after_a_sigterm_a_finaliser_swallowed(tokenizer):
+    import signal
+
+    from edgecut.artifact import terminate_as_interrupt
+    from edgecut.errors import Terminated
+
+    class SwallowsSigterm:
+        def __del__(self):
+            signal.raise_signal(signal.SIGTERM)  # Python prints the handler's Terminated and drops it
+
+    seen = []
+
+    def on_progress(progress):
+        seen.append(progress.step)
+        if progress.step == 1:
+            SwallowsSigterm()
+
+    train = _encode(tokenizer, _rows(48, 1))
+    with pytest.raises(Terminated), terminate_as_interrupt():
+        finetune(_student(tokenizer), tokenizer, train, train[:8], _recipe(epochs=3), on_progress=on_progress)
+    assert seen and max(seen) == 1  # of 18 steps: the next step's end raised it again
+
+
 def test_a_model_no_better_than_the_majority_class_has_not_learned(tokenizer):
     train = _encode(tokenizer, _rows(16, 1))
     one_class = [f for f in _encode(tokenizer, _rows(12, 2)) if f["labels"] == 1]

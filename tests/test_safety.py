@@ -548,6 +548,32 @@ def test_terminate_as_interrupt_raises_once_and_restores_the_handler():
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+class _SwallowsSignal:
+    """An object whose finaliser gets the signal: Python prints the handler's exception and drops it."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+
+    def __del__(self):
+        signal.raise_signal(self.signum)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the point of the test
+@pytest.mark.parametrize("signum, raised", [(signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)])
+def test_a_stop_whose_exception_a_finaliser_swallowed_still_publishes_nothing(tmp_path, signum, raised):
+    """Seen in CI: the SIGTERM landed in a regex finaliser, and the export went on to publish and exit 0."""
+    out = tmp_path / "out"
+    with pytest.raises(raised), terminate_as_interrupt(), staging(out, force=False) as tmp:
+        (tmp / "model.onnx").write_bytes(b"x")
+        _SwallowsSignal(signum)  # dropped at once: "Exception ignored in ... __del__"
+        (tmp / "manifest.json").write_text("{}")  # the export goes on, unaware
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(raised), terminate_as_interrupt():  # without staging, the block still ends in the stop
+        _SwallowsSignal(signum)
+    with terminate_as_interrupt():  # and the next block starts clean
+        pass
+
+
 def test_terminate_as_interrupt_outside_the_main_thread_does_nothing():
     errors = []
 
