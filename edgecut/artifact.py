@@ -385,7 +385,16 @@ def terminate_as_interrupt() -> Iterator[None]:
         _interrupted.append(KeyboardInterrupt())
         raise _interrupted[-1]
 
+    previous_hook = sys.unraisablehook
+
+    def quiet_about_our_stop(unraisable) -> None:
+        # The swallowed stop is raised again (see raise_if_interrupted): its "Exception ignored" traceback
+        # would only bury the one error line under a traceback the user cannot act on.
+        if not any(unraisable.exc_value is stop for stop in _interrupted):
+            previous_hook(unraisable)
+
     _interrupted.clear()
+    sys.unraisablehook = quiet_about_our_stop
     previous_term = signal.signal(signal.SIGTERM, on_sigterm)
     previous_int = signal.getsignal(signal.SIGINT)
     own_sigint = previous_int is signal.default_int_handler  # leave a handler someone else installed alone
@@ -398,6 +407,7 @@ def terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous_term)
         if own_sigint:
             signal.signal(signal.SIGINT, previous_int)
+        sys.unraisablehook = previous_hook
         _interrupted.clear()
 
 

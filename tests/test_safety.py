@@ -558,7 +558,7 @@ class _SwallowsSignal:
         signal.raise_signal(self.signum)
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the point of the test
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")  # no "Exception ignored"
 @pytest.mark.parametrize("signum, raised", [(signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)])
 def test_a_stop_whose_exception_a_finaliser_swallowed_still_publishes_nothing(tmp_path, signum, raised):
     """Seen in CI: the SIGTERM landed in a regex finaliser, and the export went on to publish and exit 0."""
@@ -572,6 +572,23 @@ def test_a_stop_whose_exception_a_finaliser_swallowed_still_publishes_nothing(tm
         _SwallowsSignal(signum)
     with terminate_as_interrupt():  # and the next block starts clean
         pass
+
+
+def test_only_our_own_swallowed_stop_is_kept_quiet(monkeypatch):
+    """Python prints an exception lost in a finaliser ("Exception ignored ... Traceback") through
+    sys.unraisablehook: for the stop edgecut raises again, that traceback would bury the one error line.
+    Anything else lost in a finaliser still reaches the hook that was there before."""
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: seen.append(type(unraisable.exc_value)))
+
+    class RaisesValueError:
+        def __del__(self):
+            raise ValueError("not ours")
+
+    with pytest.raises(Terminated), terminate_as_interrupt():
+        _SwallowsSignal(signal.SIGTERM)
+        RaisesValueError()
+    assert seen == [ValueError]
 
 
 def test_terminate_as_interrupt_outside_the_main_thread_does_nothing():
