@@ -48,6 +48,15 @@ NEGATIVE = "bad awful dull boring terrible weak tedious clumsy bland painful".sp
 FILLER = "the movie film plot story actors cast script was is a an and of it this".split()
 FAMILIES = ["gpt2", "llama", "opt", "qwen2", "qwen3", "gemma3_text", "mistral", "bert"]
 DECODERS = [f for f in FAMILIES if f != "bert"]
+# Llama's close relatives (transformers builds them from Llama's modules: plain nn.Embedding, RMSNorm, rotary
+# attention; Qwen2 adds q/k/v biases, Qwen3 a norm on q and k). Their per-family exports repeat Llama's, so they
+# run with `-m slow` (CI runs both suites); their learning and cutting tests stay in the default suite.
+LLAMA_REPEATS = ("mistral", "qwen2", "qwen3")
+
+
+def with_repeats_slow(families: list[str]) -> list:
+    """`families` as parameters, the Llama repeats marked slow: for tests whose cost is one export per family."""
+    return [pytest.param(f, marks=pytest.mark.slow) if f in LLAMA_REPEATS else f for f in families]
 
 
 def _sentences(n: int, seed: int = 0) -> list[tuple[str, str]]:

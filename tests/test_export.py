@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import DECODERS, FAMILIES, tiny_model
+from conftest import DECODERS, FAMILIES, tiny_model, with_repeats_slow
 
 from edgecut.classifier import make_classifier
 from edgecut.errors import ParityError
@@ -55,7 +55,7 @@ def exported(tokenizer_dir, tmp_path_factory):
     return get
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", with_repeats_slow(FAMILIES))
 def test_onnx_matches_torch(family, tokenizer, exported):
     clf, result, session = exported(family)
     seqs = _ids(tokenizer, TEXTS)
@@ -70,7 +70,7 @@ def test_onnx_matches_torch(family, tokenizer, exported):
         assert parity.ok and parity.rows == len(batch)
 
 
-@pytest.mark.parametrize("family", DECODERS)
+@pytest.mark.parametrize("family", with_repeats_slow(DECODERS))
 def test_exported_graph_gives_the_same_logits_left_or_right_padded(family, tokenizer, exported):
     _, _, session = exported(family)
     seqs = _ids(tokenizer, TEXTS)

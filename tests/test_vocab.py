@@ -4,7 +4,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import FAMILIES, tiny_model
+from conftest import FAMILIES, tiny_model, with_repeats_slow
 
 import edgecut.vocab as vocab
 from edgecut.classifier import label_token_ids, make_classifier
@@ -265,12 +265,7 @@ def test_finetune_trains_and_reloads_a_trimmed_classifier(tokenizer):
 
 # Llama stands for the families whose input embedding is a plain nn.Embedding (Mistral, Qwen2, Qwen3): their
 # exports run with -m slow; GPT-2, OPT and BERT (learned positions) and Gemma 3 (a scaled embedding) differ.
-PLAIN_EMBEDDING_REPEATS = ("mistral", "qwen2", "qwen3")
-
-
-@pytest.mark.parametrize(
-    "family", [pytest.param(f, marks=pytest.mark.slow) if f in PLAIN_EMBEDDING_REPEATS else f for f in FAMILIES]
-)
+@pytest.mark.parametrize("family", with_repeats_slow(FAMILIES))
 def test_trimmed_graph_takes_original_ids_matches_torch_and_quantizes(family, tokenizer, tmp_path):
     _, clf = _classifier(family, tokenizer)
     train, keep = _keep(tokenizer)
