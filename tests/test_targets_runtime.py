@@ -172,8 +172,9 @@ def test_schema_accepts_the_edges_of_each_range(tmp_path):
 
 
 def test_options_ort_did_not_take_are_refused_after_session_creation():
-    target = load_target("cuda")  # sets device_id and cudnn_conv_algo_search
-    reported = {"CUDAExecutionProvider": {"device_id": "0", "cudnn_conv_algo_search": "HEURISTIC"}}
-    check_reported_provider_options(target, reported)
+    target = load_target("cuda")  # sets device_id, cudnn_conv_algo_search, enable_skip_layer_norm_strict_mode
+    taken = {"device_id": "0", "cudnn_conv_algo_search": "HEURISTIC", "enable_skip_layer_norm_strict_mode": "1"}
+    check_reported_provider_options(target, {"CUDAExecutionProvider": taken})
+    without = {k: v for k, v in taken.items() if k != "cudnn_conv_algo_search"}
     with pytest.raises(TargetError, match="did not take option 'cudnn_conv_algo_search'"):
-        check_reported_provider_options(target, {"CUDAExecutionProvider": {"device_id": "0"}})
+        check_reported_provider_options(target, {"CUDAExecutionProvider": without})
