@@ -109,15 +109,14 @@ def test_scaled_tolerance_grows_with_the_logits_only_above_one():
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
-def test_int8_runs_smaller_and_keeps_most_argmaxes(family, tokenizer, tmp_path, tiny_csv):
+def test_int8_runs_smaller_and_keeps_most_argmaxes(family, tokenizer, tmp_path, tiny_csv, exported):
     import csv
 
-    clf = _classifier(family, tokenizer, layers=2)
     pad = tokenizer.pad_token_id
     with tiny_csv.open(encoding="utf-8") as f:
         texts = [f"Review: {r['text']}\nSentiment:" for r in csv.DictReader(f)][:100]
     seqs = _ids(tokenizer, texts)
-    fp32 = export_onnx(clf, pad_batch(seqs[:2], pad), tmp_path / "model.onnx").path
+    fp32 = exported(family)[1].path  # the parity tests' 2-layer export, quantized into tmp_path
     q = to_int8(fp32, tmp_path / "model_int8.onnx", Int8Settings(), [pad_batch([s], pad) for s in seqs[:32]])
     assert q.bytes_after < q.bytes_before
     cpu = load_target("cpu")

@@ -58,8 +58,13 @@ def test_settings_map_the_papers_settings_to_template_and_demonstrations():
     assert ExportSettings(layers="full").layers == "full" and ExportSettings(layers="3").layers == 3
 
 
-def test_the_python_api_exports_an_artifact(tiny_model_dirs, tiny_csv, tmp_path):
-    """What the CLI does, from Python: the same settings, an ExportResult, a valid artifact."""
+def test_the_python_api_exports_an_artifact_and_records_its_pooling(tiny_artifact, tiny_model_dirs, tiny_csv, tmp_path):
+    """What the CLI does, from Python: the same settings, an ExportResult, a valid artifact.
+
+    Pooling: the default (`auto`) reads the mean of the real tokens in a decoder (the shared artifact was
+    exported with it); `last` (the paper's, asked for here) reads the last real token; the manifest and
+    config.json say what the graph does. An encoder keeps its own first-token pooling (test_sweep: the tiny
+    BERT's run)."""
     from edgecut import export
     from edgecut.manifest import read_manifest
 
@@ -70,24 +75,14 @@ def test_the_python_api_exports_an_artifact(tiny_model_dirs, tiny_csv, tmp_path)
         template="Review: {text}\nSentiment:{label}",
         epochs=2,
         lr=3e-3,
+        pooling="last",
     )
     result = export(settings)
     assert result.path == (tmp_path / "api").resolve() and result.layers == 1 and result.depth == 3
     manifest = read_manifest(result.path)
     assert manifest["metrics"]["onnx_accuracy"] == result.onnx_accuracy >= 0.75
     assert manifest["settings"]["model"] == str(tiny_model_dirs["qwen2"])
-
-
-def test_pooling_auto_is_mean_for_decoders_and_last_is_the_papers(tiny_artifact, tiny_model_dirs, tiny_csv, tmp_path):
-    """The default (`auto`) reads the mean of the real tokens in a decoder (the shared artifact was exported
-    with it); `last` reads the last real token; the manifest and config.json say what the graph does. An
-    encoder keeps its own first-token pooling (test_sweep: the tiny BERT's run)."""
-    from edgecut import export
-    from edgecut.manifest import read_manifest
-
-    settings = tiny_settings(tiny_model_dirs["llama"], tiny_csv, tmp_path / "last", epochs=1, lr=3e-3, pooling="last")
-    last = export(settings)
-    for path, recorded in ((tiny_artifact, "mean"), (last.path, "last")):
+    for path, recorded in ((tiny_artifact, "mean"), (result.path, "last")):
         assert read_manifest(path)["pooling"] == recorded
         assert json.loads((path / "config.json").read_text()).get("edgecut_pooling", "last") == recorded
 
