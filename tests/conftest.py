@@ -59,6 +59,19 @@ def with_repeats_slow(families: list[str]) -> list:
     return [pytest.param(f, marks=pytest.mark.slow) if f in LLAMA_REPEATS else f for f in families]
 
 
+class SwallowsSignal:
+    """An object whose finaliser raises `signum`: Python prints the handler's exception and drops it
+    (what happened in CI when a SIGTERM landed in a regex finaliser)."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+
+    def __del__(self):
+        import signal
+
+        signal.raise_signal(self.signum)
+
+
 def _sentences(n: int, seed: int = 0) -> list[tuple[str, str]]:
     rng = random.Random(seed)
     rows = []

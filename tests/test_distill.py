@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 from artifact_helpers import export_tiny, tiny_settings
-from conftest import FILLER, NEGATIVE, POSITIVE, tiny_model
+from conftest import FILLER, NEGATIVE, POSITIVE, SwallowsSignal, tiny_model
 
 from edgecut.data import Example, encode_examples
 from edgecut.distill import read_unlabeled, teacher_logits, teacher_record
@@ -185,16 +185,12 @@ def test_training_stops_at_the_next_step_after_a_sigterm_a_finaliser_swallowed(t
     from edgecut.artifact import terminate_as_interrupt
     from edgecut.errors import Terminated
 
-    class SwallowsSigterm:
-        def __del__(self):
-            signal.raise_signal(signal.SIGTERM)  # Python prints the handler's Terminated and drops it
-
     seen = []
 
     def on_progress(progress):
         seen.append(progress.step)
         if progress.step == 1:
-            SwallowsSigterm()
+            SwallowsSignal(signal.SIGTERM)  # Python prints the handler's Terminated and drops it
 
     train = _encode(tokenizer, _rows(48, 1))
     with pytest.raises(Terminated), terminate_as_interrupt():

@@ -15,13 +15,11 @@ from argparse import Namespace
 from pathlib import Path
 
 import pytest
-from conftest import load_script
+from conftest import ROOT, load_script
 
 from edgecut.baselines import BaselineUnavailable, baseline_in_a_process, model2vec_baseline
 from edgecut.data import DataSpec
 from edgecut.load import resolve_alias
-
-ROOT = Path(__file__).resolve().parent.parent
 
 MODEL2VEC_PYTHON = os.environ.get("EDGECUT_MODEL2VEC_PYTHON")
 

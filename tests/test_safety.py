@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from artifact_helpers import TEMPLATE
+from conftest import SwallowsSignal
 from typer.testing import CliRunner
 
 from edgecut import artifact
@@ -548,16 +549,6 @@ def test_terminate_as_interrupt_raises_once_and_restores_the_handler():
     assert signal.getsignal(signal.SIGTERM) is before
 
 
-class _SwallowsSignal:
-    """An object whose finaliser gets the signal: Python prints the handler's exception and drops it."""
-
-    def __init__(self, signum: int):
-        self.signum = signum
-
-    def __del__(self):
-        signal.raise_signal(self.signum)
-
-
 @pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")  # no "Exception ignored"
 @pytest.mark.parametrize("signum, raised", [(signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)])
 def test_a_stop_whose_exception_a_finaliser_swallowed_still_publishes_nothing(tmp_path, signum, raised):
@@ -565,11 +556,11 @@ def test_a_stop_whose_exception_a_finaliser_swallowed_still_publishes_nothing(tm
     out = tmp_path / "out"
     with pytest.raises(raised), terminate_as_interrupt(), staging(out, force=False) as tmp:
         (tmp / "model.onnx").write_bytes(b"x")
-        _SwallowsSignal(signum)  # dropped at once: "Exception ignored in ... __del__"
+        SwallowsSignal(signum)  # dropped at once: "Exception ignored in ... __del__"
         (tmp / "manifest.json").write_text("{}")  # the export goes on, unaware
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(raised), terminate_as_interrupt():  # without staging, the block still ends in the stop
-        _SwallowsSignal(signum)
+        SwallowsSignal(signum)
     with terminate_as_interrupt():  # and the next block starts clean
         pass
 
@@ -586,7 +577,7 @@ def test_only_our_own_swallowed_stop_is_kept_quiet(monkeypatch):
             raise ValueError("not ours")
 
     with pytest.raises(Terminated), terminate_as_interrupt():
-        _SwallowsSignal(signal.SIGTERM)
+        SwallowsSignal(signal.SIGTERM)
         RaisesValueError()
     assert seen == [ValueError]
 
