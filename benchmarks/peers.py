@@ -85,6 +85,7 @@ class Row:
     mb: float
     train_seconds: float | None
     detail: str = ""  # the int8 rows: which candidate the int8 search shipped
+    note: str = ""  # `--no-timing`: which machine trained and measured the run
 
 
 def plan(layers: list[str], seeds: list[int], teachers: set[str]) -> list[Run]:
@@ -196,12 +197,25 @@ def measure_artifact(directory: Path, label: str, seed: int, dataset, with_int8:
     return rows
 
 
+UNTIMED = "untimed, on "
+
+
 def untimed_note() -> str:
     """Which machine trained and measured an untimed row (its training seconds do not compare either)."""
     import torch
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.node()
-    return f"untimed, on {device}"
+    return f"{UNTIMED}{device}"
+
+
+def row_from_record(record: dict) -> Row:
+    """A run of a results file. Files written before `note` existed carried it at the end of `detail`, so a
+    table that merged seeds repeated it once per int8 candidate."""
+    record = dict(record)
+    if "note" not in record and UNTIMED in record.get("detail", ""):
+        candidate, _, device = record["detail"].partition(UNTIMED)
+        record["detail"], record["note"] = candidate.rstrip(", "), UNTIMED + device
+    return Row(**record)
 
 
 def baseline_row(result: BaselineResult, label: str) -> Row:
@@ -220,7 +234,7 @@ def merge_runs(earlier: list[dict], new: list[Row]) -> list[Row]:
     """The runs of an earlier results file with these new ones; a new run replaces the earlier run of
     its row and seed."""
     fresh = {(r.name, r.seed) for r in new}
-    return [Row(**r) for r in earlier if (r["name"], r["seed"]) not in fresh] + new
+    return [row_from_record(r) for r in earlier if (r["name"], r["seed"]) not in fresh] + new
 
 
 def _median_of_timed(values: list[float]) -> float:
@@ -252,7 +266,7 @@ def summarize(rows: list[Row]) -> list[dict]:
                 "texts_per_s": _median_of_timed([r.texts_per_s for r in group]),
                 "mb": statistics.median(r.mb for r in group),
                 "train_seconds": statistics.median(train) if train else None,
-                "details": sorted({r.detail for r in group if r.detail}),
+                "details": sorted({r.detail for r in group if r.detail}) + sorted({r.note for r in group if r.note}),
             }
         )
     return table
@@ -286,10 +300,24 @@ def plot(table: list[dict], path: Path, title: str) -> list[str]:
     ax.set_xscale("log")
     # Points are numbered and the key names them: rows of a task crowd together (N=1 and its int8, the
     # MiniLM rows), and names printed beside the points ran over each other.
+    # An untimed row (measured on another machine) has no place on the latency axis, but its accuracy is
+    # still the reference a user reads the others against (the teacher's, above all): a dashed line.
     for number, r in enumerate(table, 1):
         x, y = r["p50_ms"], r["accuracy_mean"] * 100
-        where = ", untimed: not plotted" if np.isnan(x) else ""
-        ax.scatter(x, y, s=20 + 4 * r["mb"], alpha=0.6, label=f"{number}  {r['name']} ({r['mb']:.0f} MB{where})")
+        if np.isnan(x):
+            line = ax.axhline(y, linestyle="--", linewidth=1, alpha=0.7, color=f"C{(number - 1) % 10}")
+            line.set_label(f"{number}  {r['name']} ({r['mb']:.0f} MB, untimed: dashed at its accuracy)")
+            ax.annotate(
+                str(number),
+                (1.0, y),
+                xycoords=("axes fraction", "data"),
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=7,
+            )
+            continue
+        ax.scatter(x, y, s=20 + 4 * r["mb"], alpha=0.6, label=f"{number}  {r['name']} ({r['mb']:.0f} MB)")
         ax.annotate(
             str(number), (x, y), xytext=(0, 0), textcoords="offset points", ha="center", va="center", fontsize=7
         )
@@ -298,7 +326,8 @@ def plot(table: list[dict], path: Path, title: str) -> list[str]:
     ax.set_title(f"{title}\n(point size: artifact MB)", fontsize=10)
     key = ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
     for handle in key.legend_handles:
-        handle.set_sizes([30])
+        if hasattr(handle, "set_sizes"):  # the points; an untimed row's handle is a line
+            handle.set_sizes([30])
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -410,7 +439,7 @@ def main() -> int:
         )
     if args.no_timing:  # the training seconds are this machine's too: say so beside every row
         note = untimed_note()
-        rows = [replace(r, detail=", ".join(filter(None, [r.detail, note]))) for r in rows]
+        rows = [replace(r, note=note) for r in rows]
 
     skipped: set[str] = set()
     for seed in seeds if "baselines" in kinds else []:
@@ -451,7 +480,7 @@ def main() -> int:
         rows = merge_runs(earlier["runs"], rows)
     for written in elsewhere:
         history.append(written["settings"] | {"machine": written["machine"]})
-        rows = merge_runs([asdict(r) for r in rows], [Row(**r) for r in written["runs"]])
+        rows = merge_runs([asdict(r) for r in rows], [row_from_record(r) for r in written["runs"]])
     if history:
         seeds = sorted({r.seed for r in rows})
     table = summarize(rows)

@@ -174,7 +174,7 @@ def test_merge_folds_one_seeds_runs_into_the_earlier_results(tiny_csv, tmp_path,
 def test_runs_from_another_machine_join_the_table_untimed(tmp_path, monkeypatch):
     """`--kinds none --merge --merge-from`: the runs of a peers JSON written on a lent GPU machine (`--no-timing`:
     NaN timings) join the written results; their row shows "–" for the timings, the timed rows keep theirs,
-    the plot keys the untimed row as not plotted, and the other machine's settings are kept."""
+    the plot draws the untimed row as a dashed line at its accuracy, and the other machine's settings are kept."""
     import json
 
     peers = _peers()
@@ -186,6 +186,13 @@ def test_runs_from_another_machine_join_the_table_untimed(tmp_path, monkeypatch)
         | {"texts_per_s": float("nan"), "detail": "untimed, on NVIDIA H200"}
         for s, a in ((0, 0.78), (42, 0.80))
     ]
+    # an int8 row whose seeds shipped different candidates; the old files kept the note inside `detail`
+    untimed += [
+        row
+        | {"name": "edgecut N=1 from full, int8", "seed": s, "p50_ms": float("nan"), "texts_per_s": float("nan")}
+        | {"detail": f"{candidate}, untimed, on NVIDIA H200"}
+        for s, candidate in ((0, "static"), (42, "static-fp32-head"))
+    ]
     (tmp_path / "peers-rotten-tomatoes.json").write_text(json.dumps({"settings": {"seeds": "0"}, "runs": timed}))
     gpu = tmp_path / "gpu.json"
     gpu.write_text(json.dumps({"settings": {"seeds": "0,42"}, "machine": {"cores": 16}, "runs": untimed}))
@@ -193,13 +200,14 @@ def test_runs_from_another_machine_join_the_table_untimed(tmp_path, monkeypatch)
     monkeypatch.setattr(sys, "argv", [*argv, "--out", str(tmp_path / "o")])
     assert peers.main() == 0
     record = json.loads((tmp_path / "peers-rotten-tomatoes.json").read_text())
-    assert len(record["runs"]) == 3
+    assert len(record["runs"]) == 5
     assert record["earlier_settings"] == [{"seeds": "0"}, {"seeds": "0,42", "machine": {"cores": 16}}]
     md = (tmp_path / "peers-rotten-tomatoes.md").read_text()
     assert "| edgecut N=1 | 1 | 80.0% ± 0.0 | 1.50 | 400 |" in md
     assert "| edgecut N=1 from full (untimed, on NVIDIA H200) | 2 | 79.0% ± 1.4 | – | – |" in md
+    assert "| edgecut N=1 from full, int8 (static, static-fp32-head, untimed, on NVIDIA H200) | 2 |" in md
     key = peers.plot(record["table"], tmp_path / "key.png", "t")
-    assert key[1] == "2  edgecut N=1 from full (1 MB, untimed: not plotted)"
+    assert key[1] == "2  edgecut N=1 from full (1 MB, untimed: dashed at its accuracy)"
 
 
 def test_the_teacher_target_goes_to_the_full_depth_export_alone(tmp_path):
