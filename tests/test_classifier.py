@@ -105,15 +105,15 @@ def test_mean_pooling_trains_with_the_models_loss_and_copies(tokenizer):
         torch.testing.assert_close(twin(**batch).logits, out.logits.detach())
 
 
-@pytest.mark.parametrize("family", ["llama", "gpt2"])
-def test_mean_pooled_classifier_exports_with_parity_left_or_right_padded(family, tokenizer, tmp_path):
+def test_last_token_classifier_exports_with_parity_left_or_right_padded(tokenizer, tmp_path):
+    """`--pooling last`, the paper's; test_export exports the default (mean) for every family."""
     from edgecut.exporter import export_onnx, torch_logits
     from edgecut.parity import compare_logits, require_parity
     from edgecut.runtime import create_session, pad_batch, run_logits
     from edgecut.targets import load_target
 
-    lm = tiny_model(family, tokenizer, layers=2)
-    clf = make_classifier(lm, tokenizer, ["neg", "pos"], WORDS, pooling="mean")
+    lm = tiny_model("llama", tokenizer, layers=2)
+    clf = make_classifier(lm, tokenizer, ["neg", "pos"], WORDS, pooling="last")
     seqs = [tokenizer(p)["input_ids"] for p in PROMPTS]
     pad = tokenizer.pad_token_id
     export_onnx(clf, pad_batch(seqs[:2], pad), tmp_path / "model.onnx")
@@ -121,7 +121,7 @@ def test_mean_pooled_classifier_exports_with_parity_left_or_right_padded(family,
     assert [o.name for o in session.get_outputs()] == ["logits"]
     expected = torch_logits(clf, seqs, pad)
     require_parity(compare_logits(expected, run_logits(session, seqs, pad), atol=1e-4))
-    # each row alone (no padding) gives its batched logits: pads never enter the mean
+    # each row alone (no padding) gives its batched logits: the pads are never read
     alone = np.concatenate([run_logits(session, [s], pad) for s in seqs])
     np.testing.assert_allclose(alone, expected, atol=1e-4)
     # left padding, as some servers do, gives the same logits too

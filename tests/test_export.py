@@ -23,11 +23,13 @@ TEXTS = [
 
 
 def _classifier(family, tokenizer, layers=1):
+    """What an export builds by default: a decoder reads the mean of its tokens (`--pooling auto`), an encoder
+    its own first token with a random head (test_classifier exports the last-token pooling)."""
     model = tiny_model(family, tokenizer, layers=3)
     cut_to_first(model, layers)
-    init = "random" if family == "bert" else "lm"
+    init, pooling = ("random", "last") if family == "bert" else ("lm", "mean")
     torch.manual_seed(1)
-    return make_classifier(model, tokenizer, ["neg", "pos"], WORDS, init=init)
+    return make_classifier(model, tokenizer, ["neg", "pos"], WORDS, init=init, pooling=pooling)
 
 
 def _ids(tokenizer, texts):
@@ -87,6 +89,9 @@ def test_exported_graph_gives_the_same_logits_left_or_right_padded(family, token
     a = session.run(["logits"], right)[0]
     b = session.run(["logits"], left)[0]
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
+    # each row alone (no padding at all) gives its batched logits: pads never enter the mean
+    alone = np.concatenate([run_logits(session, [s], pad) for s in seqs])
+    np.testing.assert_allclose(alone, a, atol=1e-4, rtol=0)
 
 
 def test_parity_check_fails_on_a_real_difference():
