@@ -13,7 +13,7 @@ DEADLINE=${DEADLINE:-540}
 DATA=${DATA:-rotten-tomatoes}
 STEM=$(basename "${DATA%.csv}")
 MODEL=${MODEL:-smollm2-135m}
-SEEDS=${SEEDS-0 42 421}  # SEEDS= installs the payload and stops (README "For the next lease")
+SEEDS=${SEEDS-0 42 421}  # SEEDS= installs the payload and trains nothing (README "For the next lease")
 # cuda-fp32: the teacher labels its students' rows on the GPU, in fp32 (the lent H200 refused its fp16 graph).
 TEACHER_TARGET=${TEACHER_TARGET:-cuda-fp32}
 PY=${PY:-python3}
