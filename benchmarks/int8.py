@@ -5,7 +5,7 @@ rebuilt from the manifest's recorded settings (same source, seed and sizes), the
 the artifact's own tokenizer and prompt format, and three graphs are measured side by side in this one
 process on the same prompts:
   fp32            the artifact's graph
-  int8-dynamic    what `cpu-int8` shipped before issue 16: dynamic per-channel int8 (batch-dependent)
+  int8-dynamic    what `cpu-int8` shipped before 0.2.0: dynamic per-channel int8 (batch-dependent)
   int8-tuned      choose_int8 with the target below: candidates in order, the first within
                   max_accuracy_drop on the validation split (or the row says why none was)
 Columns: validation and test accuracy, p50 latency at batch 1 and 8 (test prompts), size, the largest

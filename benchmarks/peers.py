@@ -1,4 +1,4 @@
-"""edgecut against what a user would pick instead, on the same splits (issue 14's table and plot).
+"""edgecut against what a user would pick instead, on the same splits (the peers table and plot).
 
 Rows, each at every seed (mean ± sd over seeds):
 - edgecut N in --layers: plain; distilled from the full-depth export of the same seed; distilled from the

@@ -12,7 +12,7 @@ demonstrations) and seed 0 splits:
 - seconds per AdamW step at the recipe's batch (32), untrimmed and trimmed measured interleaved in this
   one process on the same batches.
 With --train, also the accuracy after the recipe's fine-tuning (edgecut.finetune.finetune) per variant and
-seed: the comparison issue 13 asks for (hours on 2 CPU cores).
+seed: the accuracy cost of each trim (hours on 2 CPU cores).
 
     .venv/bin/python benchmarks/vocab.py --json benchmarks/results/vocab.json
     .venv/bin/python benchmarks/vocab.py --train --layers 1,2 --json benchmarks/results/vocab-train.json

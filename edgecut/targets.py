@@ -60,7 +60,7 @@ _TABLES: dict[str, dict[str, type | tuple[type, ...]]] = {
     "fp16": {"keep_fp32_ops": list, "convert_graph": bool, "max_accuracy_drop": (float, int), "candidates": list},
 }
 # Static only: dynamic int8 computes activation scales over the whole batch tensor (padding included), so a
-# row's logits, and sometimes its class, depend on the rows it is batched with (README, issue 16).
+# row's logits, and sometimes its class, depend on the rows it is batched with (docs/targets.md).
 INT8_MODES = ("static",)
 # The int8 graphs the accuracy search tries, in this order; the first within `max_accuracy_drop` ships
 # (edgecut/int8_search.py builds them). All keep a row's logits independent of its batch.

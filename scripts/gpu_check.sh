@@ -10,7 +10,7 @@
 #
 #   OUT=gpu-check bash scripts/gpu_check.sh     # writes $OUT/{check.json,targets-cuda.json,artifact/}
 #   LAYERS= bash scripts/gpu_check.sh           # steps 1-3 only (LAYERS: the benchmark's N, default 1;
-#                                               # 1,2,4,30 takes longer than a 15-minute lease has)
+#                                               # 1,2,4,30 takes longer than 15 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-gpu-check}"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 14's rows that need a GPU, in one device call (README "On a GPU"): for each seed, side by side, the
+# The peers rows that need a GPU, in one call (scripts/gpu/README.md): for each seed, side by side, the
 # 30-layer teacher (trained on the GPU, exported to --teacher-target), then its N=1 and N=2 students (trained on
 # the GPU, `cpu` target): benchmarks/peers.py --kinds full,from-full --no-timing. Every job ends by DEADLINE
 # seconds after the start; the runs that finished land in $OUT/peers-gpu.json, fold them in here with
@@ -13,7 +13,7 @@ DEADLINE=${DEADLINE:-540}
 DATA=${DATA:-rotten-tomatoes}
 STEM=$(basename "${DATA%.csv}")
 MODEL=${MODEL:-smollm2-135m}
-SEEDS=${SEEDS-0 42 421}  # SEEDS= installs the payload and trains nothing (README "For the next lease")
+SEEDS=${SEEDS-0 42 421}  # SEEDS= installs the payload and trains nothing (scripts/gpu/README.md)
 # cuda-fp32: the teacher labels its students' rows on the GPU, in fp32 (the lent H200 refused its fp16 graph).
 TEACHER_TARGET=${TEACHER_TARGET:-cuda-fp32}
 PY=${PY:-python3}

@@ -1,4 +1,4 @@
-"""Issue 12's fault suite for artifacts: every hand-edited, tampered or hostile artifact and every bad
+"""The fault suite for artifacts: every hand-edited, tampered or hostile artifact and every bad
 `predict` input ends in one `error:` line and exit 2, reads nothing outside the artifact and writes
 nothing anywhere. One row per case; none trains a model (they edit copies of the shared tiny artifact)."""
 

@@ -1,4 +1,4 @@
-"""Nothing lost, nothing leaked (issue 12): what --force may replace, races at the final rename,
+"""Nothing lost, nothing leaked: what --force may replace, races at the final rename,
 unwritable outputs, SIGTERM and kill -9, directory modes, and no network traffic.
 
 Most cases need no model: they drive `edgecut.artifact` directly or fail before any model loads. One
