@@ -430,6 +430,13 @@ def sweep(
     ] = False,
     distill: Annotated[bool, typer.Option("--distill", help="Each cut learns from its seed's full run.")] = False,
     pooling: Annotated[str, typer.Option(help="Pooling of every cut, as export's --pooling.")] = "auto",
+    ray: Annotated[
+        str | None,
+        typer.Option(help="Run the cells as Ray tasks: 'local' (a Ray started here) or a cluster address."),
+    ] = None,
+    teacher_gpu: Annotated[
+        bool, typer.Option("--teacher-gpu", help="With --ray: each full-depth run asks Ray for a GPU.")
+    ] = False,
     output: Annotated[Path, typer.Option("--output", "-o", help="Sweep directory (resumed if it exists).")] = Path(
         "sweep-out"
     ),
@@ -474,6 +481,8 @@ def sweep(
             shard=sw.parse_shard(shard),
             report_only=report,
             distill=distill,
+            ray=ray,
+            teacher_gpu=teacher_gpu,
         )
         outcome = sw.run_sweep(settings, RichProgress())
     if outcome.summary is not None:
@@ -486,7 +495,10 @@ def sweep(
         )
     if outcome.failed:
         left = "; ".join(outcome.failed)
-        _fail(f"{len(outcome.failed)} run(s) left out of the reports ({left}); the same command retries only them", 1)
+        _fail(
+            f"{len(outcome.failed)} run(s) left out of the reports ({left}); the same command retries only them",
+            2 if outcome.bad_input else 1,
+        )
 
 
 def main() -> None:

@@ -7,8 +7,9 @@ reports cover every finished run in it. Encoder baselines (all-MiniLM-L6) are ex
 pipeline into `OUT/runs/{baseline}-s{seed}/`. After the runs, each artifact's fp32 graph and an int8 copy of
 it are timed side by side here, and the results become `sweep.json`, `sweep.md` and `sweep.png`
 (`edgecut.sweep_report`). `run_sweep` is the loop; each run is `edgecut.pipeline.export`. For grids too large
-for one machine, `--shard K/N` runs every N-th run over a shared directory and `--report` builds the
-reports from whatever runs are finished.
+for one machine, `--ray` runs every cell as a Ray task on a cluster (`edgecut.sweep_ray`), or `--shard K/N`
+runs every N-th run over a shared directory (job arrays) and `--report` builds the reports from whatever runs
+are finished.
 """
 
 from __future__ import annotations
@@ -245,6 +246,8 @@ class SweepSettings:
     shard: tuple[int, int] | None = None  # (K, N): run every N-th run of the grid, starting at the K-th
     report_only: bool = False
     distill: bool = False  # each cut learns from the full-depth run of its seed (--teacher)
+    ray: str | None = None  # "local" or a cluster address: run the cells as Ray tasks (edgecut.sweep_ray)
+    teacher_gpu: bool = False  # on Ray: each full-depth run asks for a GPU
 
     def __post_init__(self) -> None:
         if self.distill and FULL not in self.layers:
@@ -255,6 +258,10 @@ class SweepSettings:
             raise EdgecutError(f"--margin {self.margin:g} must be 0 or more (accuracy points)")
         if self.shard is not None and self.report_only:
             raise EdgecutError("--shard runs a part of the grid and --report only reports: give one of them")
+        if self.ray is not None and self.shard is not None:
+            raise EdgecutError("--ray schedules the whole grid itself: drop --shard (that is for job arrays)")
+        if self.teacher_gpu and self.ray is None:
+            raise EdgecutError("--teacher-gpu places the full-depth runs on Ray: add --ray local or --ray ADDRESS")
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -281,16 +288,16 @@ class SweepOutcome:
     reports: dict[str, Path] = field(default_factory=dict)
     ran: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # runs left out: "name: why"
+    bad_input: bool = False  # one of `failed` is a user error (Ray only: a serial sweep stops at one)
 
 
 def run_sweep(settings: SweepSettings, progress: Progress | None = None) -> SweepOutcome:
     """Export the missing runs (of this shard), then report every finished run of the directory.
 
     A run whose graph fails parity is left out (in `failed`) and the grid goes on; any other error (bad
-    data, bad options) stops the sweep at once, as it would stop every run.
+    data, bad options) stops a serial sweep at once, as it would stop every run. On Ray (`settings.ray`),
+    cells run in parallel, so a cell's bad input is left out in `failed` too (and `bad_input` is set).
     """
-    from edgecut.pipeline import export
-
     progress = progress or Progress()
     out = settings.output
     check_options(out, settings.options)
@@ -301,30 +308,53 @@ def run_sweep(settings: SweepSettings, progress: Progress | None = None) -> Swee
         mine = shard_of(runs, settings.shard)
         done = sum(is_done(out, r) for r in mine)
         progress.note(f"sweep: {len(mine)} runs ({done} already done) in {out}")
-        durations: list[float] = []
-        for i, run in enumerate(mine):
-            if is_done(out, run):
-                continue
-            left = eta_seconds(durations, sum(not is_done(out, r) for r in mine))
-            eta = "estimating time left…" if left is None else f"about {left / 60:.0f} min left"
-            what = f"baseline {run.baseline}" if run.baseline else f"N={run.layers}"
-            progress.note(f"run {i + 1}/{len(mine)}: {what}, seed {run.seed} — {eta}")
-            start = time.monotonic()
-            try:
-                export(run_settings(settings.base, out, run, settings.distill), progress)
-            except ParityError as e:  # this run's numbers, not the sweep's inputs: the other runs still count
-                outcome.failed.append(f"{run.name}: {e}")
-                progress.note(f"✗ {run.name} left out: {e}")
-                continue
-            durations.append(time.monotonic() - start)
-            outcome.ran.append(run.name)
+        if settings.ray is not None:  # every missing cell a Ray task (edgecut.sweep_ray), same run_cell
+            from edgecut.sweep_ray import run_on_ray
+
+            outcome.ran, outcome.failed, outcome.bad_input = run_on_ray(settings, mine, progress)
+        else:
+            _run_serially(settings, mine, outcome, progress)
         if outcome.failed and not any(not r.baseline for r in finished_runs(out)):
-            raise ParityError(f"no run finished; {'; '.join(outcome.failed)}")
+            raise (EdgecutError if outcome.bad_input else ParityError)(f"no run finished; {'; '.join(outcome.failed)}")
         if settings.shard is not None:
             progress.note("shard done: run `edgecut sweep --report` with the same options once every shard is")
             return outcome
     outcome.summary, outcome.reports = report(settings, progress)
     return outcome
+
+
+def _run_serially(settings: SweepSettings, mine: list[Run], outcome: SweepOutcome, progress: Progress) -> None:
+    """The missing runs one after another, in grid order (a student after its teacher)."""
+    out = settings.output
+    durations: list[float] = []
+    for i, run in enumerate(mine):
+        if is_done(out, run):
+            continue
+        left = eta_seconds(durations, sum(not is_done(out, r) for r in mine))
+        eta = "estimating time left…" if left is None else f"about {left / 60:.0f} min left"
+        what = f"baseline {run.baseline}" if run.baseline else f"N={run.layers}"
+        progress.note(f"run {i + 1}/{len(mine)}: {what}, seed {run.seed} — {eta}")
+        start = time.monotonic()
+        try:
+            run_cell(settings, run, progress)
+        except ParityError as e:  # this run's numbers, not the sweep's inputs: the other runs still count
+            outcome.failed.append(f"{run.name}: {e}")
+            progress.note(f"✗ {run.name} left out: {e}")
+            continue
+        durations.append(time.monotonic() - start)
+        outcome.ran.append(run.name)
+
+
+def run_cell(settings: SweepSettings, run: Run, progress: Progress | None = None) -> None:
+    """One cell of the grid: export `run` into its directory, unless it is already there.
+
+    The serial loop and the Ray tasks (`edgecut.sweep_ray`) both call this, so a cell is the same export
+    wherever it runs; the artifact is renamed into place only when complete.
+    """
+    from edgecut.pipeline import export
+
+    if not is_done(settings.output, run):
+        export(run_settings(settings.base, settings.output, run, settings.distill), progress)
 
 
 def run_settings(base: ExportSettings, out: Path, run: Run, distill: bool = False) -> ExportSettings:
