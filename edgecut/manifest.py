@@ -45,6 +45,47 @@ REQUIRED = {
     "target": dict,
 }
 DAMAGED = "the artifact is damaged; re-export it"
+# Every top-level key an export writes, in the order it writes them, and what it holds. docs/reference/manifest.md
+# is generated from this table (scripts/docs_gen.py), and a test fails when an export writes a key not listed here.
+FIELDS = {
+    "manifest_version": "The schema version; this edgecut reads version 1 and refuses any other.",
+    "created": "When the export finished (ISO 8601, UTC).",
+    "model_file": "The graph's file name inside the artifact (`model.onnx`).",
+    "source_model": "What `--model` named (`source`), the file read (`resolved`) and the sha256 of its weights.",
+    "architecture": "The classifier's transformers class.",
+    "layers": "`kept` (the layer indices), `total` (the model's depth), `select` and its per-layer `scores`.",
+    "parameters": "Parameter counts `before` and `after` the cut.",
+    "labels": "The class names, in the order of the logits.",
+    "label_words": "The word each class's head row was initialised from (with its leading space).",
+    "label_token_ids": "The token id of each label word that initialised the head.",
+    "head_init": "`lm` (label-word rows of the LM head) or `random`.",
+    "pooling": "What the head reads: `mean` (the real tokens' mean) or `last` (the last token; encoders: their own).",
+    "setting": "The paper's setting: `lm`, `pcls` or `cls`.",
+    "prompt": "`template`, `demonstrations`, `max_length` and `separator`: how serving builds the prompt.",
+    "pad_token_id": "The id used to pad a batch.",
+    "precision": "The shipped graph's precision: `fp32`, `int8` or `fp16`.",
+    "quantization": "For int8 or fp16: mode, per-channel, reduce_range, calibration size and sizes; else null.",
+    "precision_search": "Every int8/fp16 candidate tried on the validation split, and why the shipped one won.",
+    "optimizations": "The offline passes the target lists: applied or why not, and what decided.",
+    "target": "The resolved target file (providers, options, thresholds).",
+    "providers_used": "The execution providers the shipped graph was validated on.",
+    "signature": "Input and output names, shapes and types of the graph.",
+    "opset": "The `ai.onnx` opset the graph imports.",
+    "exporter": "The exporter and its torch version.",
+    "external_data": "Whether the weights live in `model.onnx.data` (graphs above 2 GB).",
+    "settings": "Every `ExportSettings` field, to rebuild the export.",
+    "recipe": "The training recipe used, with every override (learning rate, epochs, batch, schedule).",
+    "data": "The data source, labels, split sizes and how many test queries were cut to `max_length`.",
+    "training": "Seconds, steps, why it stopped, validation accuracy per evaluation, whether it beat the majority.",
+    "metrics": "Torch and ONNX Runtime accuracy, fp32 beside int8/fp16, latency p50/p90 at batch 1 and 8, parity.",
+    "baseline": "TF-IDF + logistic regression fitted and scored on the same rows.",
+    "golden": "The golden file's name and the tolerance `check` compares its logits with.",
+    "vocabulary": "With `--vocab`: the choice, the ids kept, the fallback and the token coverage.",
+    "distillation": "With `--teacher`: the teacher (path, sha256, model, accuracy), alpha, temperature; else null.",
+    "text_model": "With `--with-tokenizer`: the raw-text graph's file, its check against the id graph, known limits.",
+    "versions": "The version of every library that made the artifact.",
+    "files": "The sha256 of every other file in the directory.",
+}
 
 
 def member(directory: Path, name: object, what: str) -> Path:
