@@ -272,6 +272,10 @@ def integrity_checks(directory: Path) -> list[CheckResult]:
         ),
         _timed(lambda: _files(directory, manifest)),
     ]
+    if manifest.model_file.endswith(".ort"):  # `deploy --mobile`: onnx.checker cannot read the ORT format
+        from edgecut.mobile import ort_format_checks
+
+        return results + [CheckResult(n, INTEGRITY, ok, detail) for n, ok, detail in ort_format_checks(manifest)]
     checker = _timed(lambda: _onnx_checker(directory, manifest))
     results.append(checker)
     if not checker.passed:
