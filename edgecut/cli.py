@@ -10,10 +10,12 @@ import contextlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
+from typer._click import exceptions as click_errors  # typer 0.29 vendors click: its exceptions live here
+from typer.core import TyperGroup
 
 from edgecut.errors import EdgecutError, ParityError, Terminated
 from edgecut.pipeline import ExportSettings
@@ -27,7 +29,31 @@ from edgecut.terminal import (
     warn_below_baseline,
 )
 
+
+class OneLineErrors(TyperGroup):
+    """Every command's bad option value, unknown option or missing argument ends in one `error:` line and exit
+    2, as edgecut's own errors do, instead of click's usage box."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click_errors.NoArgsIsHelpError as e:  # `edgecut` or `edgecut check` alone: the help
+            typer.echo(e.ctx.get_help() if e.ctx else e.format_message())
+            sys.exit(e.exit_code)
+        except click_errors.ClickException as e:
+            where = f" (see `{e.ctx.command_path} --help`)" if getattr(e, "ctx", None) else ""
+            console.print("[bold red]error:[/] " + escape(e.format_message() + where), highlight=False, soft_wrap=True)
+            sys.exit(2 if isinstance(e, click_errors.UsageError) else e.exit_code)
+        except click_errors.Abort:
+            console.print("[bold red]error:[/] interrupted", highlight=False)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=OneLineErrors,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -359,7 +385,13 @@ def predict(
 @app.command()
 def deploy(
     artifact: Annotated[Path, typer.Argument(help="Artifact directory written by `edgecut export`.")],
-    triton: Annotated[Path, typer.Option(help="Triton model repository to write the model into.")],
+    triton: Annotated[Path | None, typer.Option(help="Triton model repository to write the model into.")] = None,
+    web: Annotated[
+        Path | None, typer.Option(help="Directory for a static page that classifies in the browser (WASM).")
+    ] = None,
+    mobile: Annotated[
+        Path | None, typer.Option(help="Directory for phones: the graph in ORT format, its operator config.")
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Model name in the repository; default: the artifact's.")] = None,
     max_batch_size: Annotated[int, typer.Option(help="Triton max_batch_size (dynamic batching up to it).")] = 8,
     instances: Annotated[int, typer.Option(help="Model instances (instance_group count).")] = 1,
@@ -374,9 +406,18 @@ def deploy(
         str | None, typer.Option(help="Path of libortextensions.so on the Triton server (with --strings).")
     ] = None,
 ) -> None:
-    """Write a Triton model repository entry (onnxruntime backend) for an artifact."""
+    """Write a Triton model repository entry, a static web page (--web) or a phone bundle (--mobile)."""
     from edgecut.deploy import EXTENSIONS_LIBRARY, TritonSettings, deploy_triton
 
+    if sum(x is not None for x in (triton, web, mobile)) != 1:
+        _fail("give exactly one of --triton REPO, --web DIR or --mobile DIR")
+    if web is not None or mobile is not None:
+        from edgecut.mobile import deploy_edge
+
+        with _exit_codes("nothing was written"):
+            for line in deploy_edge(artifact, web, mobile, force):
+                out.print(line, markup=False, highlight=False, soft_wrap=True)
+        return
     try:
         library = extensions_library or EXTENSIONS_LIBRARY
         settings = TritonSettings(triton, name, max_batch_size, instances, max_queue_delay_us, force, strings, library)
