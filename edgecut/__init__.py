@@ -12,7 +12,7 @@ import os
 # first. A value the user set is kept.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # The Python API: `from edgecut import ExportSettings, export` (torch is imported only when export runs).
 from edgecut.pipeline import ExportResult, ExportSettings, Progress, export  # noqa: E402
