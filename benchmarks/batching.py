@@ -1,4 +1,4 @@
-"""Throughput of `ArtifactClassifier.predict` at batch 1, 8 and 32 (README "Batched predict").
+"""Throughput of `ArtifactClassifier.predict` at batch 1, 8 and 32 (docs/serving.md).
 
 Texts/s for one artifact over 1000 texts (the rotten-tomatoes test split, or one text a line from --file),
 on the CPU, and also on CUDA when the artifact's target runs on CUDA and this ONNX Runtime has a GPU.

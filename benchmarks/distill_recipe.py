@@ -25,7 +25,7 @@ runs already there are skipped) and prints a mean ± sd table over seeds.
     python benchmarks/distill_recipe.py --data rotten-tomatoes --seeds 0 --layers 1,2 --jsonl out.jsonl
     python benchmarks/distill_recipe.py --report out.jsonl          # the table of what is there
 
-benchmarks/results/distill-recipe.jsonl came from a lent H200 (README "On a GPU"), one process per
+benchmarks/results/distill-recipe.jsonl came from an NVIDIA H200 (benchmarks/results/RECORDS.md), one process per
 rotten-tomatoes seed and one for bbc-news, all with --teacher-lrs 5e-4,1e-4 --layers 1,2 and the variants
 plain,kd-0.5-2,kd-0-2,kdh-0.5-2,kd-0.5-4,mean,mean-kd-0.5-2,ep4,kd-0.5-2-ep4 (rotten-tomatoes) and
 plain,kd-0.5-2,kd-0-2,mean,mean-kd-0.5-2 (bbc-news).

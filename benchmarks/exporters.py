@@ -1,4 +1,4 @@
-"""Which ONNX exporter and attention implementation give the fastest ORT graph? (README: "Export")
+"""Which ONNX exporter and attention implementation give the fastest ORT graph? (docs/results/more.md)
 
 Exports the SmolLM2 N-layer classifier four ways — torch.onnx dynamo vs legacy TorchScript, SDPA vs
 eager attention — and measures each graph side by side in one run on real rotten-tomatoes prompts:

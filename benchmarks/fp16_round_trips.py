@@ -1,7 +1,7 @@
 """fp16 of a full-depth artifact: ONNX Runtime's float16 converter as it writes the graph, against the graph
 `to_fp16` ships (the converter's fp32 -> fp16 -> fp32 Cast pairs between kept-fp32 ops dropped).
 
-On the lent H100 the 30-layer SmolLM2 teachers lost 17.6-30.8 points in fp16 (README "On a GPU"). This
+On an H100 the 30-layer SmolLM2 teachers lost 17.6-30.8 points in fp16 (docs/gpus.md). This
 reproduces the cause on ONNX Runtime's CPU provider, which runs these fp16 graphs too: per artifact, the
 fp32 graph and both fp16 graphs on the first --rows validation prompts (argmax agreement with fp32,
 largest logit difference, accuracy, and how many of the norms' x² values were inf in fp16).

@@ -1,4 +1,4 @@
-"""Accuracy, latency and size of each runtime/precision, per number of kept layers (README "Targets").
+"""Accuracy, latency and size of each runtime/precision, per number of kept layers (docs/targets.md).
 
 For SmolLM2 cut to each N in --layers: `edgecut.pipeline.export` with a short fine-tune on rotten-tomatoes
 (the same model for every runtime),

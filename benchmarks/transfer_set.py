@@ -1,7 +1,7 @@
 """A transfer set for distillation: noisy copies of the training texts that the teacher labels.
 
 A teacher fine-tuned on the training rows is nearly certain on them, so its soft targets there carry
-little more than the labels (README "Distillation and pooling": the teacher moved a student by -0.6 to
+little more than the labels (docs/smaller.md: the teacher moved a student by -0.6 to
 +2.1 points). Task distillation in the literature labels *more* text with the teacher: Tang et al. 2019
 ("Distilling task-specific knowledge from BERT into simple neural networks") and TinyBERT perturb the
 training sentences (masking words, swapping in other words, sampling spans) and train the student on the

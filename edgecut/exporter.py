@@ -2,7 +2,7 @@
 
 Signature: inputs `input_ids`, `attention_mask` (int64, [batch, sequence], both dynamic), output
 `logits` [batch, classes]. The dynamo exporter was chosen over the legacy TorchScript one after
-measuring both (benchmarks/exporters.py, README): equal ORT speed, and it is the path torch maintains.
+measuring both (benchmarks/exporters.py, docs/results/more.md): equal ORT speed, and it is the path torch maintains.
 """
 
 from __future__ import annotations

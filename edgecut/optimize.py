@@ -1,7 +1,7 @@
 """Offline graph optimisation: the passes a target lists, each kept only where parity with torch holds.
 
-Which passes a target lists is decided by a recorded benchmark (`benchmarks/optimizations.py`, README
-"Targets"), not by a timing taken during the export: one timing on a shared machine kept no pass in one
+Which passes a target lists is decided by a recorded benchmark (`benchmarks/optimizations.py`,
+docs/targets.md), not by a timing taken during the export: one timing on a shared machine kept no pass in one
 export and both in the next, so the same model and target gave different graphs. Now the same model and
 target always give the same graph. Passes (in the target's order):
 - `transformer-fusion`: onnxruntime's transformer optimizer (attention, (skip-)layer-norm, GELU/SiLU

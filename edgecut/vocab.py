@@ -28,7 +28,7 @@ from edgecut.prompt import LABEL, TEXT, PromptFormat
 MODES = ("all", "task", "auto")  # or a positive number: the N most frequent ids
 # `auto` trims as `task` does only when the kept ids cover at least this share of the validation prompts'
 # tokens (data the model did not train on, from the same source as the data it will serve). Trimming was
-# measured harmless at 93.5-97.7 % test coverage (benchmarks/vocab.py, README "Vocabulary trimming"); below
+# measured harmless at 93.5-97.7 % test coverage (benchmarks/vocab.py, docs/smaller.md); below
 # 95 % too many tokens would be read through their nearest kept id, unmeasured, so the table stays whole.
 AUTO_MIN_COVERAGE = 0.95
 FALLBACKS = ("mean", "nearest")

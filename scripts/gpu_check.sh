@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The checks for a machine with an NVIDIA GPU and onnxruntime-gpu (README "GPU"); CI has no GPU, so a
+# The checks for a machine with an NVIDIA GPU and onnxruntime-gpu (scripts/gpu/README.md); CI has no GPU, so a
 # person runs this where one is lent. Each step stops the script on failure:
 #   1. which providers this ONNX Runtime offers, and the GPU torch sees;
 #   2. the tests marked `cuda` (fp16 parity on CUDA; the whole export with --target cuda; the artifact

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Pack what a lent GPU machine lacks for scripts/gpu_peers.sh into pieces that one device `run` call each can
-# carry (README "On a GPU"): the machine reaches no package index, and a call carries at most 64 MiB with the
+# carry (scripts/gpu/README.md): the machine reaches no package index, and a call carries at most 64 MiB with the
 # working tree. Needs the package index here; takes a few minutes (xz).
 #
 #   bash scripts/gpu_payload.sh        # writes .gpu/c00, c01, ... and .gpu/payload.sha (.gpu/ is git-ignored)

@@ -1,4 +1,4 @@
-"""benchmarks/distill_recipe.py: the distillation study that a lent GPU runs (README "Distillation and pooling").
+"""benchmarks/distill_recipe.py: the distillation study a GPU runs (docs/smaller.md).
 
 On a tiny Llama and the toy CSV: the teacher row comes first with its soft targets (logits, then the pooled
 hidden state), every variant writes one row, a rerun skips what is done, and the hidden-state loss adds a
