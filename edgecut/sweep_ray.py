@@ -39,10 +39,17 @@ CPUS_PER_CELL = 1
 LOCAL_OBJECT_STORE_BYTES = 128 * 1024**2
 GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 PLACEMENT = ".placement.json"
+LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": no cluster, the node address is 127.0.0.1
 
 
-def import_ray():
-    """Ray, imported only for `--ray`; missing, it is one line with the fix."""
+def import_ray(local: bool = False):
+    """Ray, imported only for `--ray`; missing, it is one line with the fix.
+
+    For a local Ray, Ray's own single-machine switch (read when ray is imported, inherited by the processes
+    it starts) puts the node on 127.0.0.1: every server of a local Ray then listens on the loopback only.
+    """
+    if local:
+        os.environ.setdefault(LOOPBACK_ONLY, "0")
     try:
         import ray
     except ImportError as e:
@@ -116,7 +123,7 @@ def connect(ray, address: str) -> bool:
 
 def run_on_ray(settings: SweepSettings, runs: list[Run], progress: Progress) -> tuple[list[str], list[str], bool]:
     """Run the missing cells of `runs` as Ray tasks; return (ran, failed "name: why", any failure bad input)."""
-    ray = import_ray()
+    ray = import_ray(local=settings.ray in (None, "local"))
     out = settings.output
     pending = [run for run in runs if not is_done(out, run)]
     (out / "runs").mkdir(parents=True, exist_ok=True)

@@ -86,6 +86,11 @@ def _sentences(n: int, seed: int = 0) -> list[tuple[str, str]]:
 @pytest.fixture(scope="session")
 def tokenizer_dir(tmp_path_factory) -> Path:
     """A byte-level BPE tokenizer trained on the test vocabulary, saved as a HF fast tokenizer."""
+    return build_tokenizer(tmp_path_factory.mktemp("tokenizer"))
+
+
+def build_tokenizer(path: Path) -> Path:
+    """The tokenizer of `tokenizer_dir`, saved into `path` (benchmarks build tiny models with it too)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -100,7 +105,6 @@ def tokenizer_dir(tmp_path_factory) -> Path:
     ] * 20
     tk.train_from_iterator(corpus, trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
-    path = tmp_path_factory.mktemp("tokenizer")
     fast.save_pretrained(path)
     return path
 
@@ -188,11 +192,15 @@ def tiny_model_dirs(tmp_path_factory, tokenizer_dir):
 
 @pytest.fixture(scope="session")
 def tiny_csv(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "tiny.csv"
+    return write_tiny_csv(tmp_path_factory.mktemp("data") / "tiny.csv")
+
+
+def write_tiny_csv(path: Path, rows: int = 240) -> Path:
+    """The toy sentiment task of `tiny_csv`: two label words in each row's six words."""
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["text", "label"])
-        writer.writerows(_sentences(240, seed=1))
+        writer.writerows(_sentences(rows, seed=1))
     return path
 
 
