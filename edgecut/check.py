@@ -15,6 +15,7 @@ but is not good enough (exit 1). Torch-free: onnx, onnxruntime, numpy and tokeni
 from __future__ import annotations
 
 import json
+import math
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -68,6 +69,17 @@ class CheckSettings:
     min_margin_over_baseline: float | None = None  # points above the TF-IDF baseline recorded at export
 
     def __post_init__(self) -> None:
+        numbers = ("min_accuracy", "max_latency_ms", "max_p90_ms", "accuracy_margin", "latency_margin")
+        for name in (*numbers, "min_margin_over_baseline"):  # nan passes every comparison below: refuse it first
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise EdgecutError(f"--{name.replace('_', '-')} {value}: give a finite number")
+        margin = self.min_margin_over_baseline
+        if margin is not None and not -100.0 <= margin <= 100.0:
+            raise EdgecutError(
+                f"--min-margin-over-baseline {margin:g} is in percentage points: give -100..100 "
+                "(outside it the gate could never pass, or never fail)"
+            )
         if self.min_accuracy is not None and not 0.0 <= self.min_accuracy <= 1.0:
             raise EdgecutError(f"--min-accuracy {self.min_accuracy:g} is a fraction: give 0..1, e.g. 0.85")
         if self.min_accuracy is not None and self.data is None:
@@ -466,28 +478,49 @@ def _parity(clf: ArtifactClassifier) -> CheckResult:
 
 
 def _text_parity(clf: ArtifactClassifier) -> CheckResult:
-    """model_text.onnx (raw text in) against the id graph: the same ids for probe texts and demonstrations,
-    and logits within the recorded tolerance."""
-    from edgecut.text_graph import PROBES, compare_text_graph
+    """model_text.onnx (raw text in) against the id graph: the same ids for the probe texts, the odd inputs
+    (control characters, NUL, BOM, RTL marks, ZWJ emoji, combining accents, a 100 KB text) and the
+    demonstrations, and logits within the recorded tolerance. A text holding a character the manifest records
+    as divergent (NUL) may differ, and only such a text; one the manifest does not record fails the check."""
+    from edgecut.text_graph import ODD_PROBES, ODD_REFUSED, PROBES, compare_text_graph
 
     try:
         import onnxruntime_extensions  # noqa: F401
     except ImportError:
         fix = "pip install 'edgecut[text]' to check it"
         return CheckResult("text_parity", PARITY, None, f"the artifact has a raw-text graph; {fix}")
-    path = member(clf.directory, clf.manifest["text_model"].get("file"), "text_model.file")
-    texts = [*PROBES, *(d["text"] for d in clf.manifest["prompt"].get("demonstrations", []))]
+    record = clf.manifest["text_model"]
+    path = member(clf.directory, record.get("file"), "text_model.file")
+    recorded = tuple(record.get("divergent_characters") or ())
+    texts = [*PROBES, *ODD_PROBES, *(d["text"] for d in clf.manifest["prompt"].get("demonstrations", []))]
+    exact = [t for t in texts if not any(c in t for c in recorded)]
     try:
-        got = compare_text_graph(clf.directory, path, texts)
+        got = compare_text_graph(clf.directory, path, exact)
+        odd = compare_text_graph(clf.directory, path, [t for t in texts if t not in exact]) if recorded else None
     except Exception as e:  # a damaged graph or one this ONNX Runtime cannot load
         return CheckResult("text_parity", PARITY, False, f"{path.name} does not run: {_first_line(e)}")
+    refused = [_refuses(clf, json.loads(t)) for t in ODD_REFUSED]
     atol = clf.manifest.golden_atol
-    passed = got.ids_equal == got.texts and got.max_abs_logit_diff <= atol
+    passed = got.ids_equal == got.texts and got.max_abs_logit_diff <= atol and all(refused)
     detail = (
-        f"{path.name}: ids equal on {got.ids_equal} of {got.texts} probe texts, "
+        f"{path.name}: ids equal on {got.ids_equal} of {got.texts} probe texts (odd inputs included), "
         f"max |Δlogit| {got.max_abs_logit_diff:.2g} against the id graph (atol {atol:g})"
     )
+    if odd is not None:
+        shown = ", ".join(f"U+{ord(c):04X}" for c in recorded)
+        detail += f"; {odd.texts - odd.ids_equal} of {odd.texts} texts holding {shown} differ, as the manifest records"
+    if not all(refused):
+        detail += "; a text with a lone surrogate was not refused"
     return CheckResult("text_parity", PARITY, passed, detail, got.max_abs_logit_diff, atol, "logit")
+
+
+def _refuses(clf: ArtifactClassifier, text: str) -> bool:
+    """Whether the id path refuses `text` with a one-line error (not a crash, not an answer)."""
+    try:
+        clf.encode(text)
+    except EdgecutError:
+        return True
+    return False
 
 
 # --- gates ----------------------------------------------------------------------------------------

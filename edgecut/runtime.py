@@ -247,7 +247,12 @@ class ArtifactClassifier:
 
     def encode(self, text: str) -> tuple[list[int], bool]:
         """Token ids of the prompt for `text` (template, demonstrations, query cut to max_length), and
-        whether the query was cut."""
+        whether the query was cut.
+
+        Raises:
+            DataError: `text` holds a lone surrogate (JSON can escape one): it is not Unicode text.
+        """
+        require_unicode(text, "a text")
         return self.prompt.encode_with(self.tokenizer, text)
 
     def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[Prediction]:
@@ -313,8 +318,21 @@ def read_texts(lines: Iterable[str], jsonl: bool, field: str = "text", source: s
             raise DataError(f"{source}:{n} is not a JSON object ({e.msg}): write one object per line") from e
         if not isinstance(record, dict) or not isinstance(record.get(field), str):
             raise DataError(f"{source}:{n} has no string field '{field}': set --text-field or fix the line")
-        texts.append(record[field])
+        texts.append(require_unicode(record[field], f"{source}:{n}"))
     return texts
+
+
+def require_unicode(text: str, where: str) -> str:
+    """`text` unchanged, or a DataError when it holds a lone surrogate, which a JSON `\\ud800` escape or
+    undecodable bytes produce and no tokenizer takes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise DataError(
+            f"{where} holds an unpaired surrogate (U+{ord(text[e.start]):04X}), which is not Unicode text: "
+            "fix that \\u escape (or send UTF-8)"
+        ) from None
+    return text
 
 
 def read_inputs(texts: Sequence[str], file: Path | None, jsonl: bool, field: str, stdin: IO[str]) -> list[str]:

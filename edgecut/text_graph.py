@@ -64,6 +64,30 @@ PROBES = (
     "emoji 🎉🎬 and 中文 and ελληνικα",
     "",
 )
+# What onnxruntime-extensions 0.15.2 cannot see: its string ops read a text as a C string, so a text ends at its
+# first NUL (U+0000); the template around it stays. Byte-level BPE gives `tokenizers`' ids for every other
+# code point of the first three planes (each checked between letters).
+NUL = "\x00"
+NUL_DIVERGENCE = (
+    "a text holding NUL (U+0000) ends there for onnxruntime-extensions' string ops: model_text.onnx answers "
+    "for the part before the first NUL, the id graph (edgecut predict) for the whole text; strip NUL before a "
+    "request, or send token ids"
+)
+# The odd inputs `edgecut check` also probes a string graph with (beside PROBES): NUL and other control
+# characters, a BOM, right-to-left marks, ZWJ emoji, combining accents, a 100 KB text. Texts holding NUL must
+# diverge only as the manifest records (`text_model.divergent_characters`); a lone surrogate (JSON can escape
+# one) is no Unicode text: both paths must refuse it (`ODD_REFUSED`).
+ODD_PROBES = (
+    "good\x00film",
+    "\x00\x00\x00",
+    "bad\x01 \x07bell \x1b[31mred\x1b[0m \x7f del \x0b\x0c\x1c\x1f",
+    "\ufeffa film with a byte-order mark",
+    "\u202eright-to-left override\u202c, \u200fعربي\u200e and עברית",
+    "family 👩\u200d👩\u200d👧\u200d👦 flag 🏳\ufe0f\u200d🌈 skin 👍🏽",
+    "combining e\u0301 a\u0308 n\u0303 and Zalgo z\u0336\u0337\u0338",
+    "a long review: " + "great acting, dull plot. " * 4200,
+)
+ODD_REFUSED = ('"half a pair \\ud800 of surrogates"',)  # JSON texts: json.loads gives a lone surrogate
 
 
 class UnsupportedTokenizerError(EdgecutError):
@@ -78,6 +102,7 @@ class TextGraphResult:
     max_length: int
     checked_texts: int  # texts whose in-graph ids were compared with `tokenizers` before writing
     known_divergences: str | None = None  # inputs on which the graph's ids differ from `tokenizers`'
+    divergent_characters: tuple[str, ...] = (NUL,)  # a text holding one of these may get another answer
 
 
 def extensions_library() -> str:
@@ -198,7 +223,7 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 @dataclass(frozen=True)
 class _BpeSpec:
-    known_divergences = None  # byte-level BPE: none known (the probes cover accents, emoji, CJK, specials)
+    known_divergences = NUL_DIVERGENCE  # and no other: every other code point of planes 0-2 gives tokenizers' ids
 
     vocab: dict[str, int]
     merges: list[str]
@@ -443,7 +468,7 @@ class _WordPieceSpec:
         "onnxruntime-extensions' WordPiece ops differ from tokenizers on accented letters outside Latin-1 "
         "(e.g. 'Dvořák', Greek 'ά', Cyrillic 'й': often [UNK]), some non-ASCII punctuation and invisible "
         "characters, and special tokens typed in the text ('[CLS]'): such texts may get other ids, and answers, "
-        "through model_text.onnx than through the id graph"
+        "through model_text.onnx than through the id graph; and " + NUL_DIVERGENCE
     )
 
     vocab: tuple[str, ...]  # tokens in id order

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from artifact_helpers import tiny_settings
+from artifact_helpers import edit_manifest, tiny_settings
 
 from edgecut.errors import EdgecutError
 from edgecut.pipeline import ExportSettings
@@ -215,6 +215,14 @@ def test_a_trimmed_vocabulary_artifact_works_with_check_predict_and_deploy(tiny_
     assert report.exit_code == 0 and "text_parity" in [r.name for r in report.results]
     text_model = read_manifest(result.path)["text_model"]
     assert text_model["parity"]["ids_equal"] == text_model["parity"]["texts"] > 0
+    # NUL is the one recorded divergence: check probes it (and the odd inputs) and fails once it is not recorded
+    assert text_model["divergent_characters"] == ["\x00"] and "NUL" in text_model["known_divergences"]
+    (parity,) = [r for r in report.results if r.name == "text_parity"]
+    assert parity.passed and "differ, as the manifest records" in parity.detail, parity.detail
+    edit_manifest(result.path, text_model=text_model | {"divergent_characters": []})
+    (parity,) = [r for r in check_artifact(result.path, CheckSettings()).results if r.name == "text_parity"]
+    assert parity.passed is False and "probe texts (odd inputs included)" in parity.detail, parity.detail
+    edit_manifest(result.path, text_model=text_model)
     deployed = deploy_triton(result.path, TritonSettings(tmp_path / "repo", "trimmed"))
     assert (deployed.path / "1" / "model.onnx").is_file()
     strings = deploy_triton(result.path, TritonSettings(tmp_path / "repo", "trimmed-text", strings=True))

@@ -140,6 +140,7 @@ def test_golden_prompts_reproduce_through_the_runtime(artifact):
         (["{artifact}"], "", "no texts"),
         (["{artifact}", "--file", "{nowhere}"], None, "does not exist"),
         (["{artifact}", "--file", "{bad_jsonl}"], None, "is not a JSON object"),
+        (["{artifact}", "--file", "{surrogate_jsonl}"], None, "unpaired surrogate (U+D800)"),
         (["{artifact}", "--file", "{latin1}"], None, "not UTF-8"),
         (["{artifact}", "x", "--target", "tpu"], None, "unknown target"),
         (["{truncated}", "x"], None, "does not match its sha256"),  # hashed before ONNX Runtime reads it
@@ -150,6 +151,8 @@ def test_golden_prompts_reproduce_through_the_runtime(artifact):
 def test_bad_input_is_one_line_exit_2(args, input, match, artifact, tmp_path):
     bad_jsonl = tmp_path / "bad.jsonl"
     bad_jsonl.write_text('{"text": "ok"}\nnot json\n')
+    surrogate_jsonl = tmp_path / "surrogate.jsonl"
+    surrogate_jsonl.write_text('{"text": "ok"}\n{"text": "half \\ud800 a pair"}\n')
     latin1 = tmp_path / "latin1.txt"
     latin1.write_bytes("caf\xe9 good\n".encode("latin-1"))
     truncated = copy_artifact(artifact, tmp_path / "truncated")
@@ -162,6 +165,7 @@ def test_bad_input_is_one_line_exit_2(args, input, match, artifact, tmp_path):
         "artifact": artifact,
         "nowhere": tmp_path / "nope",
         "bad_jsonl": bad_jsonl,
+        "surrogate_jsonl": surrogate_jsonl,
         "latin1": latin1,
         "truncated": truncated,
         "truncated_rehashed": truncated_rehashed,

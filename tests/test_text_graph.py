@@ -10,6 +10,10 @@ import numpy as np
 import onnx
 import pytest
 from artifact_helpers import copy_artifact
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edgecut.text_graph import NUL_DIVERGENCE
 
 MAX_LENGTH = 80  # the two demonstrations take ~60 tokens: short queries fit, long ones get cut
 LONG = " ".join(["good lovely film and the cast was superb"] * 30)
@@ -39,8 +43,48 @@ def text_model(artifact, tmp_path_factory):
 
     result = build_text_graph(artifact, tmp_path_factory.mktemp("text_model") / "model_text.onnx")
     assert result.path.is_file() and result.external_data is None and result.max_length == MAX_LENGTH
-    assert result.known_divergences is None  # byte-level BPE: none known
+    assert result.known_divergences == NUL_DIVERGENCE and result.divergent_characters == ("\x00",)
     return result.path
+
+
+# Arbitrary Unicode but NUL (the recorded divergence) and lone surrogates (no Unicode text; hypothesis leaves them
+# out: codec utf-8): the string graph must give `tokenizers`' ids, whatever the text, cut or not.
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=120), min_size=1, max_size=4))
+def test_property_the_string_graph_gives_tokenizers_ids_for_any_unicode(artifact, text_model, texts):
+    clf = _classifier(artifact)
+    ids, mask, truncated = _session(text_model, ["input_ids", "attention_mask"]).run(
+        ["input_ids", "attention_mask", "truncated"], {"text": np.array(texts, dtype=object)}
+    )
+    for text, row, m, cut in zip(texts, ids, mask, truncated, strict=True):
+        expected, was_cut = clf.encode(text)
+        assert row[m == 1].tolist() == expected and bool(cut) == was_cut, repr(text)
+
+
+_CLASSIFIERS: dict = {}
+
+
+def _classifier(artifact):
+    """One ArtifactClassifier per artifact for the property test's many examples (opening one takes ~0.1 s)."""
+    from edgecut.runtime import ArtifactClassifier
+
+    return _CLASSIFIERS.setdefault(str(artifact), ArtifactClassifier(artifact))
+
+
+def test_a_text_holding_nul_is_the_recorded_divergence_and_nothing_else(artifact, text_model):
+    """The graph cuts a text at its first NUL (onnxruntime-extensions reads C strings): it answers for the text
+    before it, which is why the manifest records it; the same text without the NUL is exact."""
+    from edgecut.runtime import ArtifactClassifier
+
+    clf = ArtifactClassifier(artifact)
+    texts = ["good\x00film", "\x00\x00\x00", "goodfilm"]
+    ids, mask, _ = _session(text_model, ["input_ids", "attention_mask"]).run(
+        ["input_ids", "attention_mask", "truncated"], {"text": np.array(texts, dtype=object)}
+    )
+    got = [row[m == 1].tolist() for row, m in zip(ids, mask, strict=True)]
+    assert got[0] != clf.encode(texts[0])[0] and got[1] != clf.encode(texts[1])[0]
+    assert got[2] == clf.encode(texts[2])[0]
+    assert got[0] == clf.encode("good")[0] and got[1] == clf.encode("")[0]
 
 
 def _session(path, extra_outputs=()):
