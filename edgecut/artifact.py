@@ -73,19 +73,30 @@ def check_destination(
     out = Path(out)
     target = out.resolve()
     if os.path.lexists(target):
+        # --force is offered as the fix only where it would work; otherwise the message names what will.
+        why = _not_replaceable(target, protected, is_replaceable)
+        if why is not None:
+            raise OutputExistsError(
+                f"{'--force will not replace ' + str(out) if force else f'{out} already exists'}: {why}"
+            )
         if not force:
             raise OutputExistsError(f"{out} already exists: choose another output or pass --force to replace it")
-        if not target.is_dir():
-            raise OutputExistsError(f"{out} exists and is not a directory: choose another output")
-        guard = _guarded_by(target, protected)
-        if guard:
-            raise OutputExistsError(f"--force will not replace {out}: it is {guard}; choose another output")
-        if not is_replaceable(target):
-            raise OutputExistsError(
-                f"--force will not replace {out}: it is not a directory edgecut wrote (no readable "
-                f"{_what(is_replaceable)}); choose another output, or remove it yourself"
-            )
     _probe_writable(out, target)
+
+
+def _not_replaceable(target: Path, protected: Sequence[Path], is_replaceable: Callable[[Path], bool]) -> str | None:
+    """Why --force may not replace `target` (what to do instead), or None when it may."""
+    if not target.is_dir():
+        return "it is not a directory (a file): choose another output (--force replaces only a directory edgecut wrote)"
+    guard = _guarded_by(target, protected)
+    if guard:
+        return f"it is {guard}; choose another output"
+    if not is_replaceable(target):
+        return (
+            f"it is not a directory edgecut wrote (no readable {_what(is_replaceable)}); choose another output, "
+            "or remove it yourself"
+        )
+    return None
 
 
 def _what(is_replaceable: Callable[[Path], bool]) -> str:

@@ -227,6 +227,30 @@ def test_bad_option_is_one_line_exit_2(args, match, tiny_model_dirs, tiny_csv, t
 
 
 @pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["check", "{art}", "--min-margin-over-baseline", "abc"], "Invalid value for '--min-margin-over-baseline'"),
+        (["check", "{art}", "--latency-runs", "1.5x"], "Invalid value for '--latency-runs'"),
+        (["check", "{art}", "--min-margin-over-baseline", "nan"], "give a finite number"),
+        (["check", "{art}", "--min-margin-over-baseline", "-inf"], "give a finite number"),
+        (["check", "{art}", "--min-margin-over-baseline", "150"], "give -100..100"),
+        (["check", "{art}", "--min-accuracy", "nan", "--data", "x.csv"], "give a finite number"),
+        (["check"], "Missing argument"),
+        (["predict", "{art}", "x", "--batch-size", "two"], "Invalid value for '--batch-size'"),
+        (["export", "--epochs", "many"], "Invalid value for '--epochs'"),
+        (["export", "--no-such-option"], "No such option"),
+        (["deploy", "{art}", "--max-batch-size", "8.5"], "Invalid value for '--max-batch-size'"),
+        (["sweep", "--margin", "wide"], "Invalid value for '--margin'"),
+    ],
+)
+def test_every_commands_bad_option_value_is_one_error_line_exit_2(args, match, tiny_artifact):
+    """A typo'd number printed click's usage box (and nan reached a gate that then failed with exit 1): every
+    command now ends a bad value in the one-line `error:` form, exit 2, naming the option."""
+    result = runner.invoke(app, [a.format(art=tiny_artifact) for a in args])
+    _one_line_error(result, match=match)
+
+
+@pytest.mark.parametrize(
     ("name", "match"),
     [
         ("empty", "no rows"),

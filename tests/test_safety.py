@@ -157,7 +157,7 @@ REFUSED = [
     (_manifest_not_json, True, "not a directory edgecut wrote"),
     (_manifest_not_object, True, "not a directory edgecut wrote"),
     (_file, True, "is not a directory"),
-    (_plain_dir, False, "already exists: choose another output or pass --force"),
+    (_plain_dir, False, "already exists: it is not a directory edgecut wrote"),  # --force would not help
     (_model_dir, False, "already exists"),
 ]
 
@@ -425,6 +425,25 @@ def test_cli_export_force_never_deletes_an_input_or_the_working_directory(tmp_pa
     assert result.exit_code == 2, result.output
     assert "--force will not replace" in result.output and words in result.output
     assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("kind", ["file", "foreign directory"])
+def test_an_output_force_cannot_replace_is_not_offered_force(tmp_path, kind):
+    """`-o o/afile` said "pass --force to replace it", and --force was then refused: the message names what
+    works instead (another output), and says --force replaces only edgecut's own output."""
+    out = tmp_path / "o" / "afile"
+    out.parent.mkdir()
+    if kind == "file":
+        out.write_text("mine")
+    else:
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+    for force in (False, True):
+        with pytest.raises(OutputExistsError) as e:
+            check_destination(out, force)
+        message = str(e.value)
+        assert "choose another output" in message and "pass --force" not in message, message
+        assert "--force replaces only" in message or "remove it yourself" in message, message
 
 
 # --- 4. kill -9 and SIGTERM -----------------------------------------------------------------------------------
