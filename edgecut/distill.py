@@ -18,16 +18,91 @@ import numpy as np
 
 from edgecut.errors import DataError, EdgecutError, ProviderUnavailableError
 
+TEACHER_KIND = "a teacher must be an intact edgecut artifact with the same labels (export one with --layers full)"
 
-def _open_teacher(artifact_dir: Path):
+
+class Teacher:
+    """An opened teacher artifact, passed through the stages: its manifest read once, its model hashed once
+    (when it is opened, before any student model loads), one ONNX Runtime session for every text it labels."""
+
+    def __init__(self, artifact_dir: Path, labels: Sequence[str] | None = None):
+        """Args:
+            artifact_dir: what `edgecut export -o` wrote for the teacher.
+            labels: the student's class names, in class order (None: do not compare).
+
+        Raises:
+            ArtifactError: not an artifact, damaged (a file changed since export), or unloadable; the message
+                names --teacher and says what a teacher must be.
+            EdgecutError: the teacher's labels differ from `labels`.
+        """
+        from edgecut.errors import ArtifactError
+
+        self.directory = Path(artifact_dir)
+        try:
+            self.classifier = _open_on_this_machine(self.directory)
+        except ArtifactError as e:
+            raise ArtifactError(f"--teacher {self.directory}: {_reason(e)}; {TEACHER_KIND}") from e
+        if labels is not None:
+            check_teacher_labels(self.classifier.labels, labels, self.directory)
+
+    def logits(self, texts: Sequence[str], batch_size: int = 32, on_batch: Callable[[int], None] | None = None):
+        """The teacher's logits [len(texts), classes] for raw texts, in input order.
+
+        Each text goes through the teacher's own prompt (template, demonstrations, max_length) and tokenizer;
+        texts are batched by prompt length so little compute goes to padding.
+        """
+        from edgecut.runtime import pad_batch
+
+        if batch_size < 1:
+            raise EdgecutError(f"batch size {batch_size} must be at least 1")
+        teacher = self.classifier
+        encoded = [teacher.encode(text)[0] for text in texts]
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        out = np.zeros((len(encoded), len(teacher.labels)), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            feed = pad_batch([encoded[i] for i in rows], teacher.pad_id)
+            out[rows] = teacher.session.run(["logits"], feed)[0]
+            if on_batch:
+                on_batch(len(rows))
+        return out
+
+    def record(self) -> dict[str, Any]:
+        """What the student's manifest records about its teacher: where it was, which model file exactly
+        (the sha256 verified when it was opened), and how good it was on its own test rows."""
+        manifest = self.classifier.manifest
+        metrics = manifest.get("metrics") or {}
+        layers = manifest.get("layers") or {}
+        return {
+            "path": str(self.directory.resolve()),
+            "model_file": manifest.model_file,
+            "sha256": manifest["files"][manifest.model_file],
+            "source_model": (manifest.get("source_model") or {}).get("source"),
+            "architecture": manifest.get("architecture"),
+            "layers": len(layers.get("kept", [])) or None,
+            "precision": manifest.get("precision"),
+            "accuracy": metrics.get("onnx_accuracy"),
+            "test_rows": metrics.get("rows", (manifest.get("data") or {}).get("test")),
+        }
+
+
+def _open_on_this_machine(artifact_dir: Path):
     """The artifact on its recorded target, or on the CPU when this machine lacks that target's provider
-    (the logits are the same numbers either way; only the speed differs)."""
+    (the logits are the same numbers either way; only the speed differs). Files are verified first."""
     from edgecut.runtime import ArtifactClassifier
 
     try:
         return ArtifactClassifier(artifact_dir)
     except ProviderUnavailableError:
         return ArtifactClassifier(artifact_dir, target="cpu")
+
+
+def _reason(error: Exception) -> str:
+    """An artifact error's first clause, without its own advice (the teacher's advice replaces it)."""
+    text = str(error)
+    for advice in (": it is not an edgecut artifact", ": give the artifact directory", ": the artifact is"):
+        text = text.split(advice)[0] if advice in text else text
+    return text.replace(" (re-export it)", "").strip()
 
 
 def check_teacher_labels(teacher_labels: Sequence[str], labels: Sequence[str], artifact_dir: Path) -> None:
@@ -52,67 +127,22 @@ def teacher_logits(
     batch_size: int = 32,
     on_batch: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """The teacher artifact's logits [len(texts), classes] for raw texts, in input order.
-
-    Each text goes through the teacher's own prompt (template, demonstrations, max_length) and tokenizer.
-    Texts are batched by prompt length so little compute goes to padding.
-
-    Args:
-        artifact_dir: what `edgecut export -o` wrote for the teacher.
-        texts: raw texts (not prompts): the training rows' texts, or unlabeled texts.
-        labels: the student's class names, in class order; the teacher's must be the same.
-        on_batch: called with the number of texts after each batch (a progress bar).
+    """`Teacher(artifact_dir, labels).logits(texts)`: for a caller with one batch of texts.
 
     Raises:
         ArtifactError: not a readable artifact.
         EdgecutError: the teacher's labels differ from `labels`; batch_size below 1.
     """
-    from edgecut.runtime import pad_batch
-
-    if batch_size < 1:
-        raise EdgecutError(f"batch size {batch_size} must be at least 1")
-    teacher = _open_teacher(Path(artifact_dir))
-    check_teacher_labels(teacher.labels, labels, Path(artifact_dir))
-    encoded = [teacher.encode(text)[0] for text in texts]
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-    out = np.zeros((len(encoded), len(labels)), dtype=np.float32)
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        feed = pad_batch([encoded[i] for i in rows], teacher.pad_id)
-        out[rows] = teacher.session.run(["logits"], feed)[0]
-        if on_batch:
-            on_batch(len(rows))
-    return out
+    return Teacher(Path(artifact_dir), labels).logits(texts, batch_size, on_batch)
 
 
 def teacher_record(artifact_dir: Path) -> dict[str, Any]:
-    """What the student's manifest records about its teacher: where it was, which model file exactly
-    (sha256, computed now), and how good it was on its own test rows.
+    """`Teacher(artifact_dir).record()`.
 
     Raises:
-        ArtifactError: not a readable artifact, or its model file is missing.
+        ArtifactError: not a readable artifact, or its model file is missing or changed.
     """
-    from edgecut.errors import ArtifactError
-    from edgecut.manifest import read_manifest, sha256_file
-
-    directory = Path(artifact_dir)
-    manifest = read_manifest(directory)
-    model = manifest.model_path
-    if not model.is_file():
-        raise ArtifactError(f"{model} is missing: the teacher artifact is incomplete; re-export it")
-    metrics = manifest.get("metrics") or {}
-    layers = manifest.get("layers") or {}
-    return {
-        "path": str(directory.resolve()),
-        "model_file": manifest.model_file,
-        "sha256": sha256_file(model),
-        "source_model": (manifest.get("source_model") or {}).get("source"),
-        "architecture": manifest.get("architecture"),
-        "layers": len(layers.get("kept", [])) or None,
-        "precision": manifest.get("precision"),
-        "accuracy": metrics.get("onnx_accuracy"),
-        "test_rows": metrics.get("rows", (manifest.get("data") or {}).get("test")),
-    }
+    return Teacher(Path(artifact_dir)).record()
 
 
 def read_unlabeled(path: Path, text_column: str = "text") -> list[str]:

@@ -234,8 +234,9 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
 
     s, progress = settings, progress or Progress()
     # Everything that can be checked without the model is checked first: bad input fails in a second.
-    plan = _plan(s)
-    inputs = _read_inputs(s, progress)
+    target, precision = _target_and_destination(s)
+    inputs = _read_inputs(s, progress)  # data, template and label words before the model's config
+    plan = _plan(s, target, precision)
     dataset = inputs.dataset
     with _workspace(s) as (workdir, is_main):
         with progress.stage(f"load {s.model}"):
@@ -340,10 +341,9 @@ class _Plan:
     layers: int
 
 
-def _plan(s: ExportSettings) -> _Plan:
-    """Target, precision, recipe and N, with the destination checked: no model weights are read yet."""
+def _target_and_destination(s: ExportSettings) -> tuple[Any, str]:
+    """The target and its precision, its provider and the destination checked: no file is read yet."""
     from edgecut import artifact as art
-    from edgecut.load import read_config
     from edgecut.runtime import check_target_available
     from edgecut.targets import load_target
 
@@ -351,6 +351,13 @@ def _plan(s: ExportSettings) -> _Plan:
     precision = target.resolve_precision(s.quantize)
     check_target_available(target)
     art.check_destination(s.output, s.force, s.protected_paths())
+    return target, precision
+
+
+def _plan(s: ExportSettings, target, precision: str) -> _Plan:
+    """Recipe and N from the model's config alone (transformers is imported here): no weights are read yet."""
+    from edgecut.load import read_config
+
     config = read_config(s.model, s.trust_remote_code)  # depth and family from the config alone
     depth = int(config.num_hidden_layers)
     layers = depth if s.layers == "full" else s.layers
@@ -364,26 +371,28 @@ class _Inputs:
     dataset: Any  # edgecut.data.Dataset
     unlabeled: list[str]
     corpus: list[str]
+    teacher: Any  # edgecut.distill.Teacher, opened and verified once, or None
 
 
 def _read_inputs(s: ExportSettings, progress: Progress) -> _Inputs:
     """The data, the teacher's extra texts and the vocabulary corpus; a teacher with other labels fails here."""
-    from edgecut.data import load_dataset
-    from edgecut.distill import check_teacher_labels, read_unlabeled
-    from edgecut.manifest import read_manifest
+    from edgecut.data import load_dataset, shorten_list
+    from edgecut.distill import Teacher, read_unlabeled
     from edgecut.vocab import read_corpus
 
     with progress.stage("data"):
         dataset = load_dataset(s.data_spec())
         unlabeled = read_unlabeled(s.unlabeled) if s.unlabeled else []
         corpus = read_corpus(s.vocab_corpus) if s.vocab_corpus else []
-    if s.teacher is not None:
-        check_teacher_labels(read_manifest(s.teacher).labels, dataset.labels, s.teacher)
+    teacher = None
+    if s.teacher is not None:  # before any model loads: a wrong or damaged teacher fails in a second
+        with progress.stage(f"teacher {s.teacher}"):
+            teacher = Teacher(s.teacher, dataset.labels)
     progress.note(
         f"{dataset.name}: {len(dataset.train)} train / {len(dataset.validation)} validation / "
-        f"{len(dataset.test)} test, classes {', '.join(dataset.labels)}"
+        f"{len(dataset.test)} test, {len(dataset.labels)} classes: {shorten_list(dataset.labels)}"
     )
-    return _Inputs(dataset, unlabeled, corpus)
+    return _Inputs(dataset, unlabeled, corpus, teacher)
 
 
 @dataclass(frozen=True)
@@ -451,6 +460,11 @@ def _trim_vocabulary(s, classifier, tok, prompt, splits, inputs: _Inputs, progre
             return {"vocab": "all", "requested": "auto", "validation_coverage": val_covered}
         trimmed = trim_vocabulary(classifier, keep, "nearest")
         covered = coverage(test, keep)
+    if vocab.mode == "top" and vocab.size > len(keep):  # never silently fewer rows than asked for
+        progress.note(
+            f"--vocab {vocab.size}: the training data uses only {len(keep)} of the model's {trimmed.vocab_size} "
+            f"token ids, so {len(keep)} are kept (as --vocab task keeps); unseen words map to their nearest kept id"
+        )
     progress.note(
         f"kept {trimmed.kept} of {trimmed.vocab_size} token ids ({covered:.1%} of the test tokens); "
         f"parameters {trimmed.params_before / 1e6:.1f} M → {trimmed.params_after / 1e6:.1f} M"
@@ -461,16 +475,15 @@ def _trim_vocabulary(s, classifier, tok, prompt, splits, inputs: _Inputs, progre
 def _distillation(s, tok, prompt, dataset, inputs: _Inputs, rows: int, progress):
     """`--teacher`: its logits on the training texts (and the unlabeled ones) as soft targets, or None."""
     from edgecut.data import Example, encode_examples
-    from edgecut.distill import teacher_logits
     from edgecut.finetune import Distillation
 
-    if s.teacher is None:
+    if inputs.teacher is None:
         return None
     with progress.counter(f"teacher {s.teacher}", rows + len(inputs.unlabeled)) as advance:
-        soft = teacher_logits(s.teacher, [ex.text for ex in dataset.train], dataset.labels, on_batch=advance)
+        soft = inputs.teacher.logits([ex.text for ex in dataset.train], on_batch=advance)
         extra, _ = encode_examples(tok, prompt, [Example(t, 0) for t in inputs.unlabeled])
         extra = [{k: v for k, v in f.items() if k != "labels"} for f in extra]
-        extra_soft = teacher_logits(s.teacher, inputs.unlabeled, dataset.labels, on_batch=advance) if extra else None
+        extra_soft = inputs.teacher.logits(inputs.unlabeled, on_batch=advance) if extra else None
     return Distillation(soft, s.distill_alpha, s.distill_temperature, extra, extra_soft)
 
 
@@ -575,7 +588,6 @@ def _manifest_record(
     """Everything `edgecut.json` records (manifest.write_manifest adds versions and file hashes)."""
     from edgecut.baselines import TFIDF_DESCRIPTION
     from edgecut.classifier import label_token_ids
-    from edgecut.distill import teacher_record
     from edgecut.manifest import TRAINING_LOG
     from edgecut.parity import POLICY
     from edgecut.prune import count_parameters
@@ -644,7 +656,7 @@ def _manifest_record(
         "distillation": None
         if s.teacher is None
         else {
-            "teacher": teacher_record(s.teacher),
+            "teacher": inputs.teacher.record(),
             "alpha": s.distill_alpha,
             "temperature": s.distill_temperature,
             "unlabeled_rows": len(inputs.unlabeled),

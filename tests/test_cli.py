@@ -307,3 +307,13 @@ def test_targets_command_lists_shipped_targets():
     assert result.exit_code == 0
     listed = [line.split()[0] for line in result.output.splitlines() if line.strip()]
     assert listed == list(available_targets()) and {"cpu", "cpu-int8", "cuda", "tensorrt"} <= set(listed)
+
+
+def test_bad_data_fails_before_the_model_config_is_read(bad_csvs, tmp_path):
+    """Data and template errors took 7-10 s because the model's config (and transformers) was read first: the
+    data is now read first, so a bad file is reported even when --model names nothing at all."""
+    result = _export(tmp_path / "no-such-model", bad_csvs["nocolumn"], tmp_path / "out")
+    _one_line_error(result, match="no column 'text'")
+    bad_template = ["--template", "no label placeholder {text}"]
+    result = runner.invoke(app, ["export", "--model", str(tmp_path / "nope"), *bad_template, "-o", str(tmp_path / "o")])
+    _one_line_error(result, match="{label}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import tempfile
 
 import numpy as np
@@ -20,6 +21,7 @@ from edgecut.data import Example, encode_examples
 from edgecut.distill import read_unlabeled, teacher_logits, teacher_record
 from edgecut.errors import ArtifactError, DataError, EdgecutError
 from edgecut.finetune import BudgetClock, Distillation, Recipe, finetune
+from edgecut.manifest import read_manifest, sha256_file
 from edgecut.prompt import PromptFormat
 from edgecut.runtime import ArtifactClassifier, softmax
 
@@ -413,3 +415,47 @@ def test_vocab_task_keeps_the_ids_of_the_unlabeled_texts(teacher_dir, tiny_model
     # the fine-tuning line counts the rows the teacher labelled, which train too
     training = [n for n in with_extra + without if n.startswith("fine-tuning (")]
     assert len(training) == 2 and "+ 2 teacher-labelled" in training[0] and "teacher-labelled" not in training[1]
+
+
+@pytest.mark.parametrize("kind", ["damaged", "model directory", "missing"])
+def test_a_bad_teacher_is_named_and_refused_before_any_model_loads(
+    kind, teacher_dir, tiny_model_dirs, tiny_csv, tmp_path
+):
+    """--teacher at a damaged artifact named neither the option nor what a teacher must be, and only after the
+    student had loaded; at a model directory it said "re-export it". Now: one line naming --teacher and what a
+    teacher must be, before any model loads (the student --model here does not even exist)."""
+    from typer.testing import CliRunner
+
+    from edgecut.cli import app
+
+    if kind == "damaged":
+        teacher = shutil.copytree(teacher_dir, tmp_path / "teacher")
+        model = teacher / read_manifest(teacher).model_file
+        model.write_bytes(model.read_bytes()[:-8] + b"\0" * 8)
+        reason = "does not match its sha256"
+    elif kind == "model directory":
+        teacher, reason = tiny_model_dirs["llama"], "has no edgecut.json"
+    else:
+        teacher, reason = tmp_path / "nope", "is not a directory"
+    args = ["export", "--model", str(tmp_path / "no-model"), "--data", str(tiny_csv), "--labels", ",".join(LABELS)]
+    result = CliRunner().invoke(app, [*args, "--teacher", str(teacher), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith(f"error: --teacher {teacher}") and reason in last, last
+    assert "a teacher must be an intact edgecut artifact" in last and "--layers full" in last, last
+    assert not (tmp_path / "out").exists()
+
+
+def test_one_teacher_is_opened_once_for_labels_and_record(teacher_dir, monkeypatch):
+    """The teacher's files are hashed once (when it is opened), and its record reuses the verified sha256."""
+    import edgecut.runtime as runtime
+    from edgecut.distill import Teacher
+
+    calls = []
+    real = runtime.verify_files
+    monkeypatch.setattr(runtime, "verify_files", lambda *a, **k: calls.append(a) or real(*a, **k))
+    teacher = Teacher(teacher_dir, LABELS)
+    logits = teacher.logits(["good film", "bad film"])
+    record = teacher.record()
+    assert len(calls) == 1 and logits.shape == (2, len(LABELS))
+    assert record["sha256"] == sha256_file(teacher_dir / read_manifest(teacher_dir).model_file)
