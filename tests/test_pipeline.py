@@ -169,13 +169,14 @@ def test_ci_script_runs_the_readme_test_command():
 
 
 @pytest.mark.slow
-def test_accelerate_launch_with_two_processes_writes_one_artifact(tiny_model_dirs, tiny_csv, tmp_path):
+@pytest.mark.parametrize("layers", ["1", "full"])  # a cut, and a full-depth teacher (what a sweep distils from)
+def test_accelerate_launch_with_two_processes_writes_one_artifact(layers, tiny_model_dirs, tiny_csv, tmp_path):
     """Every process trains (DDP on the CPU); only the main process exports, validates and writes."""
     out = tmp_path / "out"
     launcher = Path(sys.executable).with_name("accelerate")
     args = [str(launcher), "launch", "--cpu", "--num_processes", "2", "--num_machines", "1"]
     args += ["--mixed_precision", "no", "--dynamo_backend", "no", "-m", "edgecut.cli", "export"]
-    args += ["--model", str(tiny_model_dirs["llama"]), "--data", str(tiny_csv), "--layers", "1"]
+    args += ["--model", str(tiny_model_dirs["llama"]), "--data", str(tiny_csv), "--layers", layers]
     args += ["--labels", "negative,positive", "--epochs", "2", "--lr", "3e-3", "--batch-size", "8"]
     args += ["--test-size", "40", "-o", str(out)]
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -187,6 +188,8 @@ def test_accelerate_launch_with_two_processes_writes_one_artifact(tiny_model_dir
     manifest = read_manifest(out)
     verify_files(manifest)
     assert manifest["metrics"]["onnx_accuracy"] >= 0.75
+    kept = len(manifest["layers"]["kept"])
+    assert kept == (manifest["layers"]["total"] if layers == "full" else 1) and manifest["layers"]["total"] == 3
     assert done.stdout.count("edgecut export") == 1  # one summary table: only the main process reports
 
 
