@@ -205,6 +205,8 @@ def _record(out: Path, run: Run, result: dict[str, Any], addresses: dict[str, st
     for attempt in record["attempts"]:
         attempt["node_ip"] = addresses.get(attempt.get("node_id"))
     record["status"] = result["status"]
+    if "seconds" in result:  # the cell's own time in its worker, export only
+        record["seconds"] = result["seconds"]
     if result["status"] != "ok":
         record["error"] = result["error"]
     write_atomic(placement_path(out, run), json.dumps(record, indent=1))
