@@ -132,6 +132,12 @@ def run_on_ray(settings: SweepSettings, runs: list[Run], progress: Progress) -> 
     started = connect(ray, settings.ray or "local")
     refs: dict[Run, Any] = {}
     try:
+        gpus = [run.name for run in pending if cell_resources(settings, run)["num_gpus"]]
+        if gpus and not ray.cluster_resources().get("GPU"):
+            raise EdgecutError(
+                f"{', '.join(gpus)} need a GPU and the Ray cluster at {settings.ray} has none: add a GPU node, "
+                "or drop --teacher-gpu (or use a CPU --target)"
+            )
         task = ray.remote(cell_task)
         for run in pending:  # grid order: a teacher is submitted before the cuts it teaches
             teacher = None

@@ -292,3 +292,17 @@ def test_ray_options_that_do_not_go_together_are_refused(extra, match, tmp_path)
 
 def _settings_of(extra: list[str]) -> dict:
     return {"teacher_gpu": True} if extra == ["--teacher-gpu"] else {"ray": "local", "shard": (1, 2)}
+
+
+@pytest.mark.ray
+def test_teacher_gpu_on_a_cluster_without_gpus_is_one_line_before_any_cell(
+    ray_cluster, tiny_model_dirs, tiny_csv, tmp_path
+):
+    """A GPU request no node can meet would wait for ever: refused up front, nothing run."""
+    out = tmp_path / "s"
+    args = sweep_args(tiny_model_dirs["llama"], tiny_csv, out, "1,full", "--ray", ray_cluster, "--teacher-gpu")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    last = " ".join(result.output.split()).split("error:")[-1]
+    assert "nfull-s0 need a GPU" in last and "drop --teacher-gpu" in last and "n1-s0" not in last
+    assert not list((out / "runs").glob("*.placement.json"))
