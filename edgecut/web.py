@@ -103,6 +103,21 @@ PROBES = (
 )
 
 
+# Headless Chromium for the tests and the benchmark: no GPU, and no background connections (updates, sync,
+# QUIC probes), which a closed network refuses and which would be requests the offline page did not make.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
 class WebToolsMissingError(EdgecutError):
     """The pinned JavaScript libraries are not installed where edgecut looks for them."""
 
