@@ -68,6 +68,7 @@ async function classify(texts) {
 }
 
 window.classify = classify;
+window.edgecutOrt = ort; // for diagnostics (benchmarks/web.py tries other graphs with it)
 window.edgecutReady = ready.then(({ threads }) => ({ threads, crossOriginIsolated: self.crossOriginIsolated }));
 
 const form = document.getElementById("form");
