@@ -58,6 +58,16 @@ def export(name: str, root: Path, budget: int) -> Path:
     return out
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50_ms": round(float(np.percentile(values, 50)), 3), "p90_ms": round(float(np.percentile(values, 90)), 3)}
 
@@ -139,6 +149,48 @@ def in_python(artifact: Path, texts: list[str], threads: int) -> dict:
     return {"session_run": percentiles(runs), "per_text_ms_with_tokenizing": round(total / len(texts), 3)}
 
 
+def markdown(record: dict) -> str:
+    """The manual's table (docs/web.md includes it), generated from the JSON record."""
+
+    def both(row: dict, side: str, key) -> str:
+        cells = []
+        for n in ("1", "2"):
+            m = row[side][n]
+            cells.append("fails" if side == "browser" and not m["runs"] else key(m))
+        return " / ".join(cells)
+
+    lines = [
+        "| N=1 SmolLM2 | model | page (served, gzipped) | page uncompressed | first answer, 1 / 2 threads "
+        "| page `run` p50, ms | page per text, ms | Python `run` p50, ms | Python per text, ms |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in record["results"]:
+        cells = [
+            row["variant"],
+            f"{row['model_bytes'] / 1e6:.1f} MB",
+            f"{row['page_bytes'] / 1e6:.1f} MB",
+            f"{row['page_bytes_uncompressed'] / 1e6:.1f} MB",
+            both(row, "browser", lambda m: f"{m['first_answer_ms'] / 1e3:.1f} s"),
+            both(row, "browser", lambda m: f"{m['session_run']['p50_ms']:.1f}"),
+            both(row, "browser", lambda m: f"{m['per_text_ms_with_tokenizing']:.1f}"),
+            both(row, "python", lambda m: f"{m['session_run']['p50_ms']:.2f}"),
+            both(row, "python", lambda m: f"{m['per_text_ms_with_tokenizing']:.2f}"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    machine, versions = record["machine"], record["versions"]
+    lines += [
+        "",
+        f"*Source: `benchmarks/results/web.json` ({record['texts']} rotten-tomatoes texts at batch size 1, "
+        f"each cell 1 / 2 threads). Machine: {machine['processor']}, {machine['cores']} cores, {machine['note']}. "
+        f"Date: {record['date'][:10]}. Chromium {versions['chromium']}, onnxruntime-web {versions['onnxruntime-web']}, "
+        f"onnxruntime {versions['onnxruntime']} (Python).*",
+    ]
+    for g in record.get("other_graphs", []):
+        verdict = "loads" if g["runs"] else f"does not load: `{g['error']}`"
+        lines += ["", f"*{g['graph']} (the raw-text front graph of `export --with-tokenizer`) {verdict}.*"]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", default=",".join(VARIANTS), help="Comma-separated, of " + ", ".join(VARIANTS))
@@ -146,6 +198,7 @@ def main() -> None:
     parser.add_argument("--time-budget", type=int, default=60, help="export --time-budget (seconds) per variant")
     parser.add_argument("--workdir", type=Path, default=None, help="Keep the exports here (default: a temp dir)")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/web.json"))
+    parser.add_argument("--note", default="shared with other work while it ran: timings are noisy")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -188,9 +241,9 @@ def main() -> None:
         "benchmark": "benchmarks/web.py",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
-            "processor": platform.processor() or platform.machine(),
+            "processor": cpu_name(),
             "cores": os.cpu_count(),
-            "note": "a shared 2-core machine with other work running: timings are noisy",
+            "note": args.note,
         },
         "versions": {
             "chromium": chromium_version,
@@ -207,7 +260,8 @@ def main() -> None:
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    args.json.with_suffix(".md").write_text(markdown(record))
+    print(f"wrote {args.json} and {args.json.with_suffix('.md')}")
 
 
 if __name__ == "__main__":
