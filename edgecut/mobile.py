@@ -142,7 +142,13 @@ def deploy_mobile(artifact: str | Path, out: str | Path, force: bool = False) ->
                 shutil.copy2(artifact / name, work / name)
         model, config = convert_to_ort(work / manifest.model_file, work)
         shutil.move(model, tmp / MODEL)
-        shutil.move(config, tmp / OPERATORS)
+        # The converter's header names its temporary paths; the operator lines are kept as written.
+        lines = [line for line in config.read_text(encoding="utf-8").splitlines() if not line.startswith("#")]
+        header = (
+            f"# The operators of {MODEL}, with and without its saved runtime optimizations, as written by\n"
+            "# onnxruntime.tools.convert_onnx_models_to_ort (Runtime style): for --include_ops_by_config.\n"
+        )
+        (tmp / OPERATORS).write_text(header + "\n".join(lines).strip() + "\n", encoding="utf-8")
         shutil.rmtree(work)
         operators = read_operator_config(tmp / OPERATORS)
         listed = {(k.split(";")[0], op) for k, ops in operators.items() for op in ops}
