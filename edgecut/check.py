@@ -672,7 +672,10 @@ def _margin_over_tfidf(manifest, points: float) -> CheckResult:
     model = manifest.get("metrics", {}).get("onnx_accuracy")
     floor = (manifest.get("baseline") or {}).get("accuracy")
     if model is None or floor is None:
-        detail = "the artifact records no TF-IDF baseline (exported before edgecut recorded one): re-export it"
+        detail = (
+            "the artifact records no TF-IDF baseline (exported with --baseline none, or before edgecut recorded "
+            "one): re-export it without --baseline none"
+        )
         return CheckResult("margin_over_tfidf", GATE, False, detail)
     margin = (model - floor) * 100
     passed = margin >= points - 1e-9

@@ -115,7 +115,14 @@ SettingOption = Annotated[
 RecipeOption = Annotated[str, typer.Option(help="Training preset: cpu (fast, default) or paper (the paper's recipe).")]
 EpochsOption = Annotated[float | None, typer.Option(help="Override the recipe's epochs.")]
 BatchOption = Annotated[int | None, typer.Option(help="Override the recipe's batch size.")]
-LrOption = Annotated[float | None, typer.Option("--lr", help="Override the recipe's learning rate.")]
+LrOption = Annotated[
+    str | None,
+    typer.Option(
+        "--lr",
+        help="Learning rate: a number overrides the recipe's; auto trains one run per rate of a 3-point grid "
+        "around the family's rate (3x the training time) and keeps the best on validation.",
+    ),
+]
 CapOption = Annotated[int | None, typer.Option(help="Override the recipe's training rows per class.")]
 BudgetOption = Annotated[
     float | None, typer.Option(help="Stop training (evaluation included) after this many seconds.")
@@ -127,6 +134,13 @@ def _labels(value: str | None) -> tuple[str, ...]:
     from edgecut.data import split_list
 
     return split_list(value)
+
+
+def _learning_rate(value: str | None) -> float | str | None:
+    """--lr as ExportSettings keeps it: a float, "auto", or None (a sweep directory records the number)."""
+    if value is None:
+        return None
+    return ExportSettings(lr=value).lr
 
 
 def _template(value: str | None) -> str | None:
@@ -184,6 +198,13 @@ def export(
         bool, typer.Option(help="Also write model_text.onnx: raw text in (prompt and tokenizer in the graph).")
     ] = False,
     pooling: Annotated[str, typer.Option(help="Decoders: mean (all tokens) or last (the paper); auto: mean.")] = "auto",
+    baseline: Annotated[
+        str,
+        typer.Option(
+            help="The floor fitted on the same rows: tfidf (features and C chosen on validation, bounded by "
+            "--time-budget) or none."
+        ),
+    ] = "tfidf",
 ) -> None:
     """Cut, fine-tune, export, validate: write a self-describing ONNX artifact."""
     from edgecut.pipeline import export as run_export
@@ -223,6 +244,7 @@ def export(
             distill_temperature=distill_temperature,
             with_tokenizer=with_tokenizer,
             pooling=pooling,
+            baseline=baseline,
         )
         result = run_export(settings, RichProgress())
     if result is not None:  # None: a non-main process of a multi-process launch
@@ -503,7 +525,7 @@ def sweep(
             text_column=text_column,
             label_column=label_column,
             target=target,
-            lr=lr,
+            lr=_learning_rate(lr),
             batch_size=batch_size,
             distill=True if distill else None,  # recorded only when given: older directories still resume
         )  # pooling is not here: each run's manifest records it, and sweep.check_pooling compares those

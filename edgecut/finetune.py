@@ -4,7 +4,7 @@ Two named recipes. `paper` is the paper's (200 rows per class, one demonstration
 batch 1, up to 50 epochs, early stopping patience 15): it needs a GPU and, with so few rows, does not
 learn in the few epochs a CPU can afford. `cpu` (the default) is what learns in minutes on 2 cores:
 10x the rows, a higher learning rate, and short prompts without demonstrations (measured: 75.6 % on
-rotten-tomatoes at N=1 in ~3 min; see README).
+rotten-tomatoes at N=1 in ~3 min; see the manual, docs/exporting.md "Recipes").
 
 With a teacher (`Distillation`), each row also learns the teacher's soft targets; rows without labels
 learn from them alone. Trainer's own printing is silenced: callers get `TrainProgress` through
@@ -41,6 +41,7 @@ class Recipe:
     seed: int = 0
     lr_scheduler: str = "constant"  # the paper uses no schedule; any transformers scheduler name works
     warmup_ratio: float = 0.0
+    learning_rate_rule: str = "recipe"  # which rule chose learning_rate (LEARNING_RATE_RULES); the manifest records it
 
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "learning_rate", "per_class_cap", "max_length"):
@@ -51,7 +52,7 @@ class Recipe:
 
 
 RECIPES = {
-    # Measured on rotten-tomatoes, SmolLM2 N=1, 2 cores (README "Training recipes"): batch 32 with a warm-up
+    # Measured on rotten-tomatoes, SmolLM2 N=1, 2 cores (docs/exporting.md "Recipes"): batch 32 with a warm-up
     # and linear decay learns faster and steadier than batch 8 at a constant rate, and takes fewer
     # optimizer steps over the 28 M embedding weights that dominate a 1-layer model's step time.
     "cpu": Recipe(
@@ -79,40 +80,72 @@ RECIPES = {
 }
 
 
-# The highest default learning rate per model family (config.model_type), where the recipe's is too high.
-# Gemma's one-layer cuts predicted the majority class at the cpu recipe's 5e-4 (issue 14). Measured on
-# Gemma-3-270M-shaped one-layer models (width 640, scaled embeddings of unit RMS, random weights, two
-# seeds, cpu recipe otherwise): 50 % / 70 % at 5e-4, 74 % / 91 % at 2e-4, 96 % / 100 % at 1e-4, where a
-# SmolLM2-shaped (Llama) model learns at 5e-4 (98 %). An explicit --lr always wins.
+# Learning rates per family, where the recipe's does not suit it. An explicit --lr always wins; `--lr auto`
+# searches a grid around the family's value on validation (LEARNING_RATE_GRID).
+#
+# Encoders (BERT-like: all-MiniLM-L6) are fine-tuned at 2e-5-1e-4 in every reference (BERT, DistilBERT,
+# sentence-transformers); the cpu recipe's 5e-4 suits a decoder cut, whose head starts from its LM rows.
+ENCODER_LEARNING_RATE = 5e-5
+# The highest default learning rate per model family (config.model_type). Gemma's one-layer cuts predicted the
+# majority class at the cpu recipe's 5e-4. Measured on Gemma-3-270M-shaped one-layer models (width 640, scaled
+# embeddings of unit RMS, random weights, two seeds, cpu recipe otherwise): 50 % / 70 % at 5e-4, 74 % / 91 % at
+# 2e-4, 96 % / 100 % at 1e-4, where a SmolLM2-shaped (Llama) model learns at 5e-4 (98 %).
 FAMILY_MAX_LEARNING_RATE = {"gemma": 1e-4, "gemma2": 1e-4, "gemma3": 1e-4, "gemma3_text": 1e-4}
 
 # The highest default learning rate of a model fine-tuned at full depth in the `lm` setting (every layer
 # kept: the paper's reference row, the sweep's `full`, a distillation teacher). The cpu recipe's 5e-4
 # suits shallow cuts; SmolLM2's 30 layers scored lower with it on validation at every seed of
 # rotten-tomatoes and bbc-news (test: 86.1 % against 87.9 % at 1e-4 on rotten-tomatoes;
-# benchmarks/distill_recipe.py). Not in the `cls` setting: its head starts random, and all-MiniLM-L6 at
-# 1e-4 was still under the majority class after 13 steps (44 %, where 5e-4 passes 62 %). An explicit --lr
-# always wins.
+# benchmarks/distill_recipe.py). Not in the `cls` setting: its head starts random.
 FULL_DEPTH_MAX_LEARNING_RATE = 1e-4
 
+# `--lr auto`: the family's learning rate times these factors, each trained for the recipe's epochs with an
+# evaluation per epoch (so the grid is learning rate x epochs); the best validation accuracy wins.
+LEARNING_RATE_GRID = (0.2, 1.0, 2.0)
 
-def get_recipe(name: str, model_type: str | None = None, full_depth: bool = False, **overrides) -> Recipe:
-    """The named recipe with the given overrides (None keeps the recipe's value).
+LEARNING_RATE_RULES = {
+    "given": "--lr as given",
+    "recipe": "the recipe's learning rate",
+    "encoder": f"an encoder's learning rate ({ENCODER_LEARNING_RATE:g}, the BERT-family range 2e-5-1e-4)",
+    "family": "the family's cap (FAMILY_MAX_LEARNING_RATE)",
+    "full-depth": f"the full-depth cap ({FULL_DEPTH_MAX_LEARNING_RATE:g})",
+    "auto": "--lr auto: the best validation accuracy over the grid around the family's rate",
+}
+
+
+def get_recipe(
+    name: str, model_type: str | None = None, full_depth: bool = False, encoder: bool = False, **overrides
+) -> Recipe:
+    """The named recipe with the given overrides (None keeps the recipe's value), its learning rate chosen by
+    the family's rule and recorded in `learning_rate_rule`.
 
     Args:
         model_type: the model's `config.model_type`; families in FAMILY_MAX_LEARNING_RATE get at most that
             learning rate unless `learning_rate` is given.
         full_depth: every layer is kept and the head is the LM's (the `lm` setting); the learning rate is
             then at most FULL_DEPTH_MAX_LEARNING_RATE unless `learning_rate` is given.
+        encoder: a BERT-like encoder: ENCODER_LEARNING_RATE unless `learning_rate` is given.
     """
     if name not in RECIPES:
         raise EdgecutError(f"unknown recipe '{name}': choose one of {', '.join(RECIPES)}")
     recipe = replace(RECIPES[name], **{k: v for k, v in overrides.items() if v is not None})
-    caps = [FAMILY_MAX_LEARNING_RATE.get(model_type or ""), FULL_DEPTH_MAX_LEARNING_RATE if full_depth else None]
-    cap = min((c for c in caps if c is not None), default=None)
-    if overrides.get("learning_rate") is None and cap is not None and recipe.learning_rate > cap:
-        recipe = replace(recipe, learning_rate=cap)
+    if overrides.get("learning_rate") is not None:
+        return replace(recipe, learning_rate_rule="given")
+    if encoder:
+        return replace(recipe, learning_rate=ENCODER_LEARNING_RATE, learning_rate_rule="encoder")
+    caps = [
+        (FAMILY_MAX_LEARNING_RATE.get(model_type or ""), "family"),
+        (FULL_DEPTH_MAX_LEARNING_RATE if full_depth else None, "full-depth"),
+    ]
+    for cap, rule in sorted((c for c in caps if c[0] is not None), key=lambda c: c[0]):
+        if recipe.learning_rate > cap:
+            return replace(recipe, learning_rate=cap, learning_rate_rule=rule)
     return recipe
+
+
+def learning_rate_grid(recipe: Recipe) -> list[float]:
+    """`--lr auto`'s candidates: the family's rate (the recipe's, as the rules chose it) times LEARNING_RATE_GRID."""
+    return [float(f"{recipe.learning_rate * f:.3g}") for f in LEARNING_RATE_GRID]
 
 
 @dataclass(frozen=True)

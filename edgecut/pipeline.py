@@ -15,6 +15,7 @@ process exports, validates and writes the artifact.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ from edgecut.errors import EdgecutError
 SETTINGS = ("lm", "pcls", "cls")  # the paper's three fine-tuning settings
 PLAIN_TEMPLATE = "{text}{label}"  # cls: the text alone, no template words
 QUANTIZE = ("none", "int8", "fp16")
+BASELINE_CHOICES = ("tfidf", "none")  # the floor every export fits beside the model
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class ExportSettings:
     recipe: str = "cpu"
     epochs: float | None = None
     batch_size: int | None = None
-    lr: float | None = None
+    lr: float | str | None = None  # a rate, "auto" (a short grid chosen on validation), or None (the rules')
     per_class_cap: int | None = None
     max_length: int | None = None
     demos: bool | None = None
@@ -69,6 +71,7 @@ class ExportSettings:
     distill_temperature: float = 2.0
     with_tokenizer: bool = False  # also write model_text.onnx: raw text in (edgecut.text_graph)
     pooling: str = "auto"  # decoders: the mean of the real tokens (auto, mean) or the last real token (the paper)
+    baseline: str = "tfidf"  # the floor fitted on the same rows: tfidf (tuned on validation) or none
 
     def __post_init__(self) -> None:
         from edgecut.select import METHODS
@@ -92,6 +95,8 @@ class ExportSettings:
         from edgecut.classifier import POOLING_CHOICES
         from edgecut.vocab import parse_vocab
 
+        if self.baseline not in BASELINE_CHOICES:
+            raise EdgecutError(f"--baseline {self.baseline}: use one of {', '.join(BASELINE_CHOICES)}")
         if self.pooling not in POOLING_CHOICES:
             raise EdgecutError(f"--pooling {self.pooling}: use one of {', '.join(POOLING_CHOICES)}")
         parse_vocab(self.vocab)
@@ -105,6 +110,14 @@ class ExportSettings:
             raise EdgecutError(f"--distill-alpha {self.distill_alpha:g} must be within 0..1 (1: labels only)")
         if not self.distill_temperature > 0:
             raise EdgecutError(f"--distill-temperature {self.distill_temperature:g} must be above 0")
+        if isinstance(self.lr, str):  # "auto", or a number given as text (a config file, the CLI)
+            lr = self.lr.strip().lower()
+            try:
+                object.__setattr__(self, "lr", lr if lr == "auto" else float(lr))
+            except ValueError:
+                raise EdgecutError(f"--lr {self.lr}: give a learning rate (e.g. 5e-4) or auto") from None
+        if isinstance(self.lr, float) and not (math.isfinite(self.lr) and self.lr > 0):
+            raise EdgecutError(f"--lr {self.lr:g} must be a positive number (or auto)")
         object.__setattr__(self, "output", Path(self.output))
         object.__setattr__(self, "labels", tuple(self.labels))
         object.__setattr__(self, "label_words", tuple(self.label_words))
@@ -115,16 +128,19 @@ class ExportSettings:
         model's `config`, some families (Gemma) and full-depth `lm` runs cap the learning rate unless `lr`
         is given (finetune.FULL_DEPTH_MAX_LEARNING_RATE: a full-depth `cls` head starts random)."""
         from edgecut.finetune import get_recipe
+        from edgecut.load import ENCODER_TYPES
 
         depth = getattr(config, "num_hidden_layers", None)
         full_depth = depth is not None and self.setting == "lm" and self.layers in ("full", depth)
+        model_type = getattr(config, "model_type", None)
         return get_recipe(
             self.recipe,
-            getattr(config, "model_type", None),
+            model_type,
             full_depth,
+            encoder=model_type in ENCODER_TYPES,
             epochs=self.epochs,
             batch_size=self.batch_size,
-            learning_rate=self.lr,
+            learning_rate=None if self.lr == "auto" else self.lr,
             per_class_cap=self.per_class_cap,
             max_length=self.max_length,
             demonstrations=self.demos,
@@ -202,11 +218,12 @@ class ExportResult:
     torch_accuracy: float
     onnx_accuracy: float
     onnx_fp32_accuracy: float | None
-    baseline_accuracy: float | None
+    baseline_accuracy: float | None  # the tuned TF-IDF floor on the same test rows; None with --baseline none
     latency: list[dict[str, Any]]
     providers: list[str]
     model_bytes: int
     manifest: dict[str, Any] = field(repr=False, default_factory=dict)
+    baseline_detail: str | None = None  # which grid point the floor used
 
 
 def export(settings: ExportSettings, progress: Progress | None = None) -> ExportResult | None:
@@ -220,7 +237,6 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
             within the target's accuracy budget).
     """
     from edgecut import artifact as art
-    from edgecut.baselines import tfidf_baseline
     from edgecut.data import encode_examples
     from edgecut.exporter import torch_logits
     from edgecut.finetune import finetune
@@ -256,22 +272,28 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
         distillation = _distillation(s, tok, prompt, dataset, inputs, len(train), progress)
         r = plan.recipe
         extra = f" + {len(inputs.unlabeled)} teacher-labelled" if distillation and inputs.unlabeled else ""
+        rate = "lr auto" if s.lr == "auto" else f"lr {r.learning_rate:g}"
         progress.note(
             f"fine-tuning ({r.name} recipe: {len(train)} rows{extra}, {r.epochs:g} epoch(s), batch {r.batch_size}, "
-            f"lr {r.learning_rate:g})"
+            f"{rate})"
         )
-        with progress.stage("fine-tune"):
-            tuned = finetune(
-                model.classifier,
+
+        def train_one(classifier, recipe, name: str):
+            return finetune(
+                classifier,
                 tok,
                 train,
                 val,
-                plan.recipe,
-                workdir=art.scratch_dir(workdir) / "train",
+                recipe,
+                workdir=art.scratch_dir(workdir) / name,
                 on_progress=progress.training,
-                log_path=workdir / TRAINING_LOG if is_main else None,
+                log_path=art.scratch_dir(workdir) / name / TRAINING_LOG if is_main else None,
                 distillation=distillation,
             )
+
+        tuned, plan, search = _fine_tune(s, plan, model.classifier, train_one, progress)
+        if is_main:  # the kept run's log is the artifact's
+            shutil.copyfile(art.scratch_dir(workdir) / search.pop("run") / TRAINING_LOG, workdir / TRAINING_LOG)
         _report_training(tuned, progress)
         if not is_main:  # the other processes of a multi-process launch only train
             return None
@@ -292,8 +314,7 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
                 io_binding=plan.target.io_binding,
                 on_batch=advance,
             )
-        with progress.stage("TF-IDF + logistic regression on the same rows"):
-            baseline = tfidf_baseline(dataset, s.seed)
+        baseline = _floor(s, dataset, progress)
 
         golden_feed = pad_batch(test_ids[: POLICY.golden_rows], pad)
         write_golden(workdir, golden_feed, graph.session.run(["logits"], golden_feed)[0])
@@ -301,6 +322,7 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
         record = _manifest_record(
             s, plan, loaded, model, dataset, prompt, test_cut, vocabulary, inputs, tuned, graph, report, baseline
         )
+        record["training"]["learning_rate"] = search  # the rule that chose it (and --lr auto's grid)
         shutil.rmtree(art.scratch_dir(workdir))  # intermediate graphs and checkpoints are not the artifact
         write_manifest(workdir, record, exclude=(art.STAGING,))
         if s.with_tokenizer:
@@ -322,7 +344,8 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
         torch_accuracy=report.torch_accuracy,
         onnx_accuracy=report.onnx_accuracy,
         onnx_fp32_accuracy=report.onnx_fp32_accuracy,
-        baseline_accuracy=baseline.accuracy,
+        baseline_accuracy=baseline.accuracy if baseline else None,
+        baseline_detail=_floor_choice(baseline) if baseline else None,
         latency=[asdict(x) for x in report.latency],
         providers=report.providers,
         model_bytes=size,
@@ -485,6 +508,75 @@ def _distillation(s, tok, prompt, dataset, inputs: _Inputs, rows: int, progress)
         extra = [{k: v for k, v in f.items() if k != "labels"} for f in extra]
         extra_soft = inputs.teacher.logits(inputs.unlabeled, on_batch=advance) if extra else None
     return Distillation(soft, s.distill_alpha, s.distill_temperature, extra, extra_soft)
+
+
+def _floor(s: ExportSettings, dataset, progress: Progress):
+    """`--baseline tfidf`: the tuned TF-IDF floor on the same rows, bounded by --time-budget (or
+    baselines.TFIDF_DEFAULT_SECONDS) and shown point by point; None with `--baseline none`."""
+    from edgecut.baselines import TFIDF_DEFAULT_SECONDS, grid_size, tfidf_baseline
+
+    if s.baseline == "none":
+        return None
+    limit = s.time_budget if s.time_budget is not None else TFIDF_DEFAULT_SECONDS
+    title = f"TF-IDF floor: features x C on {len(dataset.validation)} validation rows (at most {limit:g} s)"
+    with progress.counter(title, grid_size()) as advance:
+        baseline = tfidf_baseline(dataset, s.seed, seconds=limit, on_point=lambda _: advance(1))
+    progress.note(f"floor: TF-IDF {_floor_choice(baseline)}: {baseline.accuracy:.1%} on the test rows")
+    if baseline.note:
+        progress.warn(f"TF-IDF floor: {baseline.note}; the best point so far is the floor")
+    return baseline
+
+
+def _floor_choice(baseline) -> str:
+    chosen = baseline.tuned["chosen"]
+    return f"{chosen['features']}, C={chosen['C']:g} (validation {chosen['validation_accuracy']:.1%})"
+
+
+def _fine_tune(s: ExportSettings, plan: _Plan, classifier, train_one, progress: Progress):
+    """(result, plan, search record): one run at the recipe's rate, or with `--lr auto` one run per rate of
+    the family's grid (each from the same untrained copy, the time budget shared), the best on validation."""
+    import copy
+    from dataclasses import replace
+
+    from edgecut.finetune import LEARNING_RATE_RULES, learning_rate_grid
+
+    recipe = plan.recipe
+    if s.lr != "auto":
+        with progress.stage("fine-tune"):
+            tuned = train_one(classifier, recipe, "train")
+        return tuned, plan, {"rule": LEARNING_RATE_RULES[recipe.learning_rate_rule], "run": "train"}
+    grid = learning_rate_grid(recipe)
+    budget = recipe.time_budget_s / len(grid) if recipe.time_budget_s else None
+    untrained, runs, best = copy.deepcopy(classifier), [], None
+    for i, lr in enumerate(grid):
+        candidate = replace(recipe, learning_rate=lr, time_budget_s=budget, learning_rate_rule="auto")
+        with progress.stage(f"fine-tune at lr {lr:g} ({i + 1} of {len(grid)}, --lr auto)"):
+            result = train_one(classifier if i == len(grid) - 1 else copy.deepcopy(untrained), candidate, f"train-{i}")
+        runs.append(
+            {
+                "learning_rate": lr,
+                "best_validation_accuracy": result.best_validation_accuracy,
+                "validation_accuracy": result.validation_accuracy,  # one per epoch: the grid is lr x epochs
+                "seconds": round(result.seconds, 1),
+            }
+        )
+        if best is None or result.best_validation_accuracy > best[1].best_validation_accuracy:
+            best = (candidate, result, i)
+    winner, tuned, index = best
+    seconds = sum(r["seconds"] for r in runs)
+    progress.note(
+        f"--lr auto: {len(grid)} runs in {seconds:.0f} s ({len(grid)}x one run's training); "
+        f"lr {winner.learning_rate:g} won on validation ({tuned.best_validation_accuracy:.1%})"
+    )
+    del untrained
+    record = {
+        "rule": LEARNING_RATE_RULES["auto"],
+        "grid": runs,
+        "chosen": winner.learning_rate,
+        "seconds": round(seconds, 1),
+        "run": f"train-{index}",
+    }
+    return tuned, replace(plan, recipe=winner), record
 
 
 def _report_training(tuned, progress: Progress) -> None:
@@ -650,7 +742,7 @@ def _manifest_record(
             "shipped_max_abs_diff": graph.shipped.max_abs_diff,
             "shipped_argmax_agreement": graph.shipped.argmax_agreement,
         },
-        "baseline": baseline.as_manifest(TFIDF_DESCRIPTION),
+        "baseline": baseline.as_manifest(TFIDF_DESCRIPTION) if baseline else None,
         "golden": {"file": "golden.npz", "atol": POLICY.golden_atol(target.parity_atol, precision)},
         "vocabulary": vocabulary,
         "distillation": None

@@ -57,6 +57,9 @@ def test_export_writes_a_complete_self_describing_artifact(artifact):
     assert manifest["opset"] >= 18 and len(manifest["source_model"]["sha256"]) == 64
     assert manifest["metrics"]["onnx_accuracy"] == manifest["metrics"]["torch_accuracy"] >= 0.75
     assert manifest["baseline"]["name"] == "tfidf" and manifest["baseline"]["accuracy"] >= 0.75  # the toy task
+    # the floor is tuned on validation: its grid, each point's score and the winner are recorded
+    tuned = manifest["baseline"]["tuned"]
+    assert len(tuned["grid"]) == 6 and tuned["chosen"] == max(tuned["grid"], key=lambda g: g["validation_accuracy"])
     assert manifest["settings"]["layers"] == 1 and manifest["settings"]["labels"] == ["negative", "positive"]
     assert manifest["recipe"]["learning_rate"] == 3e-3 and manifest["recipe"]["epochs"] == 4  # as trained
     log = [json.loads(line) for line in (artifact / manifest["training"]["log"]).read_text().splitlines()]
@@ -143,9 +146,14 @@ def test_int8_export_reports_the_accuracy_drop(how, tiny_model_dirs, tiny_csv, t
 
 
 def test_export_with_block_influence_selection_records_it(tiny_model_dirs, tiny_csv, tmp_path):
-    result = _export(tiny_model_dirs["qwen3"], tiny_csv, tmp_path / "bi", "--select", "block-influence")
+    result = _export(
+        tiny_model_dirs["qwen3"], tiny_csv, tmp_path / "bi", "--select", "block-influence", "--baseline", "none"
+    )
     assert result.exit_code == 0, result.output
-    layers = json.loads((tmp_path / "bi" / "edgecut.json").read_text())["layers"]
+    manifest = json.loads((tmp_path / "bi" / "edgecut.json").read_text())
+    # --baseline none: no floor fitted, recorded or printed (and check's margin gate says why it cannot pass)
+    assert manifest["baseline"] is None and "TF-IDF floor" not in result.output
+    layers = manifest["layers"]
     assert layers["select"] == "block-influence" and len(layers["scores"]) == 3
     # the one kept layer is the one that changes the residual stream most
     assert layers["kept"] == [max(range(3), key=lambda i: layers["scores"][i])]

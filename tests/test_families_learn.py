@@ -77,6 +77,27 @@ def test_gemma_families_get_the_learning_rate_their_cuts_learn_at():
     assert get_recipe("paper", model_type="gemma3_text").learning_rate == 5e-5  # already below the cap
 
 
+def test_each_family_s_rule_chooses_its_learning_rate_and_says_which():
+    """An encoder (BERT-like) trains at an encoder's rate, not a decoder cut's 5e-4 (MiniLM at 5e-4 was the peers
+    table's unfair row); the recipe records which rule chose the value; `--lr auto`'s grid surrounds it."""
+    from edgecut.finetune import ENCODER_LEARNING_RATE, LEARNING_RATE_RULES, learning_rate_grid
+
+    cases = {
+        ("llama", False, False, None): (5e-4, "recipe"),
+        ("bert", True, False, None): (ENCODER_LEARNING_RATE, "encoder"),
+        ("bert", True, False, 2e-3): (2e-3, "given"),
+        ("gemma3_text", False, False, None): (1e-4, "family"),
+        ("llama", False, True, None): (1e-4, "full-depth"),
+    }
+    for (family, encoder, full, lr), (rate, rule) in cases.items():
+        recipe = get_recipe("cpu", model_type=family, full_depth=full, encoder=encoder, learning_rate=lr)
+        assert (recipe.learning_rate, recipe.learning_rate_rule) == (rate, rule), family
+        assert rule in LEARNING_RATE_RULES
+    assert 2e-5 <= ENCODER_LEARNING_RATE <= 1e-4
+    assert learning_rate_grid(get_recipe("cpu", model_type="bert", encoder=True)) == [1e-5, 5e-5, 1e-4]
+    assert learning_rate_grid(get_recipe("cpu")) == [1e-4, 5e-4, 1e-3]
+
+
 def test_a_full_depth_run_trains_at_a_lower_learning_rate_unless_lr_is_given():
     """Every layer kept (the sweep's `full`, a teacher): at most 1e-4, measured on SmolLM2's 30 layers."""
     assert get_recipe("cpu", model_type="llama", full_depth=True).learning_rate == 1e-4

@@ -238,3 +238,60 @@ def test_bad_kinds_are_one_usage_error_and_the_results_stay(tmp_path, monkeypatc
         _peers().main()
     assert stop.value.code == 2 and message in capsys.readouterr().err
     assert written.read_text() == '{"runs": []}' and not (tmp_path / "o").exists()
+
+
+def _dataset(texts_by_label: dict[int, list[str]], labels=("a", "b")):
+    """A Dataset with the rows split 60/20/20 per label, in a fixed order."""
+    from edgecut.data import Dataset, Example
+
+    splits: dict[str, list] = {"train": [], "validation": [], "test": []}
+    for label, texts in texts_by_label.items():
+        n = len(texts)
+        cut = (int(n * 0.6), int(n * 0.8))
+        splits["train"] += [Example(t, label) for t in texts[: cut[0]]]
+        splits["validation"] += [Example(t, label) for t in texts[cut[0] : cut[1]]]
+        splits["test"] += [Example(t, label) for t in texts[cut[1] :]]
+    return Dataset(
+        name="synthetic",
+        labels=list(labels),
+        label_words=list(labels),
+        template="{text}{label}",
+        train=splits["train"],
+        validation=splits["validation"],
+        test=splits["test"],
+        demonstrations=[],
+    )
+
+
+def test_the_tfidf_floor_picks_character_ngrams_for_text_without_spaces():
+    """Text without spaces between words (Chinese reviews): every text is one unseen word to word n-grams, so
+    the untuned floor sat at chance; the grid has character n-grams too, and validation picks them."""
+    import random
+
+    from edgecut.baselines import tfidf_baseline
+
+    rng = random.Random(0)
+    pools = {0: "好棒喜欢精彩感人", 1: "差烂无聊失望难看"}
+    filler = "电影故事演员剧情这部的了是"
+    texts = {
+        y: ["".join(rng.choice(pool + filler * 2) for _ in range(12)) for _ in range(150)] for y, pool in pools.items()
+    }
+    result = tfidf_baseline(_dataset(texts), seed=0, runs=5)
+    chosen = result.tuned["chosen"]
+    assert chosen["features"] == "char 1-3-grams", result.tuned
+    word_best = max(g["validation_accuracy"] for g in result.tuned["grid"] if g["features"].startswith("word"))
+    assert chosen["validation_accuracy"] > word_best + 0.2 and result.accuracy > 0.8
+
+
+def test_the_tfidf_floor_is_bounded_and_says_where_it_stopped():
+    """With no time left, the floor fits one grid point (the best so far is the floor) and says so, instead of
+    running the whole grid (10,000 classes sat silent for minutes in the solver)."""
+    from edgecut.baselines import grid_size, tfidf_baseline
+
+    texts = {y: [f"word{y} token{i % 7} filler{i % 3}" for i in range(30)] for y in range(2)}
+    seen = []
+    result = tfidf_baseline(_dataset(texts), seed=0, runs=5, seconds=0.0, on_point=seen.append)
+    assert len(result.tuned["grid"]) == len(seen) == 1 < grid_size()
+    assert result.note and "time limit (0 s)" in result.note
+    unbounded = tfidf_baseline(_dataset(texts), seed=0, runs=5, seconds=None)
+    assert len(unbounded.tuned["grid"]) == grid_size() and unbounded.note is None

@@ -95,6 +95,7 @@ def test_the_python_api_exports_an_artifact_and_records_its_pooling(tiny_artifac
         ({"layers": "full", "setting": "cls"}, 5e-4),  # a random head: the recipe's rate, as cuts
         ({"layers": 1}, 5e-4),
         ({"layers": "full", "lr": 3e-3}, 3e-3),  # an explicit --lr always wins
+        ({"layers": 1, "lr": "auto"}, 5e-4),  # auto searches around the rules' rate, which comes first
     ],
 )
 def test_a_full_depth_lm_run_trains_at_the_capped_learning_rate(tokenizer, how, rate):
@@ -333,3 +334,29 @@ def test_vocab_auto_keeps_the_whole_table_when_the_training_ids_do_not_cover_val
     record = read_manifest(export(settings).path)["vocabulary"]
     assert 0.5 < record["validation_coverage"] <= 1.0
     assert record == {"vocab": "all", "requested": "auto", "validation_coverage": record["validation_coverage"]}
+
+
+def test_lr_auto_trains_a_grid_and_keeps_the_best_on_validation(tiny_model_dirs, tiny_csv, tmp_path):
+    """`--lr auto`: one run per rate of the grid from the same untrained cut, the best validation accuracy wins;
+    the manifest records the rule, every run's validation curve (lr x epochs) and the time; the artifact's
+    training log is the winner's."""
+    from edgecut import export
+    from edgecut.finetune import learning_rate_grid
+    from edgecut.manifest import read_manifest
+
+    settings = tiny_settings(tiny_model_dirs["llama"], tiny_csv, tmp_path / "auto", epochs=2, lr="auto")
+    result = export(settings)
+    manifest = read_manifest(result.path)
+    search = manifest["training"]["learning_rate"]
+    rates = [run["learning_rate"] for run in search["grid"]]
+    assert rates == learning_rate_grid(settings.training_recipe()) and len(rates) == 3
+    best = max(search["grid"], key=lambda run: run["best_validation_accuracy"])
+    assert search["chosen"] == best["learning_rate"] == manifest["recipe"]["learning_rate"]
+    assert manifest["recipe"]["learning_rate_rule"] == "auto" and "auto" in search["rule"]
+    assert all(len(run["validation_accuracy"]) >= 1 for run in search["grid"])
+    assert manifest["training"]["validation_accuracy"] == best["validation_accuracy"]
+    logged = [json.loads(line) for line in (result.path / "training-log.jsonl").read_text().splitlines()]
+    peak = max(r["learning_rate"] for r in logged if "learning_rate" in r)  # warm-up, then linear decay
+    assert best["learning_rate"] * 0.5 < peak <= best["learning_rate"] * (1 + 1e-6)  # the grid's rates are 2x apart
+    with pytest.raises(EdgecutError, match="give a learning rate"):
+        ExportSettings(lr="fast")
