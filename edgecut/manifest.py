@@ -50,7 +50,7 @@ DAMAGED = "the artifact is damaged; re-export it"
 FIELDS = {
     "manifest_version": "The schema version; this edgecut reads version 1 and refuses any other.",
     "created": "When the export finished (ISO 8601, UTC).",
-    "model_file": "The graph's file name inside the artifact (`model.onnx`).",
+    "model_file": "The graph's file name inside the artifact (`model.onnx`; `model.ort` from `deploy --mobile`).",
     "source_model": "What `--model` named (`source`), the file read (`resolved`) and the sha256 of its weights.",
     "architecture": "The classifier's transformers class.",
     "layers": "`kept` (the layer indices), `total` (the model's depth), `select` and its per-layer `scores`.",
@@ -83,6 +83,7 @@ FIELDS = {
     "vocabulary": "With `--vocab`: the choice, the ids kept, the fallback and the token coverage.",
     "distillation": "With `--teacher`: the teacher (path, sha256, model, accuracy), alpha, temperature; else null.",
     "text_model": "With `--with-tokenizer`: the raw-text graph's file, its check against the id graph, known limits.",
+    "mobile": "Only from `deploy --mobile`: the artifact it came from, the ORT conversion style, operator count.",
     "versions": "The version of every library that made the artifact.",
     "files": "The sha256 of every other file in the directory.",
 }
