@@ -434,6 +434,11 @@ def more_page(plots: Path | None) -> str:
     means = {k: f"{v[0] * 100:.1f} ± {v[1] * 100:.1f}" for k, v in record["mean_sd"].items()}
     lines += [f"| mean ± sd | {means['512']} | {means['128']} | | |"]
 
+    if (RESULTS / "web.json").is_file():  # the table benchmarks/web.py writes beside its JSON (web.md)
+        record = _load("web.json")
+        lines += ["", "## In a web page (`benchmarks/web.py`)", "", provenance("web.json", record), ""]
+        lines += [(RESULTS / "web.md").read_text(encoding="utf-8").split("\n\n*Source")[0]]
+
     lines += ["", "## Distillation and pooling study (`benchmarks/distill_recipe.py`)", ""]
     rows = [json.loads(line) for line in (RESULTS / "distill-recipe.jsonl").read_text().splitlines() if line.strip()]
     devices = sorted({r["device"] for r in rows if r.get("device")})
