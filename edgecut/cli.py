@@ -484,7 +484,10 @@ def sweep(
         str,
         typer.Option(help="Baselines on the same split: tfidf, fasttext, model2vec, minilm (comma-separated) or none."),
     ] = "tfidf",
-    margin: Annotated[float, typer.Option(help="Recommend the smallest N within this many points of the best.")] = 1.0,
+    margin: Annotated[
+        float,
+        typer.Option(help="Recommend the fastest point (a cut or a peer) within this many points of the best."),
+    ] = 1.0,
     shard: Annotated[
         str | None, typer.Option(help="K/N: run only every N-th run of the grid, from the K-th (job arrays).")
     ] = None,
@@ -551,8 +554,8 @@ def sweep(
     if outcome.summary is not None:
         out.print(sweep_table(outcome.summary))
         out.print(
-            f"recommended: N = {outcome.summary.recommended_layers} (within {margin:g} points of the best mean, "
-            f"N = {outcome.summary.best_layers}); reports: {', '.join(str(p) for p in outcome.reports.values())}",
+            f"recommended: {outcome.summary.recommendation}; of the cuts: N = {outcome.summary.recommended_layers}; "
+            f"reports: {', '.join(str(p) for p in outcome.reports.values())}",
             markup=False,
             highlight=False,
         )

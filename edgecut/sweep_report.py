@@ -73,6 +73,17 @@ class BaselineSummary:
     notes: list[str] = field(default_factory=list)  # per seed, what changed its number (a retried fit)
 
 
+@dataclass(frozen=True)
+class Point:
+    """One row of the sweep on the accuracy/latency plane: a cut (N) or a peer, mean ± sd over seeds."""
+
+    label: str
+    accuracy_mean: float
+    accuracy_sd: float
+    p50_ms: float  # batch 1: the ONNX graph for a cut, text to label for a peer
+    kind: str  # "cut" or "peer"
+
+
 @dataclass
 class SweepSummary:
     rows: list[LayerSummary]
@@ -82,6 +93,55 @@ class SweepSummary:
     best_layers: int
     settings: dict = field(default_factory=dict)
     baselines: list[BaselineSummary] = field(default_factory=list)
+    front: list[str] = field(default_factory=list)  # labels of the points no other point beats on both axes
+    recommended: str = ""  # the fastest point (cut or peer) within margin_points of the best
+    recommendation: str = ""  # the same, in plain words
+
+
+def points(summary: SweepSummary) -> list[Point]:
+    """Every cut (its fp32 graph's p50) and every peer (its end-to-end p50) as a point."""
+    cuts = [Point(f"N = {layer_label(r)}", r.accuracy_mean, r.accuracy_sd, r.fp32_p50_ms, "cut") for r in summary.rows]
+    peers = [
+        Point(BASELINE_NAMES.get(b.name, b.name), b.accuracy_mean, b.accuracy_sd, b.p50_ms, "peer")
+        for b in summary.baselines
+    ]
+    return cuts + peers
+
+
+def pareto_front(candidates: Sequence[Point]) -> list[Point]:
+    """The points no other point beats on both accuracy (higher) and latency (lower), fastest first."""
+    front = [
+        p
+        for p in candidates
+        if not any(
+            q.accuracy_mean >= p.accuracy_mean
+            and q.p50_ms <= p.p50_ms
+            and (q.accuracy_mean, q.p50_ms) != (p.accuracy_mean, p.p50_ms)
+            for q in candidates
+        )
+    ]
+    return sorted(front, key=lambda p: p.p50_ms)
+
+
+def recommend(candidates: Sequence[Point], margin_points: float) -> tuple[Point, str]:
+    """The fastest point within `margin_points` of the best mean accuracy, peers included, and why, in words."""
+    best = max(candidates, key=lambda p: p.accuracy_mean)
+    near = [p for p in candidates if p.accuracy_mean * 100 >= best.accuracy_mean * 100 - margin_points]
+    pick = min(near, key=lambda p: (p.p50_ms, -p.accuracy_mean))
+    front = pareto_front(candidates)
+    said = (
+        f"{pick.label} ({pick.accuracy_mean:.1%}, {pick.p50_ms:.2f} ms at batch 1): the fastest within "
+        f"{margin_points:g} points of the best ({best.label}, {best.accuracy_mean:.1%})"
+    )
+    if pick.kind == "peer":
+        cuts_on_front = [p.label for p in front if p.kind == "cut"]
+        if cuts_on_front:
+            said += (
+                f". A peer, not a cut; of the cuts, only {', '.join(cuts_on_front)} is on the accuracy/latency front"
+            )
+        else:
+            said += ". A peer, not a cut: no cut is on the accuracy/latency front here, so ship the peer"
+    return pick, said
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float]:
@@ -159,15 +219,23 @@ def summarize(
                 notes=[f"seed {b.seed}: {b.note}" for b in group if b.note],
             )
         )
-    return SweepSummary(rows, results, margin_points, min(r.layers for r in good), best.layers, settings or {}, floors)
+    summary = SweepSummary(
+        rows, results, margin_points, min(r.layers for r in good), best.layers, settings or {}, floors
+    )
+    candidates = points(summary)
+    summary.front = [p.label for p in pareto_front(candidates)]
+    pick, summary.recommendation = recommend(candidates, margin_points)
+    summary.recommended = pick.label
+    return summary
 
 
 def write_reports(summary: SweepSummary, out: Path) -> dict[str, Path]:
     """sweep.json (everything), sweep.md (the table and the recommendation), sweep.png (the picture)."""
-    paths = {"json": out / "sweep.json", "md": out / "sweep.md", "png": out / "sweep.png"}
+    paths = {"json": out / "sweep.json", "md": out / "sweep.md", "png": out / "sweep.png", "pareto": out / "pareto.png"}
     write_atomic(paths["json"], json.dumps(asdict(summary), indent=2))
     write_atomic(paths["md"], to_markdown(summary))
     plot(summary, paths["png"])
+    plot_pareto(summary, paths["pareto"])
     return paths
 
 
@@ -186,10 +254,16 @@ def to_markdown(summary: SweepSummary) -> str:
     best = next(r for r in summary.rows if r.layers == summary.best_layers)
     lines += [
         "",
-        f"Recommended: **N = {summary.recommended_layers}**, the smallest N whose mean accuracy is within "
-        f"{summary.margin_points:g} points of the best ({best.accuracy_mean:.1%} at N = {best.layers}).",
+        f"Of the cuts: **N = {summary.recommended_layers}**, the smallest N whose mean accuracy is within "
+        f"{summary.margin_points:g} points of the best cut ({best.accuracy_mean:.1%} at N = {best.layers}).",
+        "",
+        f"Recommended, peers included: **{summary.recommendation}**.",
+        "",
+        f"On the accuracy/latency front (nothing else is both more accurate and faster): {', '.join(summary.front)}.",
         "",
         "![accuracy and latency against the number of layers](sweep.png)",
+        "",
+        "![accuracy against latency: every cut and peer, the front drawn](pareto.png)",
         "",
     ]
     return "\n".join(lines)
@@ -280,6 +354,45 @@ def plot(summary: SweepSummary, path: Path) -> None:
     acc_ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8)
     title = summary.settings.get("title") or "edgecut sweep"
     acc_ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def plot_pareto(summary: SweepSummary, path: Path) -> None:
+    """Accuracy against batch-1 latency (log x): every cut and peer with its spread over seeds, the front as a
+    step line, the recommended point ringed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    candidates = points(summary)
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
+    for p in candidates:
+        ax.errorbar(
+            p.p50_ms,
+            p.accuracy_mean * 100,
+            yerr=p.accuracy_sd * 100,
+            marker="o" if p.kind == "cut" else "s",
+            color="tab:blue" if p.kind == "cut" else "tab:gray",
+            capsize=3,
+        )
+        ax.annotate(p.label, (p.p50_ms, p.accuracy_mean * 100), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    front = pareto_front(candidates)
+    xs, ys = [p.p50_ms for p in front], [p.accuracy_mean * 100 for p in front]
+    ax.step(xs, ys, where="post", color="tab:green", linewidth=1, label="front")
+    pick = next(p for p in candidates if p.label == summary.recommended)
+    ax.scatter(
+        [pick.p50_ms], [pick.accuracy_mean * 100], s=180, facecolors="none", edgecolors="tab:red", label="recommended"
+    )
+    ax.set_xscale("log")
+    ax.set_xlabel("latency p50, batch 1 (ms, log scale)")
+    ax.set_ylabel("test accuracy (%, mean ± sd)")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(summary.settings.get("title") or "edgecut sweep", fontsize=10)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.png")
     fig.savefig(tmp)

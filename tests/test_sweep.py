@@ -66,12 +66,16 @@ def test_sweep_writes_table_json_and_plot(swept):
     assert tfidf["name"] == "tfidf" and tfidf["seeds"] == 1 and tfidf["accuracy_mean"] >= 0.9  # the toy task is easy
     assert "TF-IDF + logistic regression (baseline)" in (out / "sweep.md").read_text()
     md = (out / "sweep.md").read_text()
-    assert "Recommended: **N = " in md and "sweep.png" in md
+    assert "Of the cuts: **N = " in md and "Recommended, peers included: **" in md and "sweep.png" in md
+    assert "pareto.png" in md and (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert report["recommended"] and set(report["front"]) <= {f"N = {r}" for r in ("1", "3 (full)")} | {
+        "TF-IDF + logistic regression"
+    }
     assert sum(line.startswith("| ") for line in md.splitlines()) == 4  # header, one row per N, the baseline
     assert "| 3 (full)" in md  # the paper's reference row is named as such
     png = (out / "sweep.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
-    assert "recommended: N =" in output
+    assert "recommended: " in output and "of the cuts: N =" in output
     for name in ("n1-s0", "nfull-s0"):
         assert (out / "runs" / name / "edgecut.json").is_file()
 
@@ -343,3 +347,27 @@ def test_distill_runs_each_seeds_full_model_before_the_cuts_it_teaches(tmp_path)
     assert run_settings(ExportSettings(), tmp_path, Run(FULL, 42), distill=True).teacher is None
     with pytest.raises(EdgecutError, match="add full to --layers"):
         SweepSettings(layers=("1", "2"), seeds=(0,), base=ExportSettings(), options={}, distill=True)
+
+
+def _peer(name: str, accuracy: float, p50_ms: float, seed: int = 0):
+    from edgecut.baselines import BaselineResult
+
+    return BaselineResult(name, seed, accuracy, p50_ms, 1000)
+
+
+def test_the_recommendation_is_the_fastest_point_within_the_margin_peers_included():
+    """The fastest point within X points of the best, cuts and peers alike; a peer that beats every cut on both
+    accuracy and latency is recommended in plain words, and the front holds no cut."""
+    from dataclasses import replace
+
+    cuts = [replace(_result(n, s, acc), fp32_p50_ms=float(n)) for n, acc in ((1, 0.78), (2, 0.80)) for s in (0, 1)]
+    tuned_tfidf = [_peer("tfidf", 0.81, 0.05, s) for s in (0, 1)]
+    summary = summarize(cuts, margin_points=1.0, baselines=tuned_tfidf)
+    assert summary.recommended == "TF-IDF + logistic regression" and summary.front == ["TF-IDF + logistic regression"]
+    assert "A peer, not a cut: no cut is on the accuracy/latency front here, so ship the peer" in summary.recommendation
+    weak = [_peer("tfidf", 0.70, 0.05, s) for s in (0, 1)]
+    summary = summarize(cuts, margin_points=1.0, baselines=weak)
+    assert summary.recommended == "N = 2" and "peer" not in summary.recommendation
+    assert summary.front[0] == "TF-IDF + logistic regression" and "N = 2" in summary.front
+    summary = summarize(cuts, margin_points=3.0, baselines=weak)  # both cuts within 3 points: the faster one
+    assert summary.recommended == "N = 1"
