@@ -9,6 +9,12 @@ Rows, each at every seed (mean ± sd over seeds):
 - fastText supervised (word bigrams), model2vec distilled from the installed all-MiniLM-L6-v2 (run in its
   own environment with --model2vec-python), TF-IDF + logistic regression: all on the same training rows.
 
+One tuning rule for every row: each picks its few hyper-parameters on the validation split from a small stated
+grid, and the table's last column says which rule chose what. TF-IDF: word 1-2- or char 1-3-grams x C; fastText:
+lr x epochs (edgecut/baselines.py); the neural rows: the epoch with the best validation accuracy (the export
+keeps it), at the learning rate of their family's rule (a decoder cut the cpu recipe's, an encoder such as
+MiniLM an encoder's, edgecut/finetune.py), or with --lr-auto at the best of the export's 3-point grid around it.
+
 Columns: test accuracy, end-to-end latency per text at batch 1 (tokenize + run, p50), throughput at batch 32
 (texts/s, tokenizing included), artifact MB, training seconds (a student's own; its teacher's are in the
 teacher's row). Every export is an ordinary `edgecut.pipeline.export`; runs are kept in --out and a rerun
@@ -37,6 +43,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -54,6 +61,8 @@ from edgecut.targets import load_target
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("full", "minilm", "plain", "from-full", "from-minilm", "baselines")
 MINILM = "all-minilm-l6-v2"
+TFIDF_LABEL = "TF-IDF + logistic regression"
+FASTTEXT_LABEL = "fastText (bigrams)"
 LATENCY_TEXTS = 200  # batch-1 calls, one text each, cycling through the test texts
 THROUGHPUT_TEXTS = 640  # texts classified at batch 32 for the throughput column
 
@@ -86,6 +95,7 @@ class Row:
     train_seconds: float | None
     detail: str = ""  # the int8 rows: which candidate the int8 search shipped
     note: str = ""  # `--no-timing`: which machine trained and measured the run
+    tuning: str = ""  # which rule chose the row's hyper-parameters, and what it chose (e.g. "C=3, word 1-2-grams")
 
 
 def plan(layers: list[str], seeds: list[int], teachers: set[str]) -> list[Run]:
@@ -108,6 +118,7 @@ def settings_for(run: Run, args, out: Path) -> ExportSettings:
         output=out / run.name,
         target=args.teacher_target if run.kind == "full" else "cpu",
         time_budget=args.time_budget,
+        lr="auto" if getattr(args, "lr_auto", False) else None,  # None: the family's rule (never the cut's rate)
     )
     if run.kind == "minilm":
         return ExportSettings(model=MINILM, layers="full", setting="cls", **common)
@@ -121,6 +132,33 @@ def settings_for(run: Run, args, out: Path) -> ExportSettings:
             unlabeled=args.unlabeled,
         )
     return ExportSettings(model=args.model, layers=run.layers, pooling=args.pooling, **common, **distill)
+
+
+def tuning_of_manifest(manifest) -> str:
+    """What chose an export's learning rate and epoch, from its manifest: "lr 5e-05 (encoder rule), epoch 2/2"."""
+    recipe, training = manifest["recipe"], manifest["training"]
+    search = training.get("learning_rate") or {}
+    rule = recipe.get("learning_rate_rule", "recipe")
+    if rule == "auto" and search.get("grid"):
+        grid = ", ".join(f"{g['learning_rate']:g}" for g in search["grid"])
+        rate = f"lr {search['chosen']:g} of {{{grid}}} (validation)"
+    else:
+        rate = f"lr {recipe['learning_rate']:g} ({rule} rule)"
+    scores = training.get("validation_accuracy") or []
+    if not scores:
+        return rate
+    best = max(range(len(scores)), key=lambda i: scores[i])
+    return f"{rate}, epoch {best + 1}/{len(scores)} (validation)"
+
+
+def tuning_of_baseline(result: BaselineResult) -> str:
+    """The grid point a tuned baseline's validation chose: "C=3, word 1-2-grams" or "lr 0.5 x 25 epochs"."""
+    if not result.tuned:
+        return "untuned"
+    chosen = result.tuned["chosen"]
+    if "C" in chosen:
+        return f"C={chosen['C']:g}, {chosen['features']} (validation)"
+    return f"lr {chosen['lr']:g} x {chosen['epochs']} epochs (validation)"
 
 
 def _classify(clf: ArtifactClassifier, session, texts: list[str], batch: int) -> np.ndarray:
@@ -168,8 +206,10 @@ def measure_artifact(directory: Path, label: str, seed: int, dataset, with_int8:
     truth = np.array([ex.label for ex in dataset.test])
     train_seconds = manifest["training"]["seconds"]
     rows = []
+    tuning = tuning_of_manifest(manifest)
     acc, p50, tps = measure_graph(clf, clf.session, texts, truth, timed)
-    rows.append(Row(label, seed, acc, p50, tps, graph_bytes(manifest.model_path) / 1e6, train_seconds))
+    size = graph_bytes(manifest.model_path) / 1e6
+    rows.append(Row(label, seed, acc, p50, tps, size, train_seconds, tuning=tuning))
     if with_int8:
         target = load_target("cpu-int8")
         calibration = [
@@ -193,7 +233,9 @@ def measure_artifact(directory: Path, label: str, seed: int, dataset, with_int8:
             session = create_session(choice.path, load_target("cpu"))
             acc, p50, tps = measure_graph(clf, session, texts, truth, timed)
             size = graph_bytes(choice.path) / 1e6
-            rows.append(Row(f"{label}, int8", seed, acc, p50, tps, size, train_seconds, choice.candidate))
+            rows.append(
+                Row(f"{label}, int8", seed, acc, p50, tps, size, train_seconds, choice.candidate, tuning=tuning)
+            )
     return rows
 
 
@@ -227,6 +269,7 @@ def baseline_row(result: BaselineResult, label: str) -> Row:
         result.texts_per_s or float("nan"),
         result.artifact_mb or 0.0,
         result.train_seconds,
+        tuning=tuning_of_baseline(result),
     )
 
 
@@ -247,8 +290,16 @@ def _cell(value: float, spec: str) -> str:
     return "–" if np.isnan(value) else format(value, spec)
 
 
+def _tunings(group: list[Row]) -> str:
+    """Each seed's choice, once, with how many seeds made it: "C=3, word 1-2-grams (x2); C=30, ... (x1)"."""
+    counts = Counter(r.tuning for r in group if r.tuning)
+    if len(counts) == 1 and sum(counts.values()) == len(group):
+        return next(iter(counts))
+    return "; ".join(f"{t} (x{n})" for t, n in sorted(counts.items(), key=lambda c: (-c[1], c[0])))
+
+
 def summarize(rows: list[Row]) -> list[dict]:
-    """Mean ± sd of accuracy over seeds; medians of the timings and sizes."""
+    """Mean ± sd of accuracy over seeds; medians of the timings and sizes; what tuning chose per seed."""
     groups: dict[str, list[Row]] = {}
     for r in rows:
         groups.setdefault(r.name, []).append(r)
@@ -267,6 +318,7 @@ def summarize(rows: list[Row]) -> list[dict]:
                 "mb": statistics.median(r.mb for r in group),
                 "train_seconds": statistics.median(train) if train else None,
                 "details": sorted({r.detail for r in group if r.detail}) + sorted({r.note for r in group if r.note}),
+                "tuning": _tunings(group),
             }
         )
     return table
@@ -276,15 +328,16 @@ def markdown(table: list[dict], title: str) -> str:
     lines = [
         f"### {title}",
         "",
-        "| model | seeds | accuracy | latency b1 (ms) | texts/s b32 | MB | training (s) |",
-        "|---|---|---|---|---|---|---|",
+        "| model | seeds | accuracy | latency b1 (ms) | texts/s b32 | MB | training (s) | tuned (rule: choice) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in table:
         train = "–" if r["train_seconds"] is None else f"{r['train_seconds']:.0f}"
         name = f"{r['name']} ({', '.join(r['details'])})" if r.get("details") else r["name"]
         lines.append(
             f"| {name} | {r['seeds']} | {r['accuracy_mean']:.1%} ± {r['accuracy_sd'] * 100:.1f} | "
-            f"{_cell(r['p50_ms'], '.2f')} | {_cell(r['texts_per_s'], '.0f')} | {r['mb']:.1f} | {train} |"
+            f"{_cell(r['p50_ms'], '.2f')} | {_cell(r['texts_per_s'], '.0f')} | {r['mb']:.1f} | {train} | "
+            f"{r.get('tuning') or 'not recorded'} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -348,6 +401,11 @@ def main() -> int:
     p.add_argument("--test-size", type=int, default=1000)
     p.add_argument("--per-class-cap", type=int, default=4000, help="the cpu recipe's, for the baselines' rows")
     p.add_argument("--time-budget", type=float, default=None)
+    p.add_argument(
+        "--lr-auto",
+        action="store_true",
+        help="the neural rows pick their learning rate on validation too (--lr auto: 3 trainings per export)",
+    )
     p.add_argument("--model2vec-python", default=None, help="python of an environment with model2vec[distill,train]")
     p.add_argument("--no-int8", action="store_true", help="only the fp32 graphs")
     p.add_argument(
@@ -450,10 +508,10 @@ def main() -> int:
             per_class_cap=args.per_class_cap,
             demonstrations=False,
         )
-        rows.append(baseline_row(tfidf_baseline(load_dataset(spec), seed), "TF-IDF + logistic regression"))
+        rows.append(baseline_row(tfidf_baseline(load_dataset(spec), seed), TFIDF_LABEL))
         try:  # each in a fresh process (edgecut.baselines.baseline_in_a_process says why), edgecut from here
             fasttext = baseline_in_a_process("fasttext", spec, pythonpath=ROOT)
-            rows.append(baseline_row(fasttext, "fastText (bigrams)"))
+            rows.append(baseline_row(fasttext, FASTTEXT_LABEL))
             if fasttext.note:
                 print(f"note: fastText, seed {seed}: {fasttext.note}", flush=True)
         except BaselineUnavailable as e:

@@ -288,3 +288,56 @@ def test_the_tfidf_floor_is_bounded_and_says_where_it_stopped():
     assert result.note and "time limit (0 s)" in result.note
     unbounded = tfidf_baseline(_dataset(texts), seed=0, runs=5, seconds=None)
     assert len(unbounded.tuned["grid"]) == grid_size() and unbounded.note is None
+
+
+def test_every_row_says_which_rule_tuned_it_and_what_it_chose():
+    """The table's last column: a cut at its family's rate and the epoch validation kept, MiniLM at an encoder's
+    rate, an `--lr auto` export's grid and winner, TF-IDF's C and features, fastText's lr x epochs; seeds that
+    chose differently are counted, and a row of an older file says it was not recorded."""
+    from edgecut.baselines import BaselineResult
+
+    peers = _peers()
+    manifest = {
+        "recipe": {"learning_rate": 5e-05, "learning_rate_rule": "encoder"},
+        "training": {"validation_accuracy": [0.7, 0.8, 0.75]},
+    }
+    assert peers.tuning_of_manifest(manifest) == "lr 5e-05 (encoder rule), epoch 2/3 (validation)"
+    auto = {
+        "recipe": {"learning_rate": 1e-3, "learning_rate_rule": "auto"},
+        "training": {
+            "validation_accuracy": [0.9],
+            "learning_rate": {"chosen": 1e-3, "grid": [{"learning_rate": r} for r in (1e-4, 5e-4, 1e-3)]},
+        },
+    }
+    assert peers.tuning_of_manifest(auto) == "lr 0.001 of {0.0001, 0.0005, 0.001} (validation), epoch 1/1 (validation)"
+    tfidf, fasttext = (
+        BaselineResult(name, 0, 0.8, 1.0, 10, tuned={"chosen": chosen})
+        for name, chosen in (
+            ("tfidf", {"features": "word 1-2-grams", "C": 3.0}),
+            ("fasttext", {"lr": 0.5, "epochs": 25}),
+        )
+    )
+    assert peers.baseline_row(tfidf, "t").tuning == "C=3, word 1-2-grams (validation)"
+    assert peers.baseline_row(fasttext, "f").tuning == "lr 0.5 x 25 epochs (validation)"
+    rows = [peers.Row("t", s, 0.8, 1.0, 9.0, 1.0, 0.5, tuning=t) for s, t in ((0, "C=3"), (1, "C=30"), (2, "C=3"))]
+    rows.append(peers.Row("old", 0, 0.7, 1.0, 9.0, 1.0, 0.5))
+    table = peers.summarize(rows)
+    assert [r["tuning"] for r in table] == ["C=3 (x2); C=30 (x1)", ""]
+    md = peers.markdown(table, "title")
+    assert md.splitlines()[4].endswith("| C=3 (x2); C=30 (x1) |") and md.splitlines()[5].endswith("| not recorded |")
+
+
+def test_minilm_trains_at_an_encoders_rate_unless_lr_auto_is_asked():
+    """No explicit rate reaches the MiniLM export (its encoder rule applies, never the cut's 5e-4); --lr-auto
+    gives every neural row the validation grid."""
+    from edgecut.finetune import ENCODER_LEARNING_RATE, get_recipe
+
+    peers = _peers()
+    args = Namespace(
+        data="rotten-tomatoes", model="smollm2-135m", test_size=100, time_budget=None, pooling="auto",
+        alpha=0.5, temperature=2.0, unlabeled=None, teacher_target="cpu",
+    )  # fmt: skip
+    settings = peers.settings_for(peers.Run("minilm", "full", 0), args, Path("o"))
+    assert settings.lr is None and get_recipe("cpu", encoder=True).learning_rate == ENCODER_LEARNING_RATE
+    args.lr_auto = True
+    assert {peers.settings_for(peers.Run(k, "1", 0), args, Path("o")).lr for k in ("minilm", "plain")} == {"auto"}
