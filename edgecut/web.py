@@ -257,7 +257,8 @@ def deploy_web(artifact: str | Path, out: str | Path, force: bool = False) -> We
     texts = probe_texts(prompt)
     js = node_prompt_ids(tokenizer_path, prompt, texts, modules)
     if js is not None:
-        python = [PromptFormat.from_dict(prompt).encode_with(load_tokenizer(tokenizer_path), t) for t in texts]
+        tokenizer, prompt_format = load_tokenizer(tokenizer_path), PromptFormat.from_dict(prompt)
+        python = [prompt_format.encode_with(tokenizer, t) for t in texts]
         for text, got, (ids, cut) in zip(texts, js, python, strict=True):
             if got["ids"] != ids or got["truncated"] != cut:
                 raise UnsupportedTokenizerError(
