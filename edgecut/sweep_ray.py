@@ -113,12 +113,29 @@ def connect(ray, address: str) -> bool:
                 **quiet,
             )
         else:
+            check_reachable(address)
             ray.init(address=address, **quiet)
     except ConnectionError as e:
         raise EdgecutError(
             f"--ray {address}: no Ray cluster answers there ({e}); start one (`ray start --head`) or use --ray local"
         ) from e
     return True
+
+
+def check_reachable(address: str) -> None:
+    """A `HOST:PORT` or `ray://HOST:PORT` nobody listens on is one line in seconds (Ray would retry for minutes)."""
+    if address == "auto":
+        return
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise EdgecutError(f"--ray {address}: give local, auto, HOST:PORT (the head's GCS) or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as e:
+        raise EdgecutError(
+            f"--ray {address}: nothing answers there ({e.strerror or e}); start Ray there (`ray start --head`) "
+            "or use --ray local"
+        ) from e
 
 
 def run_on_ray(settings: SweepSettings, runs: list[Run], progress: Progress) -> tuple[list[str], list[str], bool]:

@@ -306,3 +306,19 @@ def test_teacher_gpu_on_a_cluster_without_gpus_is_one_line_before_any_cell(
     last = " ".join(result.output.split()).split("error:")[-1]
     assert "nfull-s0 need a GPU" in last and "drop --teacher-gpu" in last and "n1-s0" not in last
     assert not list((out / "runs").glob("*.placement.json"))
+
+
+@pytest.mark.parametrize("scheme", ["", "ray://"])
+def test_a_ray_address_nobody_listens_on_is_one_line_in_seconds(scheme, tiny_csv, tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens on it now
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    began = time.monotonic()
+    args = sweep_args(Path("unused-model"), tiny_csv, tmp_path / "s", "1", "--ray", f"{scheme}127.0.0.1:{port}")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    last = " ".join(result.output.split()).split("error:")[-1]
+    assert "nothing answers there" in last and "--ray local" in last
+    assert time.monotonic() - began < 60  # Ray itself would retry for minutes
