@@ -313,21 +313,30 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
     """Static files with the headers that make the page cross-origin isolated (WASM threads need it)."""
 
     extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript"}
+    isolated = True
 
     def end_headers(self) -> None:
-        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
-        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        if self.isolated:
+            self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+            self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
         self.send_header("Cache-Control", "no-store")
         super().end_headers()
+
+
+class _PlainHandler(_Handler):
+    isolated = False
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 (the base class's name)
         pass
 
 
 @contextlib.contextmanager
-def serve(directory: Path, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """Serve `directory` (and nothing else) on `host`; yields the page's URL. For tests and benchmarks."""
-    handler = functools.partial(_Handler, directory=str(directory))
+def serve(directory: Path, host: str = "127.0.0.1", port: int = 0, isolated: bool = True) -> Iterator[str]:
+    """Serve `directory` (and nothing else) on `host`; yields the page's URL. For tests and benchmarks.
+
+    isolated=False leaves out the COOP/COEP headers, as a plain static server does (one WASM thread).
+    """
+    handler = functools.partial(_Handler if isolated else _PlainHandler, directory=str(directory))
     server = http.server.ThreadingHTTPServer((host, port), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -342,6 +351,6 @@ if __name__ == "__main__":  # python -m edgecut.web DIR [PORT]: serve a page, cr
     import sys
 
     site, port = Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 8000
-    with serve(site, port=port) as url:
+    with serve(site, port=port) as url, contextlib.suppress(KeyboardInterrupt):
         print(f"serving {site} at {url} (Ctrl-C stops)")
         threading.Event().wait()

@@ -49,12 +49,14 @@ def chromium():
 
 
 @contextlib.contextmanager
-def open_page(browser, site: Path, query: str = "") -> Iterator[tuple[object, list[str], list[str]]]:
+def open_page(
+    browser, site: Path, query: str = "", isolated: bool = True
+) -> Iterator[tuple[object, list[str], list[str]]]:
     """The page served from 127.0.0.1 (only `site`), every request outside the loopback address aborted and
     recorded: yields (page, served URLs, blocked URLs)."""
     served: list[str] = []
     blocked: list[str] = []
-    with web.serve(site) as url:
+    with web.serve(site, isolated=isolated) as url:
         context = browser.new_context()
 
         def route(r):
@@ -73,7 +75,7 @@ def open_page(browser, site: Path, query: str = "") -> Iterator[tuple[object, li
         page.goto(url + query)
         state = page.evaluate("window.edgecutReady")
         assert not errors, errors
-        assert state["crossOriginIsolated"] is True
+        assert state["crossOriginIsolated"] is isolated and state["threads"] == (2 if isolated else 1)
         try:
             yield page, served, blocked
         finally:
@@ -140,6 +142,16 @@ def test_typing_into_the_box_shows_the_label(chromium, tiny_site, tiny_artifact,
             page.wait_for_function("document.getElementById('label').textContent.length > 0")
             assert page.inner_text("#label") == e["label"]
             assert ("text cut to fit" in page.inner_text("#detail")) == e["truncated"]
+    assert blocked == []
+
+
+def test_a_plain_static_server_runs_the_page_on_one_thread(chromium, tiny_site, tiny_artifact, tmp_path):
+    """Without COOP/COEP headers (any static file server) the page is not cross-origin isolated: one thread,
+    the same answers."""
+    texts = ["film great fine the an", "awful bland is of", ""]
+    with open_page(chromium, tiny_site, isolated=False) as (page, _, blocked):
+        results = page.evaluate("texts => classify(texts)", texts)
+    compare(results, texts, tiny_artifact, tmp_path)
     assert blocked == []
 
 
