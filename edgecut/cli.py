@@ -436,6 +436,9 @@ def deploy(
     if web is not None or mobile is not None:
         from edgecut.mobile import deploy_edge
 
+        if strings or name is not None or extensions_library is not None:
+            _fail("--name, --strings and --extensions-library are for --triton; --web and --mobile take none")
+
         with _exit_codes("nothing was written"):
             for line in deploy_edge(artifact, web, mobile, force):
                 out.print(line, markup=False, highlight=False, soft_wrap=True)
