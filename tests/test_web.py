@@ -5,35 +5,17 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import shutil
 
 import pytest
 from artifact_helpers import copy_artifact, rehash
 from typer.testing import CliRunner
-from web_texts import generated
+from web_helpers import generated, require_node_modules
 
 from edgecut import web
 from edgecut.cli import app
 from edgecut.runtime import ArtifactClassifier
 
 runner = CliRunner()
-INSTALL_LINE = "bash scripts/setup.sh (runs `npm ci` in web/)"
-
-
-def require_node_modules() -> None:
-    """Skip without node or the pinned npm packages; in CI (CI set) that is a failure, setup.sh installs them."""
-    missing = []
-    if shutil.which("node") is None:
-        missing.append("node")
-    try:
-        web.check_modules(web.modules_dir())
-    except web.WebToolsMissingError as e:
-        missing.append(str(e))
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must have node and the page's npm packages: {'; '.join(missing)}")
-        pytest.skip(f"{'; '.join(missing)}: {INSTALL_LINE}")
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +139,19 @@ def test_existing_directory_needs_force_and_only_a_page_is_replaced(site, tiny_a
     result = runner.invoke(app, ["deploy", str(tiny_artifact), "--web", str(other), "--force"])
     assert result.exit_code == 2 and (other / "notes.txt").read_text() == "keep me"
     assert runner.invoke(app, ["deploy", str(tiny_artifact), "--web", str(out), "--force"]).exit_code == 0
+
+
+def test_triton_options_are_refused_with_web(tiny_artifact, tmp_path):
+    result = runner.invoke(app, ["deploy", str(tiny_artifact), "--web", str(tmp_path / "s"), "--strings"])
+    _expect_error(result, "--triton")
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_graph_with_external_data_is_refused(tiny_artifact, tmp_path):
+    """The page loads one file: weights kept beside the graph (models over 2 GB) cannot be served so."""
+    require_node_modules()
+    art = copy_artifact(tiny_artifact, tmp_path / "art")
+    (art / "model.onnx.data").write_bytes(b"weights")
+    rehash(art)
+    _expect_error(runner.invoke(app, ["deploy", str(art), "--web", str(tmp_path / "s")]), "model.onnx.data")
+    assert not (tmp_path / "s").exists()

@@ -13,9 +13,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from test_web import require_node_modules
 from typer.testing import CliRunner
-from web_texts import ODD, generated
+from web_helpers import ODD, generated, require_node_modules
 
 from edgecut import web
 from edgecut.cli import app

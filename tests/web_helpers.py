@@ -1,8 +1,32 @@
-"""Texts for the page's parity tests: the hard cases a JavaScript tokenizer gets wrong first."""
+"""For the page's tests: the hard texts a JavaScript tokenizer gets wrong first, and the npm packages check."""
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
+
+import pytest
+
+from edgecut import web
+
+INSTALL_LINE = "bash scripts/setup.sh (runs `npm ci` in web/)"
+
+
+def require_node_modules() -> None:
+    """Skip without node or the pinned npm packages; in CI (CI set) that is a failure, setup.sh installs them."""
+    missing = []
+    if shutil.which("node") is None:
+        missing.append("node")
+    try:
+        web.check_modules(web.modules_dir())
+    except web.WebToolsMissingError as e:
+        missing.append(str(e))
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must have node and the page's npm packages: {'; '.join(missing)}")
+        pytest.skip(f"{'; '.join(missing)}: {INSTALL_LINE}")
+
 
 ODD = [
     "",
