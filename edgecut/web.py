@@ -283,7 +283,8 @@ def deploy_web(artifact: str | Path, out: str | Path, force: bool = False) -> We
             "wasm": f"{ORT_DIR}/{Path(ORT_WASM).name}.gz",
             "tokenizer_type": description,
             "precision": manifest.get("precision"),
-            "source": {"artifact": str(artifact.resolve()), "created": manifest.get("created")},
+            # The directory's name only: the page is public, the local path is not the visitor's business.
+            "source": {"artifact": artifact.resolve().name, "created": manifest.get("created")},
             "libraries": versions,
         }
         (tmp / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
