@@ -143,6 +143,8 @@ def run_on_ray(settings: SweepSettings, runs: list[Run], progress: Progress) -> 
     ray = import_ray(local=settings.ray in (None, "local"))
     out = settings.output
     pending = [run for run in runs if not is_done(out, run)]
+    if not pending:  # a finished sweep resumed: nothing to place, no cluster to start
+        return [], [], False
     (out / "runs").mkdir(parents=True, exist_ok=True)
     for run in pending:  # attempts of an earlier, interrupted sweep say nothing about this one
         placement_path(out, run).unlink(missing_ok=True)

@@ -164,6 +164,10 @@ def test_a_worker_killed_mid_cell_is_retried_and_the_table_equals_a_serial_run(
         assert ray_metrics["onnx_accuracy"] == serial_metrics["onnx_accuracy"], name
         assert ray_metrics["torch_accuracy"] == serial_metrics["torch_accuracy"], name
     assert _partials(out) == []
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/edgecut.json")}
+    again = runner.invoke(app, sweep_args(tiny_model_dirs["llama"], tiny_csv, out, "1,2,full", "--ray", ray_cluster))
+    assert again.exit_code == 0 and "(3 already done)" in again.output, again.output  # resumed: nothing rerun
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps and len(stamps) == 3
 
 
 @pytest.mark.ray
