@@ -252,12 +252,17 @@ def _edgecut_imports() -> dict[str, set[tuple[str, str]]]:
     """module -> {(imported edgecut module, imported name)}, function-level imports included."""
     import ast
 
-    modules = {p.stem: p for p in (ROOT / "edgecut").glob("*.py") if p.stem != "__init__"}
+    package = ROOT / "edgecut"
+    modules = {
+        ".".join(p.relative_to(package).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in package.rglob("*.py")
+        if p != package / "__init__.py"
+    }  # subpackages too: "text_graph" (its __init__), "text_graph.bpe"
     found: dict[str, set[tuple[str, str]]] = {m: set() for m in modules}
     for name, path in modules.items():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("edgecut."):
-                target = node.module.split(".")[1]
+                target = node.module.removeprefix("edgecut.")
                 found[name] |= {(target, alias.name) for alias in node.names}
     return found
 

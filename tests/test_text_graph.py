@@ -438,7 +438,7 @@ def test_minilm_ids_in_the_graph_on_real_texts(artifact, tmp_path):
         assert expected[0][0] == 101 and expected[0][-1] == 102 and len(expected[0]) <= 128
         cut += expected[1]
     assert cut >= 400  # the BBC articles
-    # known divergences (onnxruntime-extensions 0.15.2's BertTokenizer), documented in edgecut/text_graph.py
+    # known divergences (onnxruntime-extensions 0.15.2's BertTokenizer), documented in edgecut/text_graph/wordpiece.py
     known = ["[CLS] inside [SEP] text", "ελληνικά", "Dvořák", "が", "й", "a（b）", "a⟨b⟩", "a\u2028b", "a\ufeffb"]
     assert all(got != expected for _, got, expected in graph_and_tokenizers(known))
 
