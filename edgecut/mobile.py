@@ -225,8 +225,11 @@ Written by `edgecut deploy --mobile` (edgecut {__version__}) for ONNX Runtime Mo
 
 ## Loading the model
 
-Android (Gradle: `implementation 'com.microsoft.onnxruntime:onnxruntime-android:<version>'`, or a
-minimal build made with `--minimal_build --include_ops_by_config {OPERATORS}`):
+The prebuilt packages below are full builds and load `{MODEL}` as it is. For a smaller app, build ONNX
+Runtime from source with `--minimal_build --include_ops_by_config {OPERATORS}` (ONNX Runtime's "custom
+build" guide); that build keeps only these operators' kernels.
+
+Android (Gradle: `implementation 'com.microsoft.onnxruntime:onnxruntime-android:<version>'`):
 
 ```kotlin
 val env = OrtEnvironment.getEnvironment()
@@ -235,7 +238,7 @@ options.addConfigEntry("session.enable_saved_runtime_optimizations", "1")
 val session = env.createSession(modelBytes, options)  // modelBytes: {MODEL} read from assets
 ```
 
-iOS (CocoaPods: `pod 'onnxruntime-objc'`, or `onnxruntime-mobile-objc` for a reduced build):
+iOS (CocoaPods: `pod 'onnxruntime-objc'`):
 
 ```swift
 let env = try ORTEnv(loggingLevel: .warning)
