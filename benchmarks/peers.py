@@ -110,6 +110,17 @@ def plan(layers: list[str], seeds: list[int], teachers: set[str]) -> list[Run]:
     return runs
 
 
+def label_of(run: Run) -> str:
+    """The table's row label of an export."""
+    return {
+        "full": "full-depth (teacher)",
+        "minilm": "all-MiniLM-L6-v2 (cls)",
+        "plain": f"edgecut N={run.layers}",
+        "from-full": f"edgecut N={run.layers} from full",
+        "from-minilm": f"edgecut N={run.layers} from MiniLM",
+    }[run.kind]
+
+
 def settings_for(run: Run, args, out: Path) -> ExportSettings:
     common = dict(
         data=args.data,
@@ -478,13 +489,7 @@ def main() -> int:
             except EdgecutError as e:
                 print(f"error: {run.name}: {e}", file=sys.stderr)
                 return 2
-        label = {
-            "full": "full-depth (teacher)",
-            "minilm": "all-MiniLM-L6-v2 (cls)",
-            "plain": f"edgecut N={run.layers}",
-            "from-full": f"edgecut N={run.layers} from full",
-            "from-minilm": f"edgecut N={run.layers} from MiniLM",
-        }[run.kind]
+        label = label_of(run)
         spec = DataSpec(source=args.data, seed=run.seed, test_size=args.test_size, per_class_cap=args.per_class_cap)
         dataset = load_dataset(spec)
         rows += measure_artifact(

@@ -1,0 +1,135 @@
+"""benchmarks/curves.py: the answers of the depth and data-size curves, the Pareto front, the epochs rule, and a
+resumable run of the tuned peers on a toy task (no model loads here: the real curves are benchmark runs)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+
+import pytest
+from conftest import load_script
+
+
+def _curves():
+    load_script("benchmarks/peers.py")
+    return load_script("benchmarks/curves.py")
+
+
+def _row(name: str, accuracy: float, size: str = "full", p50: float = 1.0, sd: float = 0.01) -> dict:
+    return {"name": name, "size": size, "accuracy_mean": accuracy, "accuracy_sd": sd, "p50_ms": p50, "seeds": 3}
+
+
+def test_size_answer_finds_the_size_below_which_a_cut_beats_every_peer():
+    curves = _curves()
+    table = []
+    for size, cut, peers in (("16", 0.70, (0.60, 0.65)), ("64", 0.78, (0.70, 0.77)), ("256", 0.80, (0.81, 0.70))):
+        table += [_row("edgecut N=1", cut, size), _row("edgecut N=2", cut - 0.01, size)]
+        table += [_row("TF-IDF + logistic regression", peers[0], size), _row("fastText (bigrams)", peers[1], size)]
+    table.append(_row("edgecut N=1", 0.85, "full"))
+    table.append(_row("all-MiniLM-L6-v2 (cls)", 0.86, "full"))
+    answer = curves.size_answer(table)
+    assert answer["cells"]["64"] == {
+        "best_cut": "edgecut N=1",
+        "cut_accuracy": 0.78,
+        "best_peer": "fastText (bigrams)",
+        "peer_accuracy": 0.77,
+        "cut_wins": True,
+    }
+    assert [answer["cells"][s]["cut_wins"] for s in ("16", "64", "256", "full")] == [True, True, False, False]
+    assert answer["text"].startswith("a cut beats every tuned peer below 256 training rows per class (at 16, 64)")
+
+
+@pytest.mark.parametrize(
+    ("cuts", "expected"),
+    [
+        ((0.5, 0.5), "a cut never beats every tuned peer"),
+        ((0.9, 0.9), "a cut beats every tuned peer at every size measured"),
+        ((0.5, 0.9), "no single threshold: a cut beats every tuned peer at 64, not at 16"),
+    ],
+)
+def test_size_answer_says_never_always_or_no_threshold(cuts, expected):
+    curves = _curves()
+    table = [_row("edgecut N=1", cut, size) for cut, size in zip(cuts, ("16", "64"), strict=True)]
+    table += [_row("fastText (bigrams)", 0.7, size) for size in ("16", "64")]
+    assert curves.size_answer(table)["text"].startswith(expected)
+    assert curves.size_answer(table[:2])["text"].startswith("not answered")  # no peer measured
+
+
+def test_depth_answer_finds_the_smallest_n_within_two_points_and_whether_distillation_moves_it():
+    curves = _curves()
+    full = _row("full-depth (teacher)", 0.88)
+    plain = [_row(f"edgecut N={n}", a) for n, a in ((1, 0.80), (2, 0.84), (4, 0.861), (8, 0.87))]
+    distilled = [_row(f"edgecut N={n} from full", a) for n, a in ((1, 0.82), (2, 0.865), (4, 0.87), (8, 0.88))]
+    answer = curves.depth_answer([full, *plain, *distilled])
+    assert (answer["plain"], answer["distilled"]) == (4, 2)
+    assert answer["text"].endswith("plain: N=4; distilled: N=2; distillation moves it")
+    answer = curves.depth_answer([full, *plain[:2], *distilled[:1]])
+    assert answer["plain"] is None and answer["distilled"] is None
+    assert "plain: none up to 2; distilled: none up to 1" in answer["text"] and "does not move it" in answer["text"]
+    assert curves.depth_answer([full, *plain])["text"].endswith("plain: N=4")  # no distilled row: not compared
+    assert curves.depth_answer(plain)["text"].startswith("not answered: no full-depth row")
+
+
+def test_the_pareto_front_keeps_the_points_nothing_beats_on_both_axes():
+    curves = _curves()
+    points = [(1.0, 70.0), (2.0, 80.0), (3.0, 75.0), (2.0, 80.0), (10.0, 90.0), (float("nan"), 99.0), (0.5, 60.0)]
+    # (3, 75) is slower and worse than (2, 80); the untimed point has no place on the latency axis; ties both stay
+    assert curves.pareto_front(points) == [6, 0, 1, 3, 4]
+
+
+def test_tiny_training_sets_train_for_at_least_32_steps_and_at_most_20_epochs():
+    curves = _curves()
+    assert [curves.epochs_for(rows) for rows in (32, 128, 512, 8000)] == [20.0, 8.0, 2.0, 2.0]
+    assert curves.size_key("full") == math.inf and sorted(["full", "256", "16"], key=curves.size_key)[0] == "16"
+
+
+def test_the_grid_shows_every_row_at_every_size_and_a_missing_cell_as_a_dash():
+    curves = _curves()
+    table = [_row("edgecut N=1", 0.7, "16"), _row("edgecut N=1", 0.8, "64"), _row("fastText (bigrams)", 0.6, "64")]
+    lines = curves.grid_markdown(table).splitlines()
+    assert lines[0] == "| model | 16 / class | 64 / class |"
+    assert lines[2] == "| edgecut N=1 | 70.0% ± 1.0 (3) | 80.0% ± 1.0 (3) |"
+    assert lines[3] == "| fastText (bigrams) | – | 60.0% ± 1.0 (3) |"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("fasttext") is None, reason="fastText is not installed (edgecut[bench])")
+def test_a_size_curve_of_the_peers_writes_its_results_and_a_rerun_skips_finished_runs(tiny_csv, tmp_path, monkeypatch):
+    """Two sizes of TF-IDF and fastText on the toy task: the JSON has every run (with the tuning each
+    chose), the summary per size, the answer (no cut ran: not answered), machine and versions; the markdown and
+    the plot are written; a second call reads the finished runs from --out instead of training again."""
+    curves = _curves()
+    argv = ["curves.py", "--curve", "size", "--data", str(tiny_csv), "--per-class", "16,full", "--seeds", "0"]
+    argv += ["--kinds", "tfidf,fasttext", "--test-size", "40", "--out", str(tmp_path / "o")]
+    monkeypatch.setattr(sys, "argv", [*argv, "--results", str(tmp_path), "--note", "shared machine"])
+    assert curves.main() == 0
+    record = json.loads((tmp_path / f"curve-size-{tiny_csv.stem}.json").read_text())
+    assert len(record["runs"]) == 4 and record["missing"] == [] and record["note"] == "shared machine"
+    assert {r["train_rows"] for r in record["runs"] if r["size"] == "16"} == {32}
+    assert all(row["tuning"].endswith("(validation)") for r in record["runs"] for row in r["rows"])
+    assert {(r["size"], r["name"], r["seeds"]) for r in record["table"]} == {
+        (s, n, 1) for s in ("16", "full") for n in ("TF-IDF + logistic regression", "fastText (bigrams)")
+    }
+    assert record["answer"]["text"].startswith("not answered") and "fasttext-numpy2-wheel" in record["versions"]
+    assert (tmp_path / f"curve-size-{tiny_csv.stem}.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| fastText (bigrams) |" in (tmp_path / f"curve-size-{tiny_csv.stem}.md").read_text()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(curves, "tfidf_baseline", refuse)
+    monkeypatch.setattr(curves, "baseline_in_a_process", refuse)
+    assert curves.main() == 0
+    again = json.loads((tmp_path / f"curve-size-{tiny_csv.stem}.json").read_text())
+    assert again["runs"] == record["runs"]
+
+
+def test_a_bad_size_or_kind_is_one_usage_error(tmp_path, monkeypatch, capsys):
+    curves = _curves()
+    for args, message in ((["--per-class", "16,lots"], "--per-class 16,lots"), (["--kinds", "bert"], "unknown bert")):
+        monkeypatch.setattr(sys, "argv", ["curves.py", "--curve", "size", *args, "--out", str(tmp_path / "o")])
+        with pytest.raises(SystemExit) as stop:
+            curves.main()
+        assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
