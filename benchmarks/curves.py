@@ -10,8 +10,9 @@ model and the same peers.
 Every row follows the one tuning rule of benchmarks/peers.py: its few hyper-parameters chosen on the
 validation split (500 rows, whatever the training size: the data's split caps training rows only) from a
 small stated grid, the choice in the table's last column. Exports train for at least the cpu recipe's 2
-epochs and at least MIN_STEPS optimizer steps (at most MAX_EPOCHS epochs), each epoch evaluated on validation
-and the best kept; --lr-auto also picks the learning rate from the export's 3-point grid.
+epochs and at least MIN_STEPS optimizer steps (`schedule_for`), each epoch evaluated on validation and the best
+kept, at their family's learning rate (a cut the cpu recipe's, MiniLM an encoder's); --lr-auto also picks the
+learning rate from the export's 3-point grid (three trainings an export).
 
 Each finished run is kept in --out (its rows as JSON; the artifact is removed unless --keep-artifacts or it
 is a teacher), so a rerun skips it. After every run the results are written again:
@@ -67,20 +68,25 @@ DEFAULTS = {  # --curve: (--layers, --per-class, --kinds)
     "depth": ("1,2,4,8", "full", "full,minilm,plain,from-full,tfidf,fasttext"),
 }
 FULL = "full"  # the --per-class size that is the recipe's cap
-MIN_STEPS = 32  # optimizer steps an export takes at least (tiny training sets: more epochs)
-MAX_EPOCHS = 20
+MIN_STEPS = 32  # optimizer steps an export takes at least (tiny training sets: smaller batches, more epochs)
+MIN_BATCH = 4
+MAX_EPOCHS = 8
 WITHIN_POINTS = 2.0  # the depth curve's question: the smallest N within this many points of the full model
 CUT_PREFIX = "edgecut N="
 FULL_LABEL = label_of(Run("full", "full", 0))
 
 
-def epochs_for(train_rows: int) -> float:
-    """At least the cpu recipe's epochs and at least MIN_STEPS optimizer steps at its batch size, at most
-    MAX_EPOCHS: 16 rows per class would otherwise train for 2 steps. The export keeps the best epoch on
-    validation, so more epochs cannot overfit the number reported."""
+def schedule_for(train_rows: int) -> tuple[int, float]:
+    """(batch size, epochs) of an export on `train_rows` rows: at least MIN_STEPS optimizer steps (16 rows per
+    class would otherwise train for 2 steps at the cpu recipe's batch of 32 and 2 epochs). Smaller batches
+    first (down to MIN_BATCH, 16 steps an epoch), then more epochs (at most MAX_EPOCHS), because each epoch
+    costs an evaluation on the 500 validation rows, which dominates a tiny training set's time. The export
+    keeps the best epoch on validation, so more epochs cannot overfit the number reported."""
     recipe = RECIPES["cpu"]
-    need = math.ceil(MIN_STEPS * recipe.batch_size / max(1, train_rows))
-    return float(min(MAX_EPOCHS, max(recipe.epochs, need)))
+    batch = min(recipe.batch_size, max(MIN_BATCH, train_rows // 16))
+    steps_per_epoch = max(1, math.ceil(train_rows / batch))
+    epochs = min(MAX_EPOCHS, max(recipe.epochs, math.ceil(MIN_STEPS / steps_per_epoch)))
+    return batch, float(epochs)
 
 
 def size_key(size: str) -> float:
@@ -187,11 +193,14 @@ def depth_answer(table: list[dict], within: float = WITHIN_POINTS) -> dict:
 
 
 def curve_table(runs: list[dict]) -> list[dict]:
-    """peers.py's summary per training size: mean ± sd of accuracy over seeds, medians of timings and sizes."""
+    """peers.py's summary per training size: mean ± sd of accuracy over seeds, medians of timings and sizes, and
+    whether the row is on that size's accuracy/latency Pareto front."""
     table = []
     for size in sorted({r["size"] for r in runs}, key=size_key):
         rows = [row_from_record(row) for r in runs if r["size"] == size for row in r["rows"]]
-        table += [entry | {"size": size} for entry in summarize(rows)]
+        entries = summarize(rows)
+        front = set(pareto_front([(e["p50_ms"], e["accuracy_mean"]) for e in entries]))
+        table += [entry | {"size": size, "front": i in front} for i, entry in enumerate(entries)]
     return table
 
 
@@ -286,8 +295,9 @@ def run_one(kind: str, layers: str, seed: int, size: str, args, cell: Path) -> d
                 return None
             directory = cell / run.name
             if not is_artifact(directory):
-                epochs = None if size == FULL else epochs_for(len(dataset.train))
-                export(replace(settings, per_class_cap=cap, epochs=epochs, baseline="none", force=True))
+                batch, epochs = (None, None) if size == FULL else schedule_for(len(dataset.train))
+                settings = replace(settings, per_class_cap=cap, epochs=epochs, batch_size=batch)
+                export(replace(settings, baseline="none", force=True))
             rows = measure_artifact(directory, label_of(run), seed, dataset, with_int8=False, timed=not args.no_timing)
             if kind != "full" and not args.keep_artifacts:
                 shutil.rmtree(directory)

@@ -79,9 +79,10 @@ def test_the_pareto_front_keeps_the_points_nothing_beats_on_both_axes():
     assert curves.pareto_front(points) == [6, 0, 1, 3, 4]
 
 
-def test_tiny_training_sets_train_for_at_least_32_steps_and_at_most_20_epochs():
+def test_tiny_training_sets_take_at_least_32_steps_in_smaller_batches_first():
     curves = _curves()
-    assert [curves.epochs_for(rows) for rows in (32, 128, 512, 8000)] == [20.0, 8.0, 2.0, 2.0]
+    rows = (32, 80, 128, 512, 2048, 8000)
+    assert [curves.schedule_for(n) for n in rows] == [(4, 4.0), (5, 2.0), (8, 2.0), (32, 2.0), (32, 2.0), (32, 2.0)]
     assert curves.size_key("full") == math.inf and sorted(["full", "256", "16"], key=curves.size_key)[0] == "16"
 
 
@@ -111,6 +112,8 @@ def test_a_size_curve_of_the_peers_writes_its_results_and_a_rerun_skips_finished
     assert {(r["size"], r["name"], r["seeds"]) for r in record["table"]} == {
         (s, n, 1) for s in ("16", "full") for n in ("TF-IDF + logistic regression", "fastText (bigrams)")
     }
+    fronts = {(r["size"], r["name"]): r["front"] for r in record["table"]}
+    assert any(fronts[("16", n)] for n in ("TF-IDF + logistic regression", "fastText (bigrams)"))
     assert record["answer"]["text"].startswith("not answered") and "fasttext-numpy2-wheel" in record["versions"]
     assert (tmp_path / f"curve-size-{tiny_csv.stem}.png").read_bytes()[:4] == b"\x89PNG"
     assert "| fastText (bigrams) |" in (tmp_path / f"curve-size-{tiny_csv.stem}.md").read_text()
