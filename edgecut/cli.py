@@ -7,8 +7,10 @@ check, predict and deploy → their modules' settings dataclasses.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import sys
-from collections.abc import Iterator
+import typing
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +20,7 @@ from typer._click import exceptions as click_errors  # typer 0.29 vendors click:
 from typer.core import TyperGroup
 
 from edgecut.errors import EdgecutError, ParityError, Terminated
-from edgecut.pipeline import ExportSettings
+from edgecut.settings import ExportSettings, Option, cli_option, settings_fields
 from edgecut.terminal import (
     RichProgress,
     check_table,
@@ -46,7 +48,7 @@ class OneLineErrors(TyperGroup):
             where = f" (see `{e.ctx.command_path} --help`)" if getattr(e, "ctx", None) else ""
             console.print("[bold red]error:[/] " + escape(e.format_message() + where), highlight=False, soft_wrap=True)
             sys.exit(2 if isinstance(e, click_errors.UsageError) else e.exit_code)
-        except click_errors.Abort:
+        except typer.Abort:
             console.print("[bold red]error:[/] interrupted", highlight=False)
             sys.exit(130)
         sys.exit(code if isinstance(code, int) else 0)
@@ -85,171 +87,69 @@ def _exit_codes(interrupted: str) -> Iterator[None]:
         _fail(f"interrupted: {interrupted}", code=130)
 
 
-# Options that export and sweep share, declared once.
-ModelOption = Annotated[str, typer.Option("--model", "-m", help="Local dir, .gguf file, hub id, or alias.")]
-DataOption = Annotated[
-    str, typer.Option("--data", "-d", help="CSV/JSONL file or built-in set (rotten-tomatoes, bbc-news).")
+def _option_parameters(keep: Callable[[str, Option], bool]) -> list[inspect.Parameter]:
+    """Typer parameters for the ExportSettings fields `keep` selects, derived from their one declaration
+    (edgecut.settings): type, default, help and spelling."""
+    hints = typing.get_type_hints(ExportSettings)
+    params = []
+    for name, f in settings_fields().items():
+        opt = cli_option(f)
+        if opt is None or not keep(name, opt):
+            continue
+        tp, default = hints[name], f.default
+        if opt.cli_type is not None:  # a comma list or "full"/"auto" as text: parsed by ExportSettings
+            tp, default = opt.cli_type | None, None if default in ((), None) else str(default)
+        long = () if any(n.startswith("--") for n in opt.names) else (f"--{name.replace('_', '-')}",)
+        option = typer.Option(*long, *opt.names, help=opt.help)
+        params.append(inspect.Parameter(name, KEYWORD, default=default, annotation=Annotated[tp, option]))
+    return params
+
+
+def _given(ctx: typer.Context, values: dict[str, Any]) -> dict[str, Any]:
+    """The settings typed on the command line (not left at their defaults), parsed to field values."""
+    fields = settings_fields()
+    given = {}
+    for name, value in values.items():
+        source = ctx.get_parameter_source(name)
+        if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
+            parse = cli_option(fields[name]).parse
+            given[name] = parse(value) if parse else value
+    return given
+
+
+def _signature(func: Callable, extra: list[inspect.Parameter]) -> Callable:
+    """`func` with its `**values` replaced by `extra` in the signature Typer reads."""
+    params = inspect.signature(func, eval_str=True).parameters.values()
+    own = [p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    func.__signature__ = inspect.Signature([*own, *extra])
+    return func
+
+
+KEYWORD = inspect.Parameter.KEYWORD_ONLY
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(help="A TOML file of export settings (keys: the manifest's settings names); options given here win."),
 ]
-SelectOption = Annotated[
-    str, typer.Option(help="Which N layers: first (the paper), block-influence (ShortGPT) or angular (Gromov).")
+LikeOption = Annotated[
+    Path | None,
+    typer.Option(help="Repeat the settings an artifact recorded (all but --output); options given here win."),
 ]
-LabelsOption = Annotated[str | None, typer.Option(help="Comma-separated class names, in class order.")]
-LabelWordsOption = Annotated[
-    str | None,
-    typer.Option(help="Comma-separated label words, one per class, or label=word pairs (a leading space is added)."),
-]
-TemplateOption = Annotated[
-    str | None,
-    typer.Option(
-        help=r'Prompt template with {text} and a final {label}, e.g. "Review: {text}\nSentiment:{label}" '
-        r"(\n and \t are a newline and a tab)."
-    ),
-]
-SettingOption = Annotated[
-    str,
-    typer.Option(
-        help="The paper's settings: lm (prompt + label-word head, default), pcls (prompt + random head), "
-        "cls (plain text + random head)."
-    ),
-]
-RecipeOption = Annotated[str, typer.Option(help="Training preset: cpu (fast, default) or paper (the paper's recipe).")]
-EpochsOption = Annotated[float | None, typer.Option(help="Override the recipe's epochs.")]
-BatchOption = Annotated[int | None, typer.Option(help="Override the recipe's batch size.")]
-LrOption = Annotated[
-    str | None,
-    typer.Option(
-        "--lr",
-        help="Learning rate: a number overrides the recipe's; auto trains one run per rate of a 3-point grid "
-        "around the family's rate (3x the training time) and keeps the best on validation.",
-    ),
-]
-CapOption = Annotated[int | None, typer.Option(help="Override the recipe's training rows per class.")]
-BudgetOption = Annotated[
-    float | None, typer.Option(help="Stop training (evaluation included) after this many seconds.")
-]
-TestSizeOption = Annotated[int, typer.Option(help="Test rows (at most a fifth of the data).")]
 
 
-def _labels(value: str | None) -> tuple[str, ...]:
-    from edgecut.data import split_list
-
-    return split_list(value)
-
-
-def _learning_rate(value: str | None) -> float | str | None:
-    """--lr as ExportSettings keeps it: a float, "auto", or None (a sweep directory records the number)."""
-    if value is None:
-        return None
-    return ExportSettings(lr=value).lr
-
-
-def _template(value: str | None) -> str | None:
-    from edgecut.prompt import unescape_template
-
-    return unescape_template(value) if value else value
-
-
-@app.command()
-def export(
-    model: ModelOption = "smollm2-135m",
-    data: DataOption = "rotten-tomatoes",
-    layers: Annotated[
-        str, typer.Option("--layers", "-n", help="Keep N transformer layers (a number, or 'full' for all).")
-    ] = "1",
-    select: SelectOption = "first",
-    target: Annotated[str, typer.Option(help="Target name (see `edgecut targets`) or path to a .toml file.")] = "cpu",
-    output: Annotated[Path, typer.Option("--output", "-o", help="Artifact directory to create.")] = Path("edgecut-out"),
-    force: Annotated[bool, typer.Option(help="Replace an existing edgecut artifact at --output.")] = False,
-    labels: LabelsOption = None,
-    label_words: LabelWordsOption = None,
-    template: TemplateOption = None,
-    text_column: Annotated[str, typer.Option(help="Text column of the data file.")] = "text",
-    label_column: Annotated[str, typer.Option(help="Label column of the data file.")] = "label",
-    setting: SettingOption = "lm",
-    recipe: RecipeOption = "cpu",
-    epochs: EpochsOption = None,
-    batch_size: BatchOption = None,
-    lr: LrOption = None,
-    per_class_cap: CapOption = None,
-    max_length: Annotated[int | None, typer.Option(help="Override the recipe's prompt length in tokens.")] = None,
-    demos: Annotated[
-        bool | None, typer.Option("--demos/--no-demos", help="One demonstration per class in each prompt.")
-    ] = None,
-    time_budget: BudgetOption = None,
-    seed: Annotated[int, typer.Option(help="Seed for splits and training.")] = 0,
-    test_size: TestSizeOption = 1000,
-    quantize: Annotated[
-        str, typer.Option(help="none (the target's precision), int8 or fp16, where the target allows it.")
-    ] = "none",
-    trust_remote_code: Annotated[bool, typer.Option(help="Allow model code from the hub (off by default).")] = False,
-    vocab: Annotated[
-        str, typer.Option(help="Embedding rows: all, task (ids of the training data), auto (task if enough) or N.")
-    ] = "all",
-    vocab_corpus: Annotated[
-        Path | None, typer.Option(help="More texts (one a line) whose ids --vocab task keeps.")
-    ] = None,
-    teacher: Annotated[Path | None, typer.Option(help="An edgecut artifact to distil from (same labels).")] = None,
-    unlabeled: Annotated[
-        Path | None, typer.Option(help="Texts the teacher labels for the student (one a line, or CSV/JSONL).")
-    ] = None,
-    distill_alpha: Annotated[float, typer.Option(help="Weight of the labels vs the teacher's soft targets.")] = 0.5,
-    distill_temperature: Annotated[float, typer.Option(help="Softmax temperature of the distillation.")] = 2.0,
-    with_tokenizer: Annotated[
-        bool, typer.Option(help="Also write model_text.onnx: raw text in (prompt and tokenizer in the graph).")
-    ] = False,
-    pooling: Annotated[str, typer.Option(help="Decoders: mean (all tokens) or last (the paper); auto: mean.")] = "auto",
-    baseline: Annotated[
-        str,
-        typer.Option(
-            help="The floor fitted on the same rows: tfidf (features and C chosen on validation, bounded by "
-            "--time-budget) or none."
-        ),
-    ] = "tfidf",
-) -> None:
+def export(ctx: typer.Context, *, config: ConfigOption = None, like: LikeOption = None, **values: Any) -> None:
     """Cut, fine-tune, export, validate: write a self-describing ONNX artifact."""
     from edgecut.pipeline import export as run_export
+    from edgecut.settings import load_settings
 
     with _exit_codes(interrupted="nothing was written"):
-        settings = ExportSettings(
-            model=model,
-            data=data,
-            layers=layers,
-            select=select,
-            target=target,
-            output=output,
-            force=force,
-            labels=_labels(labels),
-            label_words=_labels(label_words),
-            template=_template(template),
-            text_column=text_column,
-            label_column=label_column,
-            setting=setting,
-            recipe=recipe,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            per_class_cap=per_class_cap,
-            max_length=max_length,
-            demos=demos,
-            time_budget=time_budget,
-            seed=seed,
-            test_size=test_size,
-            quantize=quantize,
-            trust_remote_code=trust_remote_code,
-            vocab=vocab,
-            vocab_corpus=vocab_corpus,
-            teacher=teacher,
-            unlabeled=unlabeled,
-            distill_alpha=distill_alpha,
-            distill_temperature=distill_temperature,
-            with_tokenizer=with_tokenizer,
-            pooling=pooling,
-            baseline=baseline,
-        )
+        settings = load_settings(_given(ctx, values), config, like)
         result = run_export(settings, RichProgress())
     if result is not None:  # None: a non-main process of a multi-process launch
         out.print(export_summary(result))
         warn_below_baseline(result)
+
+
+app.command()(_signature(export, _option_parameters(lambda name, opt: True)))
 
 
 @app.command()
@@ -460,29 +360,13 @@ def deploy(
     console.print(serve, markup=False, highlight=False, soft_wrap=True)
 
 
-@app.command()
 def sweep(
+    ctx: typer.Context,
+    *,
     layers: Annotated[
         str, typer.Option("--layers", "-n", help="Layer counts to try, e.g. 1,2,4,8,full.")
     ] = "1,2,4,8,full",
     seeds: Annotated[str, typer.Option(help="Seeds, e.g. 0,42,421 (accuracy is mean ± sd over them).")] = "0,42,421",
-    setting: SettingOption = "lm",
-    select: SelectOption = "first",
-    model: ModelOption = "smollm2-135m",
-    data: DataOption = "rotten-tomatoes",
-    text_column: Annotated[str | None, typer.Option(help="Text column of the data file (default text).")] = None,
-    label_column: Annotated[str | None, typer.Option(help="Label column of the data file (default label).")] = None,
-    labels: LabelsOption = None,
-    label_words: LabelWordsOption = None,
-    template: TemplateOption = None,
-    target: Annotated[str | None, typer.Option(help="Target of every run (default cpu).")] = None,
-    recipe: RecipeOption = "cpu",
-    epochs: EpochsOption = None,
-    batch_size: BatchOption = None,
-    lr: LrOption = None,
-    per_class_cap: CapOption = None,
-    time_budget: BudgetOption = None,
-    test_size: TestSizeOption = 1000,
     baselines: Annotated[
         str,
         typer.Option(help="Baselines on the same split: tfidf, fasttext, model2vec, minilm (comma-separated) or none."),
@@ -498,7 +382,6 @@ def sweep(
         bool, typer.Option("--report", help="Run nothing: build the tables and plot from the finished runs.")
     ] = False,
     distill: Annotated[bool, typer.Option("--distill", help="Each cut learns from its seed's full run.")] = False,
-    pooling: Annotated[str, typer.Option(help="Pooling of every cut, as export's --pooling.")] = "auto",
     ray: Annotated[
         str | None,
         typer.Option(help="Run the cells as Ray tasks: 'local' (a Ray started here) or a cluster address."),
@@ -509,41 +392,22 @@ def sweep(
     output: Annotated[Path, typer.Option("--output", "-o", help="Sweep directory (resumed if it exists).")] = Path(
         "sweep-out"
     ),
+    **shared: Any,
 ) -> None:
     """Export every (N, seed), then table, JSON and plot of accuracy and latency against N. Resumable."""
     from edgecut import sweep as sw
 
     with _exit_codes(interrupted=f"finished runs are kept in {output}/runs; run the same command to resume"):
-        # What binds the directory: a run made with other values would not compare (sweep-options.json).
-        options = dict(
-            setting=setting,
-            select=select,
-            model=model,
-            data=data,
-            labels=labels,
-            label_words=label_words,
-            template=template,
-            recipe=recipe,
-            epochs=epochs,
-            per_class_cap=per_class_cap,
-            time_budget=time_budget,
-            test_size=test_size,
-            text_column=text_column,
-            label_column=label_column,
-            target=target,
-            lr=_learning_rate(lr),
-            batch_size=batch_size,
-            distill=True if distill else None,  # recorded only when given: older directories still resume
-        )  # pooling is not here: each run's manifest records it, and sweep.check_pooling compares those
-        # Every run is an ordinary export: the options given here, export's defaults for the rest.
-        parsed = {"labels": _labels(labels), "label_words": _labels(label_words), "template": _template(template)}
-        given = {k: v for k, v in options.items() if v is not None and k != "distill"}
-        base = ExportSettings(**given | parsed, pooling=pooling)
+        # Every run is an ordinary export: the options given here, export's defaults for the rest. What binds
+        # the directory (sweep-options.json) is what was typed; pooling is compared through each run's manifest.
+        given = _given(ctx, shared)
+        typed = {k: v for k, v in shared.items() if k in given and k != "pooling"}
+        options = typed | ({"lr": given["lr"]} if "lr" in given else {}) | ({"distill": True} if distill else {})
         settings = sw.SweepSettings(
             layers=tuple(sw.parse_layers(layers)),
             seeds=tuple(sw.parse_seeds(seeds)),
-            base=base,
-            options={k: v for k, v in options.items() if v is not None or k in sw.LEGACY_OPTIONS},
+            base=ExportSettings(**given),
+            options=options,
             output=output,
             baselines=tuple(sw.parse_baselines(baselines)),
             margin=margin,
@@ -568,6 +432,9 @@ def sweep(
             f"{len(outcome.failed)} run(s) left out of the reports ({left}); the same command retries only them",
             2 if outcome.bad_input else 1,
         )
+
+
+app.command()(_signature(sweep, _option_parameters(lambda name, opt: opt.sweep)))
 
 
 def main() -> None:

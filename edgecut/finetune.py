@@ -526,3 +526,52 @@ def finetune(
     counts = np.bincount([int(f["labels"]) for f in validation]) if validation else np.zeros(1)
     majority = float(counts.max() / max(1, counts.sum()))
     return FinetuneResult(model, history, max(history, default=0.0), steps, seconds, stopped, evaluated_at, majority)
+
+
+def train_with_rate_search(recipe: Recipe, auto: bool, classifier, train_one: Callable, progress) -> tuple:
+    """(result, recipe, search record): one run at `recipe`'s rate, or, with `auto` (`--lr auto`), one run per
+    rate of `learning_rate_grid(recipe)`, each from the same untrained copy with the time budget shared, the
+    best on validation kept. Each run evaluates every epoch, so the grid is learning rate x epochs.
+
+    Args:
+        train_one: `(classifier, recipe, run_name) -> FinetuneResult`; it trains `classifier` in place.
+        progress: an `edgecut.progress.Progress` (a stage per run, a note with the winner and the time).
+    """
+    import copy
+
+    if not auto:
+        with progress.stage("fine-tune"):
+            tuned = train_one(classifier, recipe, "train")
+        return tuned, recipe, {"rule": LEARNING_RATE_RULES[recipe.learning_rate_rule], "run": "train"}
+    grid = learning_rate_grid(recipe)
+    budget = recipe.time_budget_s / len(grid) if recipe.time_budget_s else None
+    untrained, runs, best = copy.deepcopy(classifier), [], None
+    for i, lr in enumerate(grid):
+        candidate = replace(recipe, learning_rate=lr, time_budget_s=budget, learning_rate_rule="auto")
+        with progress.stage(f"fine-tune at lr {lr:g} ({i + 1} of {len(grid)}, --lr auto)"):
+            # the last run may train the original: nothing needs the untrained copy after it
+            result = train_one(classifier if i == len(grid) - 1 else copy.deepcopy(untrained), candidate, f"train-{i}")
+        runs.append(
+            {
+                "learning_rate": lr,
+                "best_validation_accuracy": result.best_validation_accuracy,
+                "validation_accuracy": result.validation_accuracy,  # one per epoch
+                "seconds": round(result.seconds, 1),
+            }
+        )
+        if best is None or result.best_validation_accuracy > best[1].best_validation_accuracy:
+            best = (candidate, result, i)
+    winner, tuned, index = best
+    seconds = sum(r["seconds"] for r in runs)
+    progress.note(
+        f"--lr auto: {len(grid)} runs in {seconds:.0f} s ({len(grid)}x one run's training); "
+        f"lr {winner.learning_rate:g} won on validation ({tuned.best_validation_accuracy:.1%})"
+    )
+    record = {
+        "rule": LEARNING_RATE_RULES["auto"],
+        "grid": runs,
+        "chosen": winner.learning_rate,
+        "seconds": round(seconds, 1),
+        "run": f"train-{index}",
+    }
+    return tuned, winner, record

@@ -41,22 +41,6 @@ from edgecut.sweep_report import (
 
 FULL = "full"
 OPTIONS = "sweep-options.json"
-# Options every sweep-options.json records, given or not (directories made before the others existed
-# record exactly these); newer options are recorded only when given, so those directories still resume.
-LEGACY_OPTIONS = (
-    "setting",
-    "select",
-    "model",
-    "data",
-    "labels",
-    "label_words",
-    "template",
-    "recipe",
-    "epochs",
-    "per_class_cap",
-    "time_budget",
-    "test_size",
-)
 # Baselines exported through the same pipeline (full depth, `cls` setting): name -> model alias.
 ENCODER_BASELINES = {"minilm": "all-minilm-l6-v2"}
 
@@ -123,13 +107,21 @@ def check_options(out: Path, options: dict) -> None:
     if not path.is_file() or not finished_runs(out):
         write_atomic(path, json.dumps(options, indent=1, sort_keys=True))
         return
-    before = json.loads(path.read_text(encoding="utf-8"))
-    changed = sorted(k for k in options.keys() | before.keys() if options.get(k) != before.get(k))
+    # None is an option not given: directories made before options were declared once record every legacy
+    # option that way, newer ones only what was typed; both compare alike.
+    before = given_options(json.loads(path.read_text(encoding="utf-8")))
+    now = given_options(options)
+    changed = sorted(k for k in now.keys() | before.keys() if now.get(k) != before.get(k))
     if changed:
         was = ", ".join(f"--{k.replace('_', '-')} {_shown(before.get(k))}" for k in changed)
         raise EdgecutError(
             f"{out} holds a sweep made with {was}: repeat those options to resume or extend it, or use a new --output"
         )
+
+
+def given_options(recorded: dict[str, Any]) -> dict[str, Any]:
+    """A sweep-options.json record without the options it marks as not given (None)."""
+    return {k: v for k, v in recorded.items() if v is not None}
 
 
 def check_pooling(out: Path, pooling: str) -> None:
@@ -212,17 +204,20 @@ def as_baseline(run: Run, result: RunResult) -> BaselineResult:
 
 
 def _time_fp32_and_int8(directory: Path, manifest) -> dict:
-    from edgecut.quantize import to_int8
+    from edgecut.precision import build_int8_candidate
     from edgecut.runtime import create_session, measure_latency, pad_batch
     from edgecut.targets import load_target
 
     seqs = read_golden(manifest).sequences()
     pad, cpu = manifest.pad_token_id, load_target("cpu")
     with tempfile.TemporaryDirectory(prefix="edgecut-sweep-") as tmp:
-        # cpu-int8's first candidate (static QDQ), calibrated on the golden prompts: the column is for speed
-        # and size; which int8 graph an export ships, and its accuracy, is the int8 search's (int8_search.py)
+        # cpu-int8's first candidate (static QDQ), built by the int8 search's own code and calibrated on the
+        # golden prompts: the column is for speed and size; which int8 graph an export ships, and its
+        # accuracy, is the search's (edgecut/precision.py)
         feeds = [pad_batch([ids], pad) for ids in seqs]
-        int8 = to_int8(manifest.model_path, Path(tmp) / "int8.onnx", load_target("cpu-int8").int8, feeds)
+        settings = load_target("cpu-int8").int8
+        destination = Path(tmp) / "int8.onnx"
+        int8 = build_int8_candidate(settings.candidates[0], manifest.model_path, destination, settings, feeds)
         sessions = {"fp32": create_session(manifest.model_path, cpu), "int8": create_session(int8.path, cpu)}
         p50 = {k: measure_latency(s, seqs, pad, 1, warmup=20, runs=200).p50_ms for k, s in sessions.items()}
     return {"fp32_p50_ms": p50["fp32"], "int8_p50_ms": p50["int8"], "int8_bytes": int8.bytes_after}

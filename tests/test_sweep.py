@@ -371,3 +371,21 @@ def test_the_recommendation_is_the_fastest_point_within_the_margin_peers_include
     assert summary.front[0] == "TF-IDF + logistic regression" and "N = 2" in summary.front
     summary = summarize(cuts, margin_points=3.0, baselines=weak)  # both cuts within 3 points: the faster one
     assert summary.recommended == "N = 1"
+
+
+def test_a_sweep_directory_of_the_older_options_format_resumes(tmp_path):
+    """Older sweep-options.json files record every legacy option, None where not given; the options of today's
+    command (only what was typed) compare equal to them, and a changed value is still refused."""
+    from edgecut.sweep import MANIFEST, OPTIONS, check_options
+
+    legacy = dict.fromkeys(
+        ("setting", "select", "model", "data", "labels", "label_words", "template", "recipe", "per_class_cap"), None
+    )
+    (tmp_path / "runs" / "n1-s0").mkdir(parents=True)
+    (tmp_path / "runs" / "n1-s0" / MANIFEST).write_text("{}")
+    (tmp_path / OPTIONS).write_text(json.dumps(legacy | {"epochs": 1.0, "test_size": 40, "time_budget": None}))
+    check_options(tmp_path, {"epochs": 1.0, "test_size": 40})
+    with pytest.raises(EdgecutError, match=r"made with --epochs 1.0"):
+        check_options(tmp_path, {"epochs": 2.0, "test_size": 40})
+    with pytest.raises(EdgecutError, match=r"--setting \(not given\)"):
+        check_options(tmp_path, {"epochs": 1.0, "test_size": 40, "setting": "cls"})
