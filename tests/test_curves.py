@@ -136,3 +136,27 @@ def test_a_bad_size_or_kind_is_one_usage_error(tmp_path, monkeypatch, capsys):
             curves.main()
         assert stop.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_the_manual_shows_each_curve_with_its_answer_front_and_tuning(tmp_path):
+    """scripts/docs_gen.py's curves page: the answer, one column per size with the front in bold, a table per size
+    with each row's tuning, the missing cells named, and a plot with a panel per size."""
+    docs_gen = load_script("scripts/docs_gen.py")
+    table = [
+        _row("edgecut N=1", 0.70, "16", p50=2.0) | {"front": True, "tuning": "lr 0.0005 (recipe rule)"},
+        _row("fastText (bigrams)", 0.60, "16", p50=0.01) | {"front": True, "tuning": "lr 1 x 25 epochs (validation)"},
+        _row("fastText (bigrams)", 0.75, "64", p50=0.01) | {"front": True},
+    ]
+    for r in table:
+        r |= {"texts_per_s": 10.0, "mb": 1.0, "train_seconds": 1.0}
+    record = {
+        "title": "t",
+        "table": table,
+        "answer": {"question": "q?", "text": "a cut beats every tuned peer below 64"},
+    }
+    lines = docs_gen.curve_grid(table)
+    assert lines[2] == "| edgecut N=1 | **70.0% ± 1.0 (3)** | – |"
+    docs_gen.curve_plot(record | {"missing": []}, tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").stat().st_size > 1000
+    per_size = docs_gen.peers_table({"table": table[:2]})
+    assert per_size[2].endswith("| lr 0.0005 (recipe rule) |") and per_size[3].endswith("(validation) |")
