@@ -1,4 +1,4 @@
-"""fp32 vs today's dynamic int8 vs the accuracy-tuned int8 (edgecut/int8_search.py), per fp32 artifact.
+"""fp32 vs today's dynamic int8 vs the accuracy-tuned int8 (edgecut/precision.py), per fp32 artifact.
 
 For each artifact directory (exported with `--target cpu`, so model.onnx is fp32), the data split is
 rebuilt from the manifest's recorded settings (same source, seed and sizes), the prompts are encoded with
@@ -30,9 +30,9 @@ import onnxruntime
 
 from edgecut.data import load_dataset
 from edgecut.errors import EdgecutError, QualityError
-from edgecut.int8_search import batch_dependence, choose_int8
 from edgecut.manifest import read_manifest
 from edgecut.pipeline import ExportSettings
+from edgecut.precision import batch_dependence, choose_int8
 from edgecut.quantize import cpu_has_vnni, graph_bytes, to_int8
 from edgecut.runtime import ArtifactClassifier, create_session, measure_latency, pad_batch, run_logits
 from edgecut.targets import Int8Settings, load_target

@@ -203,12 +203,12 @@ def measure_graph(
 
 def measure_artifact(directory: Path, label: str, seed: int, dataset, with_int8: bool, timed: bool = True) -> list[Row]:
     """The artifact on its own target (fp32 `cpu` for every row but a `--teacher-target` teacher), and the
-    int8 graph `--target cpu-int8` would ship: the int8 search's pick (edgecut/int8_search.py: calibrated on
+    int8 graph `--target cpu-int8` would ship: the int8 search's pick (edgecut/precision.py: calibrated on
     training prompts, chosen on the validation split, as the export does), measured the same way. Where no
     candidate is within the target's budget the export would fail, so there is no int8 row, and a line on
     stderr says so. Not `timed`: accuracy and size only (a machine whose timings would not compare)."""
     from edgecut.errors import QualityError
-    from edgecut.int8_search import choose_int8
+    from edgecut.precision import choose_int8
     from edgecut.quantize import graph_bytes
 
     manifest = read_manifest(directory)

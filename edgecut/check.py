@@ -39,6 +39,7 @@ from edgecut.manifest import (
 )
 from edgecut.runtime import ArtifactClassifier, check_target_available, measure_latency, run_logits
 from edgecut.targets import load_target
+from edgecut.validate import accuracy as accuracy_of
 
 INTEGRITY, PARITY, GATE = "integrity", "parity", "gate"
 EXIT_PASS, EXIT_GATE, EXIT_BROKEN = 0, 1, 2
@@ -575,7 +576,7 @@ def _measure(clf: ArtifactClassifier, rows: list[tuple[str, str]] | None, settin
         truncated = sum(cut for _, cut in encoded)
         sequences = [ids for ids, _ in encoded]
         logits = run_logits(clf.session, sequences, clf.pad_id)
-        accuracy = float((logits.argmax(-1) == np.array([index[label] for _, label in rows])).mean())
+        accuracy = accuracy_of(logits, [index[label] for _, label in rows])
         latency_rows, source = sequences[:LATENCY_ROWS], f"{min(len(sequences), LATENCY_ROWS)} prompts of --data"
     else:
         latency_rows = read_golden(clf.manifest).sequences()

@@ -7,7 +7,7 @@ int8 dynamic: weights int8, activations quantized at run time with one scale for
   padding included, so a row's logits change with its batch. Kept only for comparisons (benchmarks/int8.py).
 fp16: `onnxruntime.transformers.float16`, with the ops that overflow in fp16 kept fp32 and fp32/int64 I/O.
 Gather is quantized too: in a 1–2 layer model the embedding table is most of the weights.
-Which candidate ships is decided on validation accuracy by edgecut/int8_search.py.
+Which candidate ships is decided on validation accuracy by edgecut/precision.py.
 """
 
 from __future__ import annotations

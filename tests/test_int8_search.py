@@ -8,7 +8,7 @@ import pytest
 from conftest import _sentences, tiny_model
 
 from edgecut.errors import ParityError, QualityError
-from edgecut.int8_search import FP16_RECIPES, INT8_RECIPES, PrecisionChoice, choose_fp16, choose_int8
+from edgecut.precision import FP16_RECIPES, INT8_RECIPES, PrecisionChoice, choose_fp16, choose_int8
 from edgecut.runtime import create_session, pad_batch, run_logits
 from edgecut.targets import FP16_CANDIDATES, INT8_CANDIDATES, load_target
 

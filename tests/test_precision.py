@@ -346,7 +346,7 @@ _BUILT: dict[tuple, object] = {}
 
 def _shipped_graphs(target, graph, workdir):
     """(label, path) of every graph `target` can ship: fp32, each int8 candidate, each fp16 candidate."""
-    from edgecut.int8_search import build_fp16_candidate, build_int8_candidate
+    from edgecut.precision import build_fp16_candidate, build_int8_candidate
 
     calibration = [pad_batch([s], graph["pad"]) for s in graph["seqs"][64:]]
     graphs = []
@@ -371,8 +371,8 @@ def _shipped_graphs(target, graph, workdir):
 def test_a_rows_logits_do_not_depend_on_its_batch(name, graph, tmp_path_factory):
     # A served model is batched with whatever else arrives (Triton dynamic batching, `check`'s batches of 16):
     # every graph a target can ship gives a row the same logits alone and in a padded batch of 32.
-    from edgecut.int8_search import batch_dependence
     from edgecut.parity import POLICY
+    from edgecut.precision import batch_dependence
 
     target = load_target(name)
     rows = [s[: 4 + i % 14] for i, s in enumerate(graph["seqs"][:32])]  # mixed lengths: a padded batch
@@ -395,7 +395,7 @@ def test_a_rows_logits_do_not_depend_on_its_batch(name, graph, tmp_path_factory)
 
 def test_dynamic_int8_depends_on_the_batch(graph, tmp_path):
     # Why no target ships dynamic int8: its activation scale covers the whole batch tensor, padding included.
-    from edgecut.int8_search import batch_dependence
+    from edgecut.precision import batch_dependence
 
     result = to_int8(graph["path"], tmp_path / "dyn.onnx", Int8Settings("dynamic", True))
     session = create_session(result.path, load_target("cpu"))

@@ -28,20 +28,46 @@ from edgecut.parity import POLICY
 from edgecut.quantize import QuantizeResult, graph_bytes, to_fp16, to_int8
 from edgecut.runtime import create_session, measure_latency, pad_batch, run_logits
 from edgecut.targets import Int8Settings, Target, fp32_target_for
+from edgecut.validate import accuracy as accuracy_of
 
-# name -> (mode, calibration method, node groups left fp32); the names and their order live in targets.py.
-INT8_RECIPES: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "static": ("static", "minmax", ()),
-    "static-fp32-head": ("static", "minmax", ("head",)),
-    "static-percentile-fp32-head": ("static", "percentile", ("head",)),
-    "static-fp32-outliers": ("static", "minmax", ("head", "outliers")),
-    "int8-embedding": ("weights", "", ()),
+
+@dataclass(frozen=True)
+class Int8Candidate:
+    """How one int8 candidate is built from the fp32 graph (the names and their order live in targets.py)."""
+
+    name: str
+    mode: str  # "static" (QDQ, calibrated activations) or "weights" (the embedding table only)
+    calibration: str = "minmax"  # static ranges: "minmax" or "percentile"
+    fp32_groups: tuple[str, ...] = ()  # node groups left fp32: "head", "outliers" (see node_groups)
+
+
+@dataclass(frozen=True)
+class Fp16Candidate:
+    """How one fp16 candidate is built, on top of the target's keep_fp32_ops."""
+
+    name: str
+    fp32_ops: tuple[str, ...] = ()  # extra op types kept fp32
+    fp32_groups: tuple[str, ...] = ()  # node groups kept fp32
+
+
+_ELEMENTWISE = ("Add", "Mul", "Sub", "Div")
+INT8_RECIPES: dict[str, Int8Candidate] = {
+    c.name: c
+    for c in (
+        Int8Candidate("static", "static"),
+        Int8Candidate("static-fp32-head", "static", fp32_groups=("head",)),
+        Int8Candidate("static-percentile-fp32-head", "static", "percentile", ("head",)),
+        Int8Candidate("static-fp32-outliers", "static", fp32_groups=("head", "outliers")),
+        Int8Candidate("int8-embedding", "weights"),
+    )
 }
-# name -> (extra op types kept fp32, node groups kept fp32), on top of the target's keep_fp32_ops.
-FP16_RECIPES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "fp16": ((), ()),
-    "fp16-fp32-elementwise": (("Add", "Mul", "Sub", "Div"), ()),
-    "fp16-fp32-head": (("Add", "Mul", "Sub", "Div"), ("head",)),
+FP16_RECIPES: dict[str, Fp16Candidate] = {
+    c.name: c
+    for c in (
+        Fp16Candidate("fp16"),
+        Fp16Candidate("fp16-fp32-elementwise", _ELEMENTWISE),
+        Fp16Candidate("fp16-fp32-head", _ELEMENTWISE, ("head",)),
+    )
 }
 # A weight MatMul whose input's largest |value| is this many times the median over all weight MatMuls is
 # an outlier: one per-tensor int8 scale for it crushes every other channel (LLM.int8, Dettmers et al. 2022).
@@ -108,9 +134,6 @@ class PrecisionChoice:
         }
 
 
-Int8Choice = PrecisionChoice
-
-
 class SameGraph(Exception):
     """A candidate whose graph would be identical to one already scored (skipped, not an error)."""
 
@@ -141,8 +164,9 @@ def choose_int8(
     built: dict[tuple, str] = {}
 
     def build(name: str, destination: Path) -> QuantizeResult:
-        mode, method, groups = INT8_RECIPES[name]
-        same = built.setdefault((mode, method, _node_groups(fp32_path, groups, feeds)), name)
+        recipe = INT8_RECIPES[name]
+        groups = _node_groups(fp32_path, recipe.fp32_groups, feeds)
+        same = built.setdefault((recipe.mode, recipe.calibration, groups), name)
         if same != name:  # e.g. no outliers found: the graph would repeat one already scored
             raise SameGraph(f"the same graph as {same}")
         return build_int8_candidate(name, fp32_path, destination, settings, feeds)
@@ -189,17 +213,21 @@ def build_int8_candidate(
     settings: Int8Settings,
     calibration: Sequence[dict[str, np.ndarray]],
 ) -> QuantizeResult:
-    """The int8 graph of candidate `name` (INT8_CANDIDATES) with the target's per-channel/reduce-range."""
-    mode, method, groups = INT8_RECIPES[name]
+    """The int8 graph of candidate `name` (INT8_CANDIDATES) with the target's per-channel/reduce-range.
+
+    Also the sweep's int8 column (its first candidate), so the column times a graph the search would try.
+    """
+    recipe = INT8_RECIPES[name]
     feeds = list(calibration)[: settings.calibration_size]
-    exclude = _node_groups(fp32_path, groups, feeds)
-    return to_int8(fp32_path, destination, replace(settings, mode=mode), feeds, exclude, method or "minmax")
+    exclude = _node_groups(fp32_path, recipe.fp32_groups, feeds)
+    return to_int8(fp32_path, destination, replace(settings, mode=recipe.mode), feeds, exclude, recipe.calibration)
 
 
 def build_fp16_candidate(name: str, fp32_path: Path, destination: Path, keep_fp32_ops: Sequence[str]) -> QuantizeResult:
     """The fp16 graph of candidate `name` (FP16_CANDIDATES) on top of the target's keep_fp32_ops."""
-    ops, groups = FP16_RECIPES[name]
-    return to_fp16(fp32_path, destination, tuple(keep_fp32_ops) + ops, _node_groups(fp32_path, groups, ()))
+    recipe = FP16_RECIPES[name]
+    exclude = _node_groups(fp32_path, recipe.fp32_groups, ())
+    return to_fp16(fp32_path, destination, tuple(keep_fp32_ops) + recipe.fp32_ops, exclude)
 
 
 def _search(
@@ -222,7 +250,7 @@ def _search(
     fp32_target = target if build is not None else _cpu_like(target)
     fp32_session = create_session(fp32_path, fp32_target)
     fp32_logits = run_logits(fp32_session, rows, pad_id)
-    fp32_accuracy = float((fp32_logits.argmax(-1) == truth).mean())
+    fp32_accuracy = accuracy_of(fp32_logits, truth)
     timing = rows[:TIMING_ROWS]
     tolerance = POLICY.tolerance(target.parity_atol, fp32_logits)
     # The shipped graph's own gate (pipeline: argmax agreement with torch, and for fp16 the logit tolerance),
@@ -244,7 +272,7 @@ def _search(
         path = result.path if result else fp32_path
         session = create_session(path, target)
         logits = run_logits(session, rows, pad_id)
-        accuracy = float((logits.argmax(-1) == truth).mean())
+        accuracy = accuracy_of(logits, truth)
         changed = int((logits.argmax(-1) != fp32_logits.argmax(-1)).sum())
         agreement = 1 - changed / len(rows)
         max_diff = float(np.abs(logits - fp32_logits).max())
