@@ -15,193 +15,18 @@ process exports, validates and writes the artifact.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import shutil
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from edgecut.errors import EdgecutError
+from edgecut.progress import Progress
+from edgecut.settings import ExportSettings
 
-SETTINGS = ("lm", "pcls", "cls")  # the paper's three fine-tuning settings
-PLAIN_TEMPLATE = "{text}{label}"  # cls: the text alone, no template words
-QUANTIZE = ("none", "int8", "fp16")
-BASELINE_CHOICES = ("tfidf", "none")  # the floor every export fits beside the model
-
-
-@dataclass(frozen=True)
-class ExportSettings:
-    """Everything an export needs; the CLI's `edgecut export` options, one field each.
-
-    `None` for a recipe override means "the recipe's value". Raises EdgecutError naming the option to fix.
-    """
-
-    model: str = "smollm2-135m"
-    data: str = "rotten-tomatoes"
-    layers: int | str = 1  # N, or "full" for the model's depth
-    select: str = "first"
-    target: str = "cpu"
-    output: Path = Path("edgecut-out")
-    force: bool = False
-    labels: tuple[str, ...] = ()
-    label_words: tuple[str, ...] = ()
-    template: str | None = None
-    text_column: str = "text"
-    label_column: str = "label"
-    setting: str = "lm"
-    recipe: str = "cpu"
-    epochs: float | None = None
-    batch_size: int | None = None
-    lr: float | str | None = None  # a rate, "auto" (a short grid chosen on validation), or None (the rules')
-    per_class_cap: int | None = None
-    max_length: int | None = None
-    demos: bool | None = None
-    time_budget: float | None = None
-    seed: int = 0
-    test_size: int = 1000
-    quantize: str = "none"
-    trust_remote_code: bool = False
-    vocab: str = "all"  # all | task | auto | N: embedding rows to keep (edgecut.vocab)
-    vocab_corpus: Path | None = None  # more texts whose ids --vocab task keeps
-    teacher: Path | None = None  # an edgecut artifact whose logits the student also learns from
-    unlabeled: Path | None = None  # texts the teacher labels for the student (needs teacher)
-    distill_alpha: float = 0.5  # weight of the labels against the teacher's soft targets
-    distill_temperature: float = 2.0
-    with_tokenizer: bool = False  # also write model_text.onnx: raw text in (edgecut.text_graph)
-    pooling: str = "auto"  # decoders: the mean of the real tokens (auto, mean) or the last real token (the paper)
-    baseline: str = "tfidf"  # the floor fitted on the same rows: tfidf (tuned on validation) or none
-
-    def __post_init__(self) -> None:
-        from edgecut.select import METHODS
-
-        layers = self.layers
-        if isinstance(layers, str) and layers != "full":
-            layers = int(layers) if layers.strip().isdigit() else layers
-            object.__setattr__(self, "layers", layers)
-        if layers != "full" and (isinstance(layers, bool) or not isinstance(layers, int) or layers < 1):
-            raise EdgecutError(f"--layers {self.layers} is out of range: keep at least 1 layer, or 'full'")
-        if self.select not in METHODS:
-            raise EdgecutError(f"--select {self.select}: use one of {', '.join(METHODS)}")
-        if self.setting not in SETTINGS:
-            raise EdgecutError(f"--setting {self.setting}: use one of {', '.join(SETTINGS)}")
-        if self.setting == "cls" and self.template:
-            raise EdgecutError("--setting cls classifies the plain text: drop --template (or use --setting pcls)")
-        if self.quantize not in QUANTIZE:
-            raise EdgecutError(f"--quantize {self.quantize}: use one of {', '.join(QUANTIZE)}")
-        if self.test_size < 1:
-            raise EdgecutError(f"--test-size {self.test_size} must be at least 1 (test rows)")
-        from edgecut.classifier import POOLING_CHOICES
-        from edgecut.vocab import parse_vocab
-
-        if self.baseline not in BASELINE_CHOICES:
-            raise EdgecutError(f"--baseline {self.baseline}: use one of {', '.join(BASELINE_CHOICES)}")
-        if self.pooling not in POOLING_CHOICES:
-            raise EdgecutError(f"--pooling {self.pooling}: use one of {', '.join(POOLING_CHOICES)}")
-        parse_vocab(self.vocab)
-        if self.vocab_corpus is not None and parse_vocab(self.vocab).mode not in ("task", "auto"):
-            raise EdgecutError(
-                "--vocab-corpus adds ids to --vocab task or auto: add --vocab task (or drop --vocab-corpus)"
-            )
-        if self.unlabeled is not None and self.teacher is None:
-            raise EdgecutError("--unlabeled texts are labelled by a teacher: add --teacher ARTIFACT")
-        if not 0.0 <= self.distill_alpha <= 1.0:
-            raise EdgecutError(f"--distill-alpha {self.distill_alpha:g} must be within 0..1 (1: labels only)")
-        if not self.distill_temperature > 0:
-            raise EdgecutError(f"--distill-temperature {self.distill_temperature:g} must be above 0")
-        if isinstance(self.lr, str):  # "auto", or a number given as text (a config file, the CLI)
-            lr = self.lr.strip().lower()
-            try:
-                object.__setattr__(self, "lr", lr if lr == "auto" else float(lr))
-            except ValueError:
-                raise EdgecutError(f"--lr {self.lr}: give a learning rate (e.g. 5e-4) or auto") from None
-        if isinstance(self.lr, float) and not (math.isfinite(self.lr) and self.lr > 0):
-            raise EdgecutError(f"--lr {self.lr:g} must be a positive number (or auto)")
-        object.__setattr__(self, "output", Path(self.output))
-        object.__setattr__(self, "labels", tuple(self.labels))
-        object.__setattr__(self, "label_words", tuple(self.label_words))
-        self.training_recipe()  # an unknown recipe or a non-positive override fails here
-
-    def training_recipe(self, config=None):
-        """The named recipe with this export's overrides and seed (`edgecut.finetune.Recipe`). With the
-        model's `config`, some families (Gemma) and full-depth `lm` runs cap the learning rate unless `lr`
-        is given (finetune.FULL_DEPTH_MAX_LEARNING_RATE: a full-depth `cls` head starts random)."""
-        from edgecut.finetune import get_recipe
-        from edgecut.load import ENCODER_TYPES
-
-        depth = getattr(config, "num_hidden_layers", None)
-        full_depth = depth is not None and self.setting == "lm" and self.layers in ("full", depth)
-        model_type = getattr(config, "model_type", None)
-        return get_recipe(
-            self.recipe,
-            model_type,
-            full_depth,
-            encoder=model_type in ENCODER_TYPES,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            learning_rate=None if self.lr == "auto" else self.lr,
-            per_class_cap=self.per_class_cap,
-            max_length=self.max_length,
-            demonstrations=self.demos,
-            time_budget_s=self.time_budget,
-            seed=self.seed,
-        )
-
-    def data_spec(self):
-        """What to read and how to split it (`edgecut.data.DataSpec`). `cls` has no template and no demos."""
-        from edgecut.data import DataSpec
-
-        recipe = self.training_recipe()
-        return DataSpec(
-            source=self.data,
-            text_column=self.text_column,
-            label_column=self.label_column,
-            labels=self.labels,
-            label_words=self.label_words,
-            template=PLAIN_TEMPLATE if self.setting == "cls" else self.template,
-            seed=self.seed,
-            test_size=self.test_size,
-            per_class_cap=recipe.per_class_cap,
-            demonstrations=recipe.demonstrations and self.setting != "cls",
-        )
-
-    def protected_paths(self) -> list[Path]:
-        """Inputs that `--force` must never replace: model, data, teacher and corpora, when they are paths."""
-        given = (self.model, self.data, self.teacher, self.unlabeled, self.vocab_corpus)
-        return [Path(p).expanduser() for p in given if p is not None and Path(p).expanduser().exists()]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            k: str(v) if isinstance(v, Path) else (list(v) if isinstance(v, tuple) else v)
-            for k, v in asdict(self).items()
-        }
-
-
-class Progress:
-    """What the pipeline tells its caller as it goes. This base class stays silent (library use); the
-    CLI's subclass draws rich status lines and progress bars."""
-
-    @contextlib.contextmanager
-    def stage(self, title: str) -> Iterator[None]:
-        yield
-
-    def note(self, text: str) -> None:
-        """A line of detail under the last stage."""
-
-    def warn(self, text: str) -> None:
-        """Something the user must not miss (the artifact is still written)."""
-
-    @contextlib.contextmanager
-    def counter(self, title: str, total: int) -> Iterator[Callable[[int], None]]:
-        """A bar over `total` items; the caller advances it by n."""
-        yield lambda n: None
-
-    def training(self, update) -> None:
-        """One `edgecut.finetune.TrainProgress` (step, loss, latest validation accuracy)."""
-
-    def trained(self, classifier) -> None:
-        """The fine-tuned torch classifier, before export (benchmarks time it against the graphs)."""
+__all__ = ["ExportResult", "ExportSettings", "Progress", "export"]
 
 
 @dataclass(frozen=True)
@@ -239,7 +64,7 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
     from edgecut import artifact as art
     from edgecut.data import encode_examples
     from edgecut.exporter import torch_logits
-    from edgecut.finetune import finetune
+    from edgecut.finetune import finetune, train_with_rate_search
     from edgecut.load import load_model
     from edgecut.manifest import TRAINING_LOG, write_golden, write_manifest
     from edgecut.parity import POLICY
@@ -291,7 +116,10 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
                 distillation=distillation,
             )
 
-        tuned, plan, search = _fine_tune(s, plan, model.classifier, train_one, progress)
+        tuned, recipe, search = train_with_rate_search(
+            plan.recipe, s.lr == "auto", model.classifier, train_one, progress
+        )
+        plan = replace(plan, recipe=recipe)
         if is_main:  # the kept run's log is the artifact's
             shutil.copyfile(art.scratch_dir(workdir) / search.pop("run") / TRAINING_LOG, workdir / TRAINING_LOG)
         _report_training(tuned, progress)
@@ -530,53 +358,6 @@ def _floor(s: ExportSettings, dataset, progress: Progress):
 def _floor_choice(baseline) -> str:
     chosen = baseline.tuned["chosen"]
     return f"{chosen['features']}, C={chosen['C']:g} (validation {chosen['validation_accuracy']:.1%})"
-
-
-def _fine_tune(s: ExportSettings, plan: _Plan, classifier, train_one, progress: Progress):
-    """(result, plan, search record): one run at the recipe's rate, or with `--lr auto` one run per rate of
-    the family's grid (each from the same untrained copy, the time budget shared), the best on validation."""
-    import copy
-    from dataclasses import replace
-
-    from edgecut.finetune import LEARNING_RATE_RULES, learning_rate_grid
-
-    recipe = plan.recipe
-    if s.lr != "auto":
-        with progress.stage("fine-tune"):
-            tuned = train_one(classifier, recipe, "train")
-        return tuned, plan, {"rule": LEARNING_RATE_RULES[recipe.learning_rate_rule], "run": "train"}
-    grid = learning_rate_grid(recipe)
-    budget = recipe.time_budget_s / len(grid) if recipe.time_budget_s else None
-    untrained, runs, best = copy.deepcopy(classifier), [], None
-    for i, lr in enumerate(grid):
-        candidate = replace(recipe, learning_rate=lr, time_budget_s=budget, learning_rate_rule="auto")
-        with progress.stage(f"fine-tune at lr {lr:g} ({i + 1} of {len(grid)}, --lr auto)"):
-            result = train_one(classifier if i == len(grid) - 1 else copy.deepcopy(untrained), candidate, f"train-{i}")
-        runs.append(
-            {
-                "learning_rate": lr,
-                "best_validation_accuracy": result.best_validation_accuracy,
-                "validation_accuracy": result.validation_accuracy,  # one per epoch: the grid is lr x epochs
-                "seconds": round(result.seconds, 1),
-            }
-        )
-        if best is None or result.best_validation_accuracy > best[1].best_validation_accuracy:
-            best = (candidate, result, i)
-    winner, tuned, index = best
-    seconds = sum(r["seconds"] for r in runs)
-    progress.note(
-        f"--lr auto: {len(grid)} runs in {seconds:.0f} s ({len(grid)}x one run's training); "
-        f"lr {winner.learning_rate:g} won on validation ({tuned.best_validation_accuracy:.1%})"
-    )
-    del untrained
-    record = {
-        "rule": LEARNING_RATE_RULES["auto"],
-        "grid": runs,
-        "chosen": winner.learning_rate,
-        "seconds": round(seconds, 1),
-        "run": f"train-{index}",
-    }
-    return tuned, replace(plan, recipe=winner), record
 
 
 def _report_training(tuned, progress: Progress) -> None:

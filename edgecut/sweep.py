@@ -41,22 +41,6 @@ from edgecut.sweep_report import (
 
 FULL = "full"
 OPTIONS = "sweep-options.json"
-# Options every sweep-options.json records, given or not (directories made before the others existed
-# record exactly these); newer options are recorded only when given, so those directories still resume.
-LEGACY_OPTIONS = (
-    "setting",
-    "select",
-    "model",
-    "data",
-    "labels",
-    "label_words",
-    "template",
-    "recipe",
-    "epochs",
-    "per_class_cap",
-    "time_budget",
-    "test_size",
-)
 # Baselines exported through the same pipeline (full depth, `cls` setting): name -> model alias.
 ENCODER_BASELINES = {"minilm": "all-minilm-l6-v2"}
 
@@ -123,13 +107,21 @@ def check_options(out: Path, options: dict) -> None:
     if not path.is_file() or not finished_runs(out):
         write_atomic(path, json.dumps(options, indent=1, sort_keys=True))
         return
-    before = json.loads(path.read_text(encoding="utf-8"))
-    changed = sorted(k for k in options.keys() | before.keys() if options.get(k) != before.get(k))
+    # None is an option not given: directories made before options were declared once record every legacy
+    # option that way, newer ones only what was typed; both compare alike.
+    before = given_options(json.loads(path.read_text(encoding="utf-8")))
+    now = given_options(options)
+    changed = sorted(k for k in now.keys() | before.keys() if now.get(k) != before.get(k))
     if changed:
         was = ", ".join(f"--{k.replace('_', '-')} {_shown(before.get(k))}" for k in changed)
         raise EdgecutError(
             f"{out} holds a sweep made with {was}: repeat those options to resume or extend it, or use a new --output"
         )
+
+
+def given_options(recorded: dict[str, Any]) -> dict[str, Any]:
+    """A sweep-options.json record without the options it marks as not given (None)."""
+    return {k: v for k, v in recorded.items() if v is not None}
 
 
 def check_pooling(out: Path, pooling: str) -> None:
