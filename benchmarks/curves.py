@@ -192,6 +192,20 @@ def depth_answer(table: list[dict], within: float = WITHIN_POINTS) -> dict:
     return answer
 
 
+def runs_from_peers(record: dict) -> list[dict]:
+    """The full-training-set runs of a benchmarks/peers.py results file, as this script's runs: the full model,
+    the plain and from-full cuts (fp32) and the tuned TF-IDF and fastText rows. Left out: int8 rows (a curve
+    compares fp32 graphs), MiniLM and its students, and peer rows without a recorded tuning (an untuned floor)."""
+    runs = []
+    for row in record["runs"]:
+        name = row["name"]
+        cut = name.startswith(CUT_PREFIX) and (" from " not in name or name.endswith(" from full"))
+        peer = name in (TFIDF_LABEL, FASTTEXT_LABEL) and row.get("tuning")
+        if (cut or peer or name == FULL_LABEL) and not name.endswith(", int8"):
+            runs.append({"size": FULL, "kind": "peers.py", "seed": row["seed"], "rows": [row]})
+    return runs
+
+
 def curve_table(runs: list[dict]) -> list[dict]:
     """peers.py's summary per training size: mean ± sd of accuracy over seeds, medians of timings and sizes, and
     whether the row is on that size's accuracy/latency Pareto front."""
@@ -360,7 +374,13 @@ def main() -> int:
     p.add_argument("--teacher-target", default="cpu", help="target of the full-depth export (cuda-fp32 on a GPU)")
     p.add_argument("--no-timing", action="store_true", help="accuracy and size only (a lent GPU machine)")
     p.add_argument("--keep-artifacts", action="store_true", help="keep every export (default: the teachers only)")
-    p.add_argument("--merge-from", type=Path, nargs="*", default=[], help="curve JSON files of other machines")
+    p.add_argument(
+        "--merge-from",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="curve JSON files of other machines, or a peers.py JSON (its full-set rows: full, cuts, tuned peers)",
+    )
     p.add_argument("--note", default="", help="what a reader of the numbers must know (a shared, loaded machine)")
     p.add_argument("--out", type=Path, default=Path("curves-out"))
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
@@ -377,7 +397,8 @@ def main() -> int:
     merged = []
     for other in args.merge_from:
         try:
-            merged += json.loads(other.read_text())["runs"]
+            written = json.loads(other.read_text())
+            merged += written["runs"] if "curve" in written else runs_from_peers(written)
         except (OSError, ValueError, KeyError, TypeError) as e:
             p.error(f"--merge-from {other}: not a curves.py results file ({type(e).__name__}: {e})")
     seeds = [int(s) for s in args.seeds.split(",")]

@@ -160,3 +160,26 @@ def test_the_manual_shows_each_curve_with_its_answer_front_and_tuning(tmp_path):
     assert (tmp_path / "curve.png").stat().st_size > 1000
     per_size = docs_gen.peers_table({"table": table[:2]})
     assert per_size[2].endswith("| lr 0.0005 (recipe rule) |") and per_size[3].endswith("(validation) |")
+
+
+def test_a_peers_table_joins_the_depth_curve_with_its_full_set_rows_only():
+    """`--merge-from peers-<data>.json`: the full model, the fp32 plain and from-full cuts and the tuned peers join
+    as full-set runs; int8 rows, MiniLM and its students, and an untuned floor stay out."""
+    curves = _curves()
+    names = [
+        "full-depth (teacher)",
+        "edgecut N=1",
+        "edgecut N=1, int8",
+        "edgecut N=2 from full",
+        "edgecut N=1 from MiniLM",
+    ]
+    names += ["all-MiniLM-L6-v2 (cls)", "TF-IDF + logistic regression", "fastText (bigrams)"]
+    rows = [{"name": n, "seed": 0, "tuning": "C=3" if n.startswith("TF") else ""} for n in names]
+    runs = curves.runs_from_peers({"runs": rows})
+    assert [r["rows"][0]["name"] for r in runs] == [
+        "full-depth (teacher)",
+        "edgecut N=1",
+        "edgecut N=2 from full",
+        "TF-IDF + logistic regression",
+    ]
+    assert {r["size"] for r in runs} == {"full"}
