@@ -186,8 +186,9 @@ def depth_answer(table: list[dict], within: float = WITHIN_POINTS) -> dict:
         parts.append(f"{variant}: " + (f"N={n}" if n else f"none up to {deepest}"))
     text = f"full model {full['accuracy_mean']:.1%}; smallest N within {within:g} points: " + "; ".join(parts)
     if "plain" in answer and "distilled" in answer:
+        plain, distilled = (f"N={n}" if n else "none" for n in (answer["plain"], answer["distilled"]))
         moved = answer["plain"] != answer["distilled"]
-        text += "; distillation " + ("moves it" if moved else "does not move it")
+        text += "; distillation " + (f"moves it from {plain} to {distilled}" if moved else "does not move it")
     answer["text"] = text
     return answer
 
@@ -365,7 +366,7 @@ def main() -> int:
     p.add_argument("--layers", default=None, help="N of the cuts (default: size 1,2; depth 1,2,4,8)")
     p.add_argument("--per-class", default=None, help="training rows per class, or full (default: size 16,...,full)")
     p.add_argument("--seeds", default="0,42,421")
-    p.add_argument("--kinds", default=None, help="rows to run: any of " + ",".join(KINDS))
+    p.add_argument("--kinds", default=None, help="rows to run: any of " + ",".join(KINDS) + ", or none")
     p.add_argument("--lr-auto", action="store_true", help="the exports pick their learning rate on validation too")
     p.add_argument("--full-cap", type=int, default=RECIPES["cpu"].per_class_cap, help="rows per class of `full`")
     p.add_argument("--test-size", type=int, default=1000)
@@ -388,7 +389,7 @@ def main() -> int:
     layers, sizes, kinds = DEFAULTS[args.curve]
     args.layers, args.per_class, args.kinds = args.layers or layers, args.per_class or sizes, args.kinds or kinds
     args.pooling, args.alpha, args.temperature, args.unlabeled = "auto", 0.5, 2.0, None  # peers.settings_for's
-    chosen = {k.strip() for k in args.kinds.split(",")}
+    chosen = {k.strip() for k in args.kinds.split(",")} - {"none"}  # none: only the --merge-from runs
     if not chosen <= set(KINDS):
         p.error(f"--kinds: unknown {', '.join(sorted(chosen - set(KINDS)))}; choose from {', '.join(KINDS)}")
     sizes = [s.strip() for s in args.per_class.split(",")]

@@ -64,7 +64,7 @@ def test_depth_answer_finds_the_smallest_n_within_two_points_and_whether_distill
     distilled = [_row(f"edgecut N={n} from full", a) for n, a in ((1, 0.82), (2, 0.865), (4, 0.87), (8, 0.88))]
     answer = curves.depth_answer([full, *plain, *distilled])
     assert (answer["plain"], answer["distilled"]) == (4, 2)
-    assert answer["text"].endswith("plain: N=4; distilled: N=2; distillation moves it")
+    assert answer["text"].endswith("plain: N=4; distilled: N=2; distillation moves it from N=4 to N=2")
     answer = curves.depth_answer([full, *plain[:2], *distilled[:1]])
     assert answer["plain"] is None and answer["distilled"] is None
     assert "plain: none up to 2; distilled: none up to 1" in answer["text"] and "does not move it" in answer["text"]
