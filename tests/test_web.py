@@ -155,3 +155,16 @@ def test_a_graph_with_external_data_is_refused(tiny_artifact, tmp_path):
     rehash(art)
     _expect_error(runner.invoke(app, ["deploy", str(art), "--web", str(tmp_path / "s")]), "model.onnx.data")
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.slow
+def test_minilm_wordpiece_is_refused_where_tokenizers_js_differs(tmp_path):
+    """all-MiniLM-L6's uncased WordPiece: Tokenizers.js 0.2.0 gives other ids than Python's tokenizers for some
+    rare characters (U+061D alone; some combining marks after CJK), which the deploy-time probe finds."""
+    require_node_modules()
+    art = tmp_path / "minilm"
+    export = ["export", "-m", "all-minilm-l6-v2", "--setting", "cls", "--layers", "1", "--time-budget", "20"]
+    result = runner.invoke(app, [*export, "--test-size", "100", "--per-class-cap", "50", "-o", str(art)])
+    assert result.exit_code == 0, result.output
+    _expect_error(runner.invoke(app, ["deploy", str(art), "--web", str(tmp_path / "s")]), "WordPiece")
+    assert not (tmp_path / "s").exists()
