@@ -91,3 +91,19 @@ def test_refusals(bundle, tiny_artifact, tmp_path):
     exists = runner.invoke(app, ["deploy", str(tiny_artifact), "--mobile", str(bundle)])
     assert exists.exit_code == 2 and "--force" in exists.output
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_int8_bundle_lists_the_fused_operators_and_passes_check(tiny_model_dirs, tiny_csv, tmp_path):
+    """An int8 (QDQ) graph: the config lists its ops and the fused ones the phone may replay (QLinearMatMul or
+    QGemm), and the bundle passes `check`."""
+    from artifact_helpers import export_tiny
+
+    art = export_tiny(tiny_model_dirs["llama"], tiny_csv, tmp_path / "int8", "--target", "cpu-int8")
+    out = tmp_path / "bundle"
+    assert runner.invoke(app, ["deploy", str(art), "--mobile", str(out)]).exit_code == 0
+    listed = {(k.split(";")[0], op) for k, ops in read_operator_config(out / OPERATORS).items() for op in ops}
+    needed = graph_op_types(onnx.load(str(art / "model.onnx")))
+    assert ("ai.onnx", "QuantizeLinear") in needed and needed <= listed, sorted(needed - listed)
+    assert {op for _, op in listed} & {"QLinearMatMul", "QGemm", "MatMulIntegerToFloat", "DynamicQuantizeMatMul"}
+    assert runner.invoke(app, ["check", str(out), "--latency-runs", "5"]).exit_code == 0
