@@ -24,7 +24,9 @@ EXTERNAL_DATA_BYTES = 2 * 1024**3  # protobuf's hard limit: bigger graphs keep w
 
 
 @dataclass(frozen=True)
-class ExportResult:
+class ExportedGraph:
+    """The ONNX graph torch wrote (not the artifact: that is pipeline.ExportResult)."""
+
     path: Path
     opset: int
     exporter: str
@@ -62,7 +64,7 @@ def logits_only(classifier):
     return LogitsOnly(classifier).eval()
 
 
-def export_onnx(classifier, sample: dict[str, np.ndarray], path: Path, opset: int = OPSET) -> ExportResult:
+def export_onnx(classifier, sample: dict[str, np.ndarray], path: Path, opset: int = OPSET) -> ExportedGraph:
     """Write `path` (plus `path.data` when the weights pass 2 GB). `sample` is a padded batch of ≥2 rows."""
     import torch
 
@@ -89,7 +91,7 @@ def export_onnx(classifier, sample: dict[str, np.ndarray], path: Path, opset: in
             external_data=external,
             optimize=True,
         )
-    return ExportResult(
+    return ExportedGraph(
         Path(path), opset, f"torch.onnx dynamo (torch {torch.__version__})", external, time.monotonic() - start
     )
 

@@ -376,7 +376,7 @@ def _report_training(tuned, progress: Progress) -> None:
 
 @dataclass(frozen=True)
 class _Graph:
-    exported: Any  # edgecut.exporter.ExportResult
+    exported: Any  # edgecut.exporter.ExportedGraph
     parity: Any  # ParityResult of the fp32 export against torch
     optimized: Any  # edgecut.optimize.OptimizeResult
     choice: Any  # edgecut.precision.PrecisionChoice, or None for fp32
