@@ -72,7 +72,7 @@ def _fail(message: str, code: int = 2) -> None:
 @contextlib.contextmanager
 def _exit_codes(interrupted: str) -> Iterator[None]:
     """User mistakes exit 2, a graph that does not match torch 1, Ctrl-C 130, SIGTERM 143: one line each."""
-    from edgecut.artifact import terminate_as_interrupt
+    from edgecut.signals import terminate_as_interrupt
 
     try:
         with terminate_as_interrupt():
@@ -200,9 +200,9 @@ def check(
     junit: Annotated[Path | None, typer.Option(help="Also write a JUnit XML report, one testcase per check.")] = None,
 ) -> None:
     """Check an artifact: integrity, golden parity, quality gates. Exit 0 pass, 1 a gate failed, 2 broken."""
-    from edgecut.check import CheckSettings, check_artifact, input_error_report
+    from edgecut.check import CheckSettings, check_artifact
 
-    try:
+    with _exit_codes(interrupted="nothing was checked"), _junit_on_input_error(junit, artifact):
         settings = CheckSettings(
             target=target,
             data=data,
@@ -218,10 +218,6 @@ def check(
             min_margin_over_baseline=min_margin_over_baseline,
         )
         report = check_artifact(artifact, settings)
-    except EdgecutError as e:
-        if junit:  # CI still gets a report that says why nothing was checked
-            _write_report(junit, input_error_report(artifact, str(e)).to_junit())
-        _fail(str(e))
     if junit:
         _write_report(junit, report.to_junit())
     if json_out:
@@ -241,6 +237,19 @@ def check(
     else:
         console.print(f"[green]✓[/] all {len(report.results)} checks passed", highlight=False)
     raise typer.Exit(report.exit_code)
+
+
+@contextlib.contextmanager
+def _junit_on_input_error(junit: Path | None, artifact: Path) -> Iterator[None]:
+    """With --junit, CI still gets a report that says why nothing was checked; the error goes on."""
+    from edgecut.check import input_error_report
+
+    try:
+        yield
+    except EdgecutError as e:
+        if junit:
+            _write_report(junit, input_error_report(artifact, str(e)).to_junit())
+        raise
 
 
 def _write_report(path: Path, text: str) -> None:
@@ -276,14 +285,12 @@ def predict(
 
     from edgecut.runtime import ArtifactClassifier, read_inputs
 
-    try:
+    with _exit_codes(interrupted="nothing was classified"):
         if batch_size < 1:
             raise EdgecutError(f"--batch-size {batch_size} must be at least 1")
         inputs = read_inputs(texts or [], file, jsonl, text_field, sys.stdin)
         clf = ArtifactClassifier(artifact, target=target)
         predictions = clf.predict(inputs, batch_size=batch_size)
-    except EdgecutError as e:
-        _fail(str(e))
     for p in predictions:
         record = {
             "text": p.text,
@@ -343,12 +350,10 @@ def deploy(
             for line in deploy_edge(artifact, web, mobile, force):
                 out.print(line, markup=False, highlight=False, soft_wrap=True)
         return
-    try:
+    with _exit_codes(interrupted="nothing was written"):
         library = extensions_library or EXTENSIONS_LIBRARY
         settings = TritonSettings(triton, name, max_batch_size, instances, max_queue_delay_us, force, strings, library)
         done = deploy_triton(artifact, settings)
-    except EdgecutError as e:
-        _fail(str(e))
     accel = f", accelerator {done.accelerator}" if done.accelerator else ""
     for warning in done.warnings:
         console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)

@@ -325,3 +325,26 @@ def test_bad_data_fails_before_the_model_config_is_read(bad_csvs, tmp_path):
     bad_template = ["--template", "no label placeholder {text}"]
     result = runner.invoke(app, ["export", "--model", str(tmp_path / "nope"), *bad_template, "-o", str(tmp_path / "o")])
     _one_line_error(result, match="{label}")
+
+
+@pytest.mark.parametrize("command", ["check", "predict", "deploy"])
+def test_check_predict_and_deploy_share_the_exit_codes_of_export(command, tiny_artifact, tmp_path, monkeypatch):
+    """Ctrl-C during check, predict or deploy ends in one line and exit 130, as export and sweep do (they
+    used to handle only edgecut's own errors)."""
+    import edgecut.check as check
+    import edgecut.deploy as deploy
+    import edgecut.runtime as runtime
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(check, "check_artifact", interrupted)
+    monkeypatch.setattr(runtime.ArtifactClassifier, "predict", interrupted)
+    monkeypatch.setattr(deploy, "deploy_triton", interrupted)
+    args = {
+        "check": ["check", str(tiny_artifact)],
+        "predict": ["predict", str(tiny_artifact), "a text"],
+        "deploy": ["deploy", str(tiny_artifact), "--triton", str(tmp_path / "repo")],
+    }[command]
+    result = runner.invoke(app, args)
+    _one_line_error(result, code=130, match="interrupted: nothing was")
