@@ -20,7 +20,6 @@ edgecut.json (manifest) and golden.npz (inputs + expected logits).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import hashlib
 import json
@@ -28,15 +27,14 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
-import sys
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from edgecut.errors import OutputExistsError, OutputNotWritableError, Terminated
+from edgecut.atomic import rename_noreplace
+from edgecut.errors import OutputExistsError, OutputNotWritableError
 from edgecut.manifest import MANIFEST, is_artifact
+from edgecut.signals import raise_if_interrupted, signals_deferred
 
 # Scratch space inside a partial, never part of the artifact (training checkpoints, intermediate graphs):
 # removing the partial removes everything an export wrote.
@@ -192,7 +190,7 @@ def staging(
     try:
         yield tmp
         shutil.rmtree(tmp / STAGING, ignore_errors=True)
-        with _signals_deferred():
+        with signals_deferred():
             raise_if_interrupted()  # a stop whose exception was swallowed still publishes nothing
             _replace(tmp, target, out, force, is_replaceable)
     except BaseException:
@@ -243,63 +241,6 @@ def _keep(old: Path, target: Path) -> Path:
     except OSError:
         return old
     return kept
-
-
-@contextlib.contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM during the final renames: the destination is then all old or all new."""
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-# --- renaming without replacing -----------------------------------------------------------------------
-
-_AT_FDCWD = -100  # Linux
-_RENAME_NOREPLACE = 1  # Linux renameat2 flag
-_RENAME_EXCL = 0x4  # macOS renamex_np flag
-
-
-def _libc_rename() -> Callable[[bytes, bytes], int] | None:
-    """The C call that renames without replacing, or None (then the caller checks, then renames)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-    if sys.platform.startswith("linux") and hasattr(libc, "renameat2"):
-        fn = libc.renameat2
-        return lambda src, dst: fn(_AT_FDCWD, src, _AT_FDCWD, dst, _RENAME_NOREPLACE)
-    if sys.platform == "darwin" and hasattr(libc, "renamex_np"):
-        fn = libc.renamex_np
-        return lambda src, dst: fn(src, dst, _RENAME_EXCL)
-    return None
-
-
-_NATIVE_RENAME = _libc_rename()
-
-
-def rename_noreplace(src: Path, dst: Path) -> None:
-    """Rename `src` to `dst`; FileExistsError if `dst` exists, whatever it is.
-
-    os.rename alone replaces an *empty* directory (and on POSIX any file) at `dst`. renameat2 with
-    RENAME_NOREPLACE (Linux, glibc >= 2.28) and renamex_np with RENAME_EXCL (macOS) make the check and
-    the rename one atomic step. Elsewhere, or on a filesystem without the flag (EINVAL), `dst` is checked
-    immediately before os.rename: an empty directory created in that microsecond window would be replaced.
-    """
-    if _NATIVE_RENAME is not None:
-        if _NATIVE_RENAME(os.fsencode(src), os.fsencode(dst)) == 0:
-            return
-        code = ctypes.get_errno()
-        if code not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
-            raise OSError(code, os.strerror(code), str(src), None, str(dst))
-    if os.path.lexists(dst):
-        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(src), None, str(dst))
-    os.rename(src, dst)
 
 
 # --- stale partials -------------------------------------------------------------------------------------
@@ -355,71 +296,6 @@ def _gone(pid: int) -> bool:
     except (PermissionError, OverflowError):
         return False
     return False
-
-
-# --- signals ----------------------------------------------------------------------------------------------
-
-
-_interrupted: list[BaseException] = []  # what `terminate_as_interrupt`'s handlers raised, while active
-
-
-def raise_if_interrupted() -> None:
-    """Raise again an interrupt whose exception something swallowed.
-
-    A signal handler's exception that lands in a `__del__` (or a callback that catches everything) is
-    printed as "Exception ignored" and lost: without this, an export told to stop would go on and publish.
-    """
-    if _interrupted:
-        raise _interrupted[0]
-
-
-@contextlib.contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM (timeout, CI cancellation, docker stop) into `Terminated`, a KeyboardInterrupt.
-
-    Every `except KeyboardInterrupt` / `finally` cleanup then runs as for Ctrl-C. Only the first SIGTERM
-    raises; later ones, while that cleanup runs, are ignored. Ctrl-C and SIGTERM are remembered, so that
-    `staging` never publishes after one and the block still ends in it when its exception was swallowed.
-    Outside the main thread (where Python cannot install handlers) it does nothing. The previous handlers
-    are restored on exit.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_sigterm(signum: int, frame: object) -> None:
-        if not _interrupted:
-            _interrupted.append(Terminated(f"terminated by signal {signum}"))
-            raise _interrupted[0]
-
-    def on_sigint(signum: int, frame: object) -> None:
-        _interrupted.append(KeyboardInterrupt())
-        raise _interrupted[-1]
-
-    previous_hook = sys.unraisablehook
-
-    def quiet_about_our_stop(unraisable) -> None:
-        # The swallowed stop is raised again (see raise_if_interrupted): its "Exception ignored" traceback
-        # would only bury the one error line under a traceback the user cannot act on.
-        if not any(unraisable.exc_value is stop for stop in _interrupted):
-            previous_hook(unraisable)
-
-    _interrupted.clear()
-    sys.unraisablehook = quiet_about_our_stop
-    previous_term = signal.signal(signal.SIGTERM, on_sigterm)
-    previous_int = signal.getsignal(signal.SIGINT)
-    own_sigint = previous_int is signal.default_int_handler  # leave a handler someone else installed alone
-    if own_sigint:
-        signal.signal(signal.SIGINT, on_sigint)
-    try:
-        yield
-        raise_if_interrupted()
-    finally:
-        signal.signal(signal.SIGTERM, previous_term)
-        if own_sigint:
-            signal.signal(signal.SIGINT, previous_int)
-        sys.unraisablehook = previous_hook
-        _interrupted.clear()
 
 
 def save_tokenizer(tokenizer, directory: Path) -> None:

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecut.artifact import raise_if_interrupted
 from edgecut.errors import EdgecutError
+from edgecut.signals import raise_if_interrupted
 
 
 @dataclass(frozen=True)

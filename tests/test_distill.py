@@ -184,8 +184,8 @@ def test_progress_log_and_scratch_without_trainer_output(tokenizer, tmp_path, mo
 def test_training_stops_at_the_next_step_after_a_sigterm_a_finaliser_swallowed(tokenizer):
     import signal
 
-    from edgecut.artifact import terminate_as_interrupt
     from edgecut.errors import Terminated
+    from edgecut.signals import terminate_as_interrupt
 
     seen = []
 

@@ -25,20 +25,20 @@ from artifact_helpers import TEMPLATE
 from conftest import SwallowsSignal
 from typer.testing import CliRunner
 
-from edgecut import artifact
+from edgecut import atomic
 from edgecut.artifact import (
     STAGING,
     check_destination,
     file_starts_with,
     host_tag,
     remove_stale_partials,
-    rename_noreplace,
     scratch_dir,
     staging,
-    terminate_as_interrupt,
 )
+from edgecut.atomic import rename_noreplace
 from edgecut.cli import app
 from edgecut.errors import EdgecutError, OutputExistsError, OutputNotWritableError, Terminated
+from edgecut.signals import terminate_as_interrupt
 
 runner = CliRunner()
 TRITON_HEADER = "# Triton model configuration written by `edgecut deploy`"
@@ -253,10 +253,10 @@ RACES = [
 def rename_kind(request, monkeypatch):
     """Both final-rename paths: the atomic kernel call, and the fallback for systems without it."""
     if request.param == "renameat2":
-        if artifact._NATIVE_RENAME is None:
+        if atomic._NATIVE_RENAME is None:
             pytest.skip("no renameat2/renamex_np here")
     else:
-        monkeypatch.setattr(artifact, "_NATIVE_RENAME", None)
+        monkeypatch.setattr(atomic, "_NATIVE_RENAME", None)
     return request.param
 
 
@@ -451,7 +451,8 @@ def test_an_output_force_cannot_replace_is_not_offered_force(tmp_path, kind):
 WORKER = """
 import sys, time
 from pathlib import Path
-from edgecut.artifact import scratch_dir, staging, terminate_as_interrupt
+from edgecut.artifact import scratch_dir, staging
+from edgecut.signals import terminate_as_interrupt
 from edgecut.errors import Terminated
 
 try:
