@@ -15,7 +15,7 @@ default recipe, then N-layer students), so a lent GPU measures every variant in 
                    (`benchmarks/transfer_set.py`), which the teacher labels and the student learns from the
                    soft targets alone (`--unlabeled`)
 
-Every run uses edgecut's own stages (load_dataset, select/keep_layers, make_classifier, finetune with
+Every run uses edgecut's own stages (load_dataset, cut_model, finetune with
 its distillation loss), the seed's split and the `cpu` recipe. The teacher's logits come from the torch
 model, which its fp32 ONNX artifact reproduces within the parity tolerance. Accuracy is torch's on the
 test split; validation accuracy picks nothing here except the teacher's learning rate (`--teacher-lrs`:
@@ -163,15 +163,12 @@ class HiddenStateLoss:
 
 def build(loaded, dataset, layers: int, pooling: str, train: list[dict]):
     """A fresh copy of the base model cut to its first `layers` layers, with the label-word head."""
-    from edgecut.classifier import make_classifier
-    from edgecut.prune import keep_layers
-    from edgecut.select import select_layers
+    from dataclasses import replace
 
-    model = copy.deepcopy(loaded.model)
-    tok = loaded.tokenizer
-    selection = select_layers(model, layers, "first", [f["input_ids"] for f in train[:64]], tok.pad_token_id)
-    keep_layers(model, selection.kept)
-    return make_classifier(model, tok, dataset.labels, dataset.label_words, init="lm", pooling=pooling)
+    from edgecut.cut import cut_model
+
+    fresh = replace(loaded, model=copy.deepcopy(loaded.model))
+    return cut_model(fresh, layers, dataset.labels, dataset.label_words, pooling=pooling).classifier
 
 
 def train_and_score(loaded, dataset, splits, recipe, layers, pooling="last", distillation=None, hidden_weight=0.0):

@@ -20,12 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgecut.classifier import make_classifier
+from edgecut.cut import cut_model
 from edgecut.data import DataSpec, encode_examples, load_dataset
 from edgecut.exporter import export_onnx, logits_only, torch_logits
 from edgecut.load import load_model
 from edgecut.prompt import PromptFormat
-from edgecut.prune import cut_to_first
 from edgecut.runtime import create_session, measure_latency, pad_batch, run_logits
 from edgecut.targets import load_target
 
@@ -61,9 +60,8 @@ def main() -> None:
 
     ds = load_dataset(DataSpec(demonstrations=False))
     loaded = load_model("smollm2-135m")
-    cut_to_first(loaded.model, args.layers)
+    base = cut_model(loaded, args.layers, ds.labels, ds.label_words, pooling="last").classifier
     tok, cpu = loaded.tokenizer, load_target("cpu")
-    base = make_classifier(loaded.model, tok, ds.labels, ds.label_words)
     features, _ = encode_examples(tok, PromptFormat(ds.template, (), 128), ds.test[: args.rows])
     seqs = [f["input_ids"] for f in features]
     sample = pad_batch(seqs[:2], tok.pad_token_id)

@@ -23,13 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edgecut.classifier import make_classifier  # noqa: E402
+from edgecut.cut import cut_model  # noqa: E402
 from edgecut.data import DataSpec, encode_examples, load_dataset  # noqa: E402
 from edgecut.exporter import export_onnx, torch_logits  # noqa: E402
 from edgecut.load import load_model  # noqa: E402
 from edgecut.optimize import optimize_graph  # noqa: E402
 from edgecut.prompt import PromptFormat  # noqa: E402
-from edgecut.prune import cut_to_first  # noqa: E402
 from edgecut.runtime import create_session, measure_latency, pad_batch  # noqa: E402
 from edgecut.targets import OPTIMIZATIONS, load_target  # noqa: E402
 
@@ -52,8 +51,7 @@ def main() -> None:
     prompt = PromptFormat(dataset.template, (), 128)
     test, _ = encode_examples(tok, prompt, dataset.test)
     seqs = [f["input_ids"] for f in test]
-    cut_to_first(loaded.model, args.layers)
-    clf = make_classifier(loaded.model, tok, dataset.labels, dataset.label_words)
+    clf = cut_model(loaded, args.layers, dataset.labels, dataset.label_words, pooling="last").classifier
     pad = tok.pad_token_id
     base_target = load_target(args.target)
     rows = []

@@ -35,13 +35,13 @@ import numpy as np
 import onnxruntime
 import torch
 
-from edgecut.classifier import make_classifier
+from edgecut.cut import cut_model
 from edgecut.data import DataSpec, encode_examples, load_dataset
 from edgecut.exporter import export_onnx, torch_logits
 from edgecut.finetune import finetune, get_recipe
 from edgecut.load import load_model
 from edgecut.prompt import PromptFormat
-from edgecut.prune import count_parameters, cut_to_first
+from edgecut.prune import count_parameters
 from edgecut.quantize import cpu_has_vnni, graph_bytes, to_int8
 from edgecut.runtime import pad_batch
 from edgecut.targets import Int8Settings
@@ -127,10 +127,9 @@ def bench(data: str, layers: int, args) -> dict:
     recipe = get_recipe("cpu", per_class_cap=args.per_class_cap)
     ds = load_dataset(DataSpec(source=data, seed=0, per_class_cap=recipe.per_class_cap, demonstrations=False))
     loaded = load_model(MODEL)
-    cut_to_first(loaded.model, layers)
     tok = loaded.tokenizer
-    clf = make_classifier(loaded.model, tok, ds.labels, ds.label_words)
-    pad = tok.pad_token_id  # make_classifier sets one when the tokenizer has none
+    clf = cut_model(loaded, layers, ds.labels, ds.label_words, pooling="last").classifier
+    pad = tok.pad_token_id  # the cut sets one when the tokenizer has none
     prompt = PromptFormat(ds.template, (), recipe.max_length)
     train, _ = encode_examples(tok, prompt, ds.train)
     test, _ = encode_examples(tok, prompt, ds.test)

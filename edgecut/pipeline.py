@@ -246,36 +246,29 @@ def _read_inputs(s: ExportSettings, progress: Progress) -> _Inputs:
     return _Inputs(dataset, unlabeled, corpus, teacher)
 
 
-@dataclass(frozen=True)
-class _Model:
-    classifier: Any
-    selection: Any  # edgecut.select.Selection
-    pruned: Any  # edgecut.prune.PruneResult
-    init: str  # "lm" or "random"
-    pooling: str  # what the head reads: "mean" or "last" (encoders: their own first token)
-
-
-def _cut_and_head(s: ExportSettings, loaded, dataset, layers: int, train: list[dict], progress: Progress) -> _Model:
-    """Choose and keep N layers, then put the classification head on (label-word rows, or random)."""
-    from edgecut.classifier import make_classifier, resolve_pooling
+def _cut_and_head(s: ExportSettings, loaded, dataset, layers: int, train: list[dict], progress: Progress):
+    """Choose and keep N layers, then put the classification head on (`edgecut.cut.cut_model`)."""
+    from edgecut.cut import cut_model
     from edgecut.parity import POLICY
-    from edgecut.prune import keep_layers
-    from edgecut.select import select_layers
 
-    tok = loaded.tokenizer
     with progress.stage(f"choose {layers} layer(s) ({s.select})"):
         calibration = [f["input_ids"] for f in train[: POLICY.calibration_rows]]
-        selection = select_layers(loaded.model, layers, s.select, calibration, tok.pad_token_id)
-        pruned = keep_layers(loaded.model, selection.kept)
+        model = cut_model(
+            loaded,
+            layers,
+            dataset.labels,
+            dataset.label_words,
+            select=s.select,
+            setting=s.setting,
+            pooling=s.pooling,
+            calibration=calibration,
+        )
+    pruned = model.pruned
     progress.note(
-        f"kept layers {list(selection.kept)}; parameters {pruned.params_before / 1e6:.1f} M → "
+        f"kept layers {list(model.selection.kept)}; parameters {pruned.params_before / 1e6:.1f} M → "
         f"{pruned.params_after / 1e6:.1f} M ({pruned.depth_before} → {layers} layers)"
     )
-    # Encoders have no LM head; pcls/cls are the paper's settings with a freshly initialised head.
-    init = "lm" if s.setting == "lm" and not loaded.is_encoder else "random"
-    pooling = resolve_pooling(s.pooling, loaded.is_encoder)
-    classifier = make_classifier(loaded.model, tok, dataset.labels, dataset.label_words, init=init, pooling=pooling)
-    return _Model(classifier, selection, pruned, init, pooling)
+    return model
 
 
 def _trim_vocabulary(s, classifier, tok, prompt, splits, inputs: _Inputs, progress) -> dict[str, Any]:
@@ -447,7 +440,7 @@ def _manifest_record(
     s,
     plan,
     loaded,
-    model: _Model,
+    model,
     dataset,
     prompt,
     test_cut,
