@@ -15,17 +15,14 @@ but is not good enough (exit 1). Torch-free: onnx, onnxruntime, numpy and tokeni
 from __future__ import annotations
 
 import json
-import math
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from edgecut.check_report import GATE, INTEGRITY, PARITY, CheckReport, CheckResult
 from edgecut.errors import ArtifactError, DataError, EdgecutError
 from edgecut.manifest import (
     MANIFEST,
@@ -38,158 +35,13 @@ from edgecut.manifest import (
     sha256_file,
 )
 from edgecut.runtime import ArtifactClassifier, check_target_available, measure_latency, run_logits
+from edgecut.settings import CheckSettings
 from edgecut.targets import load_target
 from edgecut.validate import accuracy as accuracy_of
 
-INTEGRITY, PARITY, GATE = "integrity", "parity", "gate"
-EXIT_PASS, EXIT_GATE, EXIT_BROKEN = 0, 1, 2
 LATENCY_ROWS = 64  # prompts cycled through by the latency measurement
 # ONNX TensorProto element types the signature may name (manifest "dtype" and the float logits).
 _ONNX_TYPES = {1: "float32", 6: "int32", 7: "int64", 10: "float16", 11: "float64", 16: "bfloat16"}
-
-
-@dataclass(frozen=True)
-class CheckSettings:
-    """What to check beyond integrity and parity. Validated here, before any work.
-
-    Margins: the baseline comparison fails when accuracy is lower than the baseline's by more than
-    `accuracy_margin` points, or a latency higher by more than `latency_margin` percent.
-    """
-
-    target: str | None = None  # default: the target recorded in the artifact
-    data: str | Path | None = None  # a labelled file, or a built-in set's name
-    text_column: str = "text"
-    label_column: str = "label"
-    min_accuracy: float | None = None  # fraction, 0..1
-    max_latency_ms: float | None = None  # p50 at batch 1
-    max_p90_ms: float | None = None  # p90 at batch 1
-    baseline: Path | None = None
-    accuracy_margin: float = 1.0  # percentage points
-    latency_margin: float = 20.0  # percent
-    latency_runs: int = 100
-    min_margin_over_baseline: float | None = None  # points above the TF-IDF baseline recorded at export
-
-    def __post_init__(self) -> None:
-        numbers = ("min_accuracy", "max_latency_ms", "max_p90_ms", "accuracy_margin", "latency_margin")
-        for name in (*numbers, "min_margin_over_baseline"):  # nan passes every comparison below: refuse it first
-            value = getattr(self, name)
-            if value is not None and not math.isfinite(value):
-                raise EdgecutError(f"--{name.replace('_', '-')} {value}: give a finite number")
-        margin = self.min_margin_over_baseline
-        if margin is not None and not -100.0 <= margin <= 100.0:
-            raise EdgecutError(
-                f"--min-margin-over-baseline {margin:g} is in percentage points: give -100..100 "
-                "(outside it the gate could never pass, or never fail)"
-            )
-        if self.min_accuracy is not None and not 0.0 <= self.min_accuracy <= 1.0:
-            raise EdgecutError(f"--min-accuracy {self.min_accuracy:g} is a fraction: give 0..1, e.g. 0.85")
-        if self.min_accuracy is not None and self.data is None:
-            raise EdgecutError("--min-accuracy needs --data FILE, a labelled CSV/JSONL to measure accuracy on")
-        for flag, value in (("--max-latency-ms", self.max_latency_ms), ("--max-p90-ms", self.max_p90_ms)):
-            if value is not None and value <= 0:
-                raise EdgecutError(f"{flag} {value:g} must be above 0 (milliseconds)")
-        for flag, value in (("--accuracy-margin", self.accuracy_margin), ("--latency-margin", self.latency_margin)):
-            if value < 0:
-                raise EdgecutError(f"{flag} {value:g} must be 0 or more")
-        if self.latency_runs < 1:
-            raise EdgecutError(f"--latency-runs {self.latency_runs} must be at least 1")
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """One check. `passed` is None when it was skipped because an earlier check failed."""
-
-    name: str
-    kind: str  # integrity, parity or gate
-    passed: bool | None
-    detail: str
-    measured: float | None = None
-    threshold: float | None = None
-    unit: str = ""  # "", "fraction", "ms", "logit"
-    seconds: float = 0.0
-
-    @property
-    def status(self) -> str:
-        return {True: "pass", False: "fail", None: "skip"}[self.passed]
-
-    def value_text(self, value: float | None) -> str:
-        if value is None:
-            return ""
-        if self.unit == "fraction":
-            return f"{value:.1%}"
-        if self.unit == "ms":
-            return f"{value:.3g} ms"
-        if self.unit == "points":
-            return f"{value:+.1f} pts"
-        return f"{value:.2g}"
-
-
-@dataclass
-class CheckReport:
-    artifact: str
-    target: str = ""
-    providers: list[str] = field(default_factory=list)
-    results: list[CheckResult] = field(default_factory=list)
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def exit_code(self) -> int:
-        failed = [r for r in self.results if r.passed is False]
-        if any(r.kind in (INTEGRITY, PARITY) for r in failed):
-            return EXIT_BROKEN
-        return EXIT_GATE if failed else EXIT_PASS
-
-    @property
-    def verdict(self) -> str:
-        return {EXIT_PASS: "pass", EXIT_GATE: "gate failed", EXIT_BROKEN: "broken"}[self.exit_code]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "artifact": self.artifact,
-            "target": self.target,
-            "providers": self.providers,
-            "verdict": self.verdict,
-            "exit_code": self.exit_code,
-            "settings": self.settings,
-            "checks": [asdict(r) | {"status": r.status} for r in self.results],
-        }
-
-    def to_json(self) -> str:
-        return json.dumps(self.as_dict(), indent=2)
-
-    def to_junit(self) -> str:
-        """JUnit XML, one testcase per check, so CI systems list them (failures and skips included)."""
-        failures = sum(r.passed is False for r in self.results)
-        skipped = sum(r.passed is None for r in self.results)
-        total = f"{sum(r.seconds for r in self.results):.3f}"
-        counts = {"tests": str(len(self.results)), "failures": str(failures), "errors": "0", "skipped": str(skipped)}
-        root = ET.Element("testsuites", {"name": "edgecut check", **counts, "time": total})
-        suite = ET.SubElement(
-            root,
-            "testsuite",
-            {
-                "name": f"edgecut check {Path(self.artifact).name}",
-                **counts,
-                "time": total,
-                "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
-            },
-        )
-        props = ET.SubElement(suite, "properties")
-        for key, value in {"artifact": self.artifact, "target": self.target, **self.settings}.items():
-            if value not in (None, ""):
-                ET.SubElement(props, "property", {"name": key, "value": str(value)})
-        for r in self.results:
-            case = ET.SubElement(
-                suite, "testcase", {"classname": f"edgecut.check.{r.kind}", "name": r.name, "time": f"{r.seconds:.3f}"}
-            )
-            if r.passed is False:
-                ET.SubElement(case, "failure", {"message": r.detail, "type": r.kind}).text = r.detail
-            elif r.passed is None:
-                ET.SubElement(case, "skipped", {"message": r.detail})
-            else:
-                ET.SubElement(case, "system-out").text = r.detail
-        ET.indent(root)
-        return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
 def check_artifact(directory: str | Path, settings: CheckSettings) -> CheckReport:
@@ -685,8 +537,3 @@ def _margin_over_tfidf(manifest, points: float) -> CheckResult:
         f"{margin:+.1f} points ({'≥' if passed else '<'} {points:g}, --min-margin-over-baseline)"
     )
     return CheckResult("margin_over_tfidf", GATE, passed, detail, margin, points, "points")
-
-
-def input_error_report(artifact: str | Path, message: str) -> CheckReport:
-    """For --junit/--json when checking could not start (bad input): one failed `input` check, exit 2."""
-    return CheckReport(artifact=str(artifact), results=[CheckResult("input", INTEGRITY, False, message)])

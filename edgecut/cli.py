@@ -7,6 +7,7 @@ check, predict and deploy → their modules' settings dataclasses.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import sys
 import typing
@@ -20,7 +21,7 @@ from typer._click import exceptions as click_errors  # typer 0.29 vendors click:
 from typer.core import TyperGroup
 
 from edgecut.errors import EdgecutError, ParityError, Terminated
-from edgecut.settings import ExportSettings, Option, cli_option, settings_fields
+from edgecut.settings import CheckSettings, ExportSettings, Option, cli_option
 from edgecut.terminal import (
     RichProgress,
     check_table,
@@ -87,13 +88,13 @@ def _exit_codes(interrupted: str) -> Iterator[None]:
         _fail(f"interrupted: {interrupted}", code=130)
 
 
-def _option_parameters(keep: Callable[[str, Option], bool]) -> list[inspect.Parameter]:
-    """Typer parameters for the ExportSettings fields `keep` selects, derived from their one declaration
-    (edgecut.settings): type, default, help and spelling."""
-    hints = typing.get_type_hints(ExportSettings)
+def _option_parameters(keep: Callable[[str, Option], bool], cls: type = ExportSettings) -> list[inspect.Parameter]:
+    """Typer parameters for the fields of a settings dataclass (ExportSettings, CheckSettings) that `keep`
+    selects, derived from their one declaration (`edgecut.settings.option`): type, default, help, spelling."""
+    hints = typing.get_type_hints(cls)
     params = []
-    for name, f in settings_fields().items():
-        opt = cli_option(f)
+    for f in dataclasses.fields(cls):
+        name, opt = f.name, cli_option(f)
         if opt is None or not keep(name, opt):
             continue
         tp, default = hints[name], f.default
@@ -105,9 +106,9 @@ def _option_parameters(keep: Callable[[str, Option], bool]) -> list[inspect.Para
     return params
 
 
-def _given(ctx: typer.Context, values: dict[str, Any]) -> dict[str, Any]:
+def _given(ctx: typer.Context, values: dict[str, Any], cls: type = ExportSettings) -> dict[str, Any]:
     """The settings typed on the command line (not left at their defaults), parsed to field values."""
-    fields = settings_fields()
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     given = {}
     for name, value in values.items():
         source = ctx.get_parameter_source(name)
@@ -167,56 +168,19 @@ def targets() -> None:
             out.print(f"[bold]{escape(name):10}[/] [red]invalid: {escape(str(e))}[/]", highlight=False, soft_wrap=True)
 
 
-@app.command()
 def check(
+    ctx: typer.Context,
     artifact: Annotated[Path, typer.Argument(help="Artifact directory written by `edgecut export`.")],
-    target: Annotated[
-        str | None, typer.Option(help="Target name or .toml path; default: the one recorded in the artifact.")
-    ] = None,
-    data: Annotated[
-        str | None,
-        typer.Option("--data", "-d", help="Labelled CSV/TSV/JSONL file, or a built-in set, to measure accuracy on."),
-    ] = None,
-    text_column: Annotated[str, typer.Option(help="Text column of the data file.")] = "text",
-    label_column: Annotated[str, typer.Option(help="Label column of the data file.")] = "label",
-    min_accuracy: Annotated[
-        float | None, typer.Option(help="Gate: accuracy on --data at least this (fraction, e.g. 0.85).")
-    ] = None,
-    max_latency_ms: Annotated[float | None, typer.Option(help="Gate: p50 latency at batch 1, in ms.")] = None,
-    max_p90_ms: Annotated[float | None, typer.Option(help="Gate: p90 latency at batch 1, in ms.")] = None,
-    baseline: Annotated[
-        Path | None, typer.Option(help="Previous artifact: no metric may be worse by more than the margins.")
-    ] = None,
-    accuracy_margin: Annotated[
-        float, typer.Option(help="Baseline: accuracy may drop at most this many percentage points.")
-    ] = 1.0,
-    latency_margin: Annotated[float, typer.Option(help="Baseline: latency may grow at most this many percent.")] = 20.0,
-    latency_runs: Annotated[int, typer.Option(help="Timed runs for the latency measurement.")] = 100,
-    min_margin_over_baseline: Annotated[
-        float | None,
-        typer.Option(help="Gate: accuracy at least this many points above the TF-IDF baseline recorded at export."),
-    ] = None,
+    *,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")] = False,
     junit: Annotated[Path | None, typer.Option(help="Also write a JUnit XML report, one testcase per check.")] = None,
+    **values: Any,
 ) -> None:
     """Check an artifact: integrity, golden parity, quality gates. Exit 0 pass, 1 a gate failed, 2 broken."""
-    from edgecut.check import CheckSettings, check_artifact
+    from edgecut.check import check_artifact
 
     with _exit_codes(interrupted="nothing was checked"), _junit_on_input_error(junit, artifact):
-        settings = CheckSettings(
-            target=target,
-            data=data,
-            text_column=text_column,
-            label_column=label_column,
-            min_accuracy=min_accuracy,
-            max_latency_ms=max_latency_ms,
-            max_p90_ms=max_p90_ms,
-            baseline=baseline,
-            accuracy_margin=accuracy_margin,
-            latency_margin=latency_margin,
-            latency_runs=latency_runs,
-            min_margin_over_baseline=min_margin_over_baseline,
-        )
+        settings = CheckSettings(**_given(ctx, values, CheckSettings))
         report = check_artifact(artifact, settings)
     if junit:
         _write_report(junit, report.to_junit())
@@ -242,7 +206,7 @@ def check(
 @contextlib.contextmanager
 def _junit_on_input_error(junit: Path | None, artifact: Path) -> Iterator[None]:
     """With --junit, CI still gets a report that says why nothing was checked; the error goes on."""
-    from edgecut.check import input_error_report
+    from edgecut.check_report import input_error_report
 
     try:
         yield
@@ -250,6 +214,9 @@ def _junit_on_input_error(junit: Path | None, artifact: Path) -> Iterator[None]:
         if junit:
             _write_report(junit, input_error_report(artifact, str(e)).to_junit())
         raise
+
+
+app.command()(_signature(check, _option_parameters(lambda name, opt: True, CheckSettings)))
 
 
 def _write_report(path: Path, text: str) -> None:

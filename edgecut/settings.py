@@ -1,4 +1,4 @@
-"""Every export option, declared once: name, type, default, help and validation (`ExportSettings`).
+"""Every option, declared once: name, type, default, help and validation (`ExportSettings`, `CheckSettings`).
 
 Each field's `option(...)` metadata carries its help and how the command line spells it; the `edgecut export`
 command, the options `edgecut sweep` shares with it, `--config run.toml`, `--like ARTIFACT` and the CLI
@@ -240,6 +240,57 @@ class ExportSettings:
             k: str(v) if isinstance(v, Path) else (list(v) if isinstance(v, tuple) else v)
             for k, v in asdict(self).items()
         }
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """What to check beyond integrity and parity. Validated here, before any work.
+
+    Margins: the baseline comparison fails when accuracy is lower than the baseline's by more than
+    `accuracy_margin` points, or a latency higher by more than `latency_margin` percent.
+    """
+
+    target: str | None = option(None, "Target name or .toml path; default: the one recorded in the artifact.")
+    data: str | Path | None = option(
+        None, "Labelled CSV/TSV/JSONL file, or a built-in set, to measure accuracy on.", names=("-d",), cli_type=str
+    )
+    text_column: str = option("text", "Text column of the data file.")
+    label_column: str = option("label", "Label column of the data file.")
+    min_accuracy: float | None = option(None, "Gate: accuracy on --data at least this (fraction, e.g. 0.85).")
+    max_latency_ms: float | None = option(None, "Gate: p50 latency at batch 1, in ms.")
+    max_p90_ms: float | None = option(None, "Gate: p90 latency at batch 1, in ms.")
+    baseline: Path | None = option(None, "Previous artifact: no metric may be worse by more than the margins.")
+    accuracy_margin: float = option(1.0, "Baseline: accuracy may drop at most this many percentage points.")
+    latency_margin: float = option(20.0, "Baseline: latency may grow at most this many percent.")
+    latency_runs: int = option(100, "Timed runs for the latency measurement.")
+    min_margin_over_baseline: float | None = option(
+        None, "Gate: accuracy at least this many points (-100..100) above the tuned TF-IDF floor recorded at export."
+    )
+
+    def __post_init__(self) -> None:
+        numbers = ("min_accuracy", "max_latency_ms", "max_p90_ms", "accuracy_margin", "latency_margin")
+        for name in (*numbers, "min_margin_over_baseline"):  # nan passes every comparison below: refuse it first
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise EdgecutError(f"--{name.replace('_', '-')} {value}: give a finite number")
+        margin = self.min_margin_over_baseline
+        if margin is not None and not -100.0 <= margin <= 100.0:
+            raise EdgecutError(
+                f"--min-margin-over-baseline {margin:g} is in percentage points: give -100..100 "
+                "(outside it the gate could never pass, or never fail)"
+            )
+        if self.min_accuracy is not None and not 0.0 <= self.min_accuracy <= 1.0:
+            raise EdgecutError(f"--min-accuracy {self.min_accuracy:g} is a fraction: give 0..1, e.g. 0.85")
+        if self.min_accuracy is not None and self.data is None:
+            raise EdgecutError("--min-accuracy needs --data FILE, a labelled CSV/JSONL to measure accuracy on")
+        for flag, value in (("--max-latency-ms", self.max_latency_ms), ("--max-p90-ms", self.max_p90_ms)):
+            if value is not None and value <= 0:
+                raise EdgecutError(f"{flag} {value:g} must be above 0 (milliseconds)")
+        for flag, value in (("--accuracy-margin", self.accuracy_margin), ("--latency-margin", self.latency_margin)):
+            if value < 0:
+                raise EdgecutError(f"{flag} {value:g} must be 0 or more")
+        if self.latency_runs < 1:
+            raise EdgecutError(f"--latency-runs {self.latency_runs} must be at least 1")
 
 
 def settings_fields() -> dict[str, Any]:

@@ -36,6 +36,11 @@ def test_every_export_option_is_one_field_with_its_help_and_the_command_derives_
     assert set(options) == names | {"config", "like"}
     for f in fields(ExportSettings):
         assert cli_option(f) is not None and options[f.name].help == cli_option(f).help, f.name
+    from edgecut.settings import CheckSettings
+
+    check = {p.name: p for p in get_command(app).commands["check"].params}
+    assert set(check) == {f.name for f in fields(CheckSettings)} | {"artifact", "json_out", "junit"}
+    assert all(check[f.name].help == cli_option(f).help for f in fields(CheckSettings))
     sweep = {p.name for p in get_command(app).commands["sweep"].params}
     shared = {f.name for f in fields(ExportSettings) if cli_option(f).sweep}
     assert shared <= sweep and "seed" not in sweep and "output" in sweep  # the sweep's own -o and seeds
