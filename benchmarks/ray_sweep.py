@@ -4,7 +4,7 @@ A tiny random Llama (3 layers, the test suite's tokenizer and toy task) at N = 1
 twelve exports of a few seconds each, so what Ray adds per cell shows and the whole run takes minutes.
 
 - serial: `run_sweep` in this process, one cell after another (torch's default threads).
-- ray: `run_sweep` with `ray="local"`: a local Ray started here (loopback only), one CPU per cell.
+- ray: `run_sweep_on_ray` with `ray="local"`: a local Ray started here (loopback only), one CPU per cell.
   Both time the cells only (from the call to the start of the reports), Ray's start-up included.
   Overhead per cell = (Ray's wall after start-up x CPUs - the cells' own seconds in their workers) / cells:
   CPU time that went to no cell (scheduling, starting workers, waiting on a dependency).
@@ -93,9 +93,10 @@ def accuracies(out: Path) -> dict[str, float]:
 
 def timed_sweep(settings) -> tuple[float, float | None]:
     from edgecut.sweep import run_sweep
+    from edgecut.sweep_ray import run_sweep_on_ray
 
     clock = Clock()
-    run_sweep(settings, clock.progress)
+    (run_sweep if settings.ray is None else run_sweep_on_ray)(settings, clock.progress)
     return clock.cells_done or 0.0, clock.submitted
 
 

@@ -389,7 +389,10 @@ def sweep(
             ray=ray,
             teacher_gpu=teacher_gpu,
         )
-        outcome = sw.run_sweep(settings, RichProgress())
+        run = sw.run_sweep
+        if ray is not None:  # every cell a Ray task; Ray itself is imported only as the cells are placed
+            from edgecut.sweep_ray import run_sweep_on_ray as run
+        outcome = run(settings, RichProgress())
     if outcome.summary is not None:
         out.print(sweep_table(outcome.summary))
         out.print(

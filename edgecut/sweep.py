@@ -19,7 +19,7 @@ import re
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -286,12 +286,19 @@ class SweepOutcome:
     bad_input: bool = False  # one of `failed` is a user error (Ray only: a serial sweep stops at one)
 
 
-def run_sweep(settings: SweepSettings, progress: Progress | None = None) -> SweepOutcome:
+# Runs the missing cells of a list elsewhere (edgecut.sweep_ray.run_on_ray): (ran, failed, any bad input).
+Execute = Callable[[SweepSettings, list[Run], Progress], tuple[list[str], list[str], bool]]
+
+
+def run_sweep(
+    settings: SweepSettings, progress: Progress | None = None, execute: Execute | None = None
+) -> SweepOutcome:
     """Export the missing runs (of this shard), then report every finished run of the directory.
 
     A run whose graph fails parity is left out (in `failed`) and the grid goes on; any other error (bad
-    data, bad options) stops a serial sweep at once, as it would stop every run. On Ray (`settings.ray`),
-    cells run in parallel, so a cell's bad input is left out in `failed` too (and `bad_input` is set).
+    data, bad options) stops a serial sweep at once, as it would stop every run. With `execute` (Ray:
+    `edgecut.sweep_ray.run_sweep_on_ray` passes it), cells run in parallel, so a cell's bad input is left
+    out in `failed` too (and `bad_input` is set).
     """
     progress = progress or Progress()
     out = settings.output
@@ -303,10 +310,10 @@ def run_sweep(settings: SweepSettings, progress: Progress | None = None) -> Swee
         mine = shard_of(runs, settings.shard)
         done = sum(is_done(out, r) for r in mine)
         progress.note(f"sweep: {len(mine)} runs ({done} already done) in {out}")
-        if settings.ray is not None:  # every missing cell a Ray task (edgecut.sweep_ray), same run_cell
-            from edgecut.sweep_ray import run_on_ray
-
-            outcome.ran, outcome.failed, outcome.bad_input = run_on_ray(settings, mine, progress)
+        if settings.ray is not None and execute is None:
+            raise EdgecutError("a sweep on Ray runs through edgecut.sweep_ray.run_sweep_on_ray (edgecut sweep --ray)")
+        if execute is not None:  # e.g. every missing cell a Ray task; each calls run_cell as the loop does
+            outcome.ran, outcome.failed, outcome.bad_input = execute(settings, mine, progress)
         else:
             _run_serially(settings, mine, outcome, progress)
         if outcome.failed and not any(not r.baseline for r in finished_runs(out)):

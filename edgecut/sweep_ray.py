@@ -29,7 +29,7 @@ from typing import Any
 from edgecut.artifact import remove_stale_partials
 from edgecut.errors import EdgecutError, ParityError
 from edgecut.pipeline import Progress
-from edgecut.sweep import FULL, Run, SweepSettings, is_done, run_cell, run_dir
+from edgecut.sweep import FULL, Run, SweepOutcome, SweepSettings, is_done, run_cell, run_dir, run_sweep
 from edgecut.sweep_report import write_atomic
 
 # A worker that dies mid-cell (OOM kill, preempted node) is retried this many times before the cell fails.
@@ -40,6 +40,11 @@ LOCAL_OBJECT_STORE_BYTES = 128 * 1024**2
 GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 PLACEMENT = ".placement.json"
 LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": no cluster, the node address is 127.0.0.1
+
+
+def run_sweep_on_ray(settings: SweepSettings, progress: Progress | None = None) -> SweepOutcome:
+    """`edgecut.sweep.run_sweep` with every missing cell a Ray task on `settings.ray` (`edgecut sweep --ray`)."""
+    return run_sweep(settings, progress, execute=run_on_ray)
 
 
 def import_ray(local: bool = False):
