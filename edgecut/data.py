@@ -22,6 +22,7 @@ from pathlib import Path
 
 from edgecut.errors import DataError
 from edgecut.prompt import LABEL, check_template
+from edgecut.textfile import read_text
 
 DEFAULT_TEMPLATE = "Text: {text}\nLabel:{label}"
 LIST_LIMIT = 10  # items named in an error line before "… and N more"
@@ -336,44 +337,15 @@ def _split(spec: DataSpec, name: str, labels, words, template, examples: list[Ex
     return Dataset(name, list(labels), list(words), template, train, val, test, demos)
 
 
-_MAGIC = {
-    b"\x1f\x8b": "gzip-compressed",
-    b"BZh": "bzip2-compressed",
-    b"\xfd7zXZ\x00": "xz-compressed",
-    b"PK\x03\x04": "a ZIP archive (an .xlsx workbook?)",
-    b"\x28\xb5\x2f\xfd": "zstd-compressed",
-}
-
-
 def _read_text(path: Path) -> str:
     """The file as text; DataError naming the fix for a missing, binary, compressed or non-UTF-8 file."""
     if not path.exists():
         raise DataError(
-            f"data file {path} does not exist: give a CSV, TSV or JSONL path or a built-in name ({', '.join(BUILTINS)})"
+            f"--data {path} does not exist: give a CSV, TSV or JSONL path or a built-in name ({', '.join(BUILTINS)})"
         )
     if not path.is_file():
-        raise DataError(f"data path {path} is not a file: give a CSV, TSV or JSONL file")
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise DataError(f"cannot read {path} ({e.strerror}): check its permissions") from e
-    for magic, kind in _MAGIC.items():
-        if raw.startswith(magic):
-            raise DataError(f"{path} is {kind}, not text: decompress or save it as a UTF-8 CSV, TSV or JSONL file")
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise DataError(f"{path} is UTF-16: re-encode it, e.g. iconv -f utf-16 -t utf-8 {path} > fixed{path.suffix}")
-    nul = raw.find(b"\x00")
-    if nul >= 0:
-        raise DataError(
-            f"{path} holds binary data (a NUL byte at offset {nul}): give a UTF-8 text file (CSV, TSV or JSONL)"
-        )
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataError(
-            f"{path} is not UTF-8 (byte {e.start}): re-encode it, e.g. "
-            f"iconv -f latin1 -t utf-8 {path} > fixed{path.suffix}"
-        ) from e
+        raise DataError(f"--data {path} is not a file: give a CSV, TSV or JSONL file")
+    return read_text(path, f"--data {path}", "a UTF-8 CSV, TSV or JSONL file", refuse_nul=True)
 
 
 def read_rows(source: str, text_column: str = "text", label_column: str = "label") -> list[tuple[str, str]]:

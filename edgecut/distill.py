@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from edgecut.errors import DataError, EdgecutError, ProviderUnavailableError
+from edgecut.textfile import read_text
 
 TEACHER_KIND = "a teacher must be an intact edgecut artifact with the same labels (export one with --layers full)"
 
@@ -156,12 +157,7 @@ def read_unlabeled(path: Path, text_column: str = "text") -> list[str]:
     from edgecut.runtime import read_texts
 
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"--unlabeled {path} does not exist: give a text file (one text a line), CSV or JSONL")
-    try:
-        content = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataError(f"--unlabeled {path} is not UTF-8 (byte {e.start}): re-encode it") from e
+    content = read_text(path, f"--unlabeled {path}", "a text file (one text a line), CSV or JSONL")
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
         reader = csv.DictReader(io.StringIO(content), delimiter="\t" if suffix == ".tsv" else ",")

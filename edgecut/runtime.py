@@ -20,6 +20,7 @@ import numpy as np
 from edgecut.errors import ArtifactError, DataError, EdgecutError, ProviderUnavailableError
 from edgecut.manifest import TOKENIZER, Manifest, member, read_manifest, recorded_target, verify_files
 from edgecut.targets import Target, load_target
+from edgecut.textfile import decode_text, read_text
 
 _INSTALL_HINT = {
     "CUDAExecutionProvider": "install onnxruntime-gpu instead of onnxruntime "
@@ -352,9 +353,8 @@ def read_inputs(texts: Sequence[str], file: Path | None, jsonl: bool, field: str
             raise DataError(f"text argument {n} is not valid UTF-8: pass UTF-8 text, or use --file") from None
         out.append(t)
     if file is not None:
-        out += read_texts(
-            _utf8(file.read_bytes, f"--file {file}").splitlines(), jsonl or _is_jsonl(file), field, str(file)
-        )
+        content = read_text(file, f"--file {file}", "a text or JSONL file")
+        out += read_texts(content.splitlines(), jsonl or _is_jsonl(file), field, str(file))
     if not texts and file is None:
         out += _stdin_texts(jsonl, field, stdin)
     if not out:
@@ -366,23 +366,9 @@ def _is_jsonl(file: Path) -> bool:
     return file.suffix.lower() in (".jsonl", ".ndjson")
 
 
-def _utf8(read: Callable[[], bytes], what: str) -> str:
-    """Bytes from `read()` as text, with every way it can fail as one DataError line."""
-    try:
-        return read().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"{what} does not exist: give a text or JSONL file") from None
-    except IsADirectoryError:
-        raise DataError(f"{what} is a directory: give a text or JSONL file") from None
-    except OSError as e:
-        raise DataError(f"{what} cannot be read ({e.strerror}): give a readable text or JSONL file") from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"{what} is not UTF-8 (byte {e.start}): re-encode it") from None
-
-
 def _stdin_texts(jsonl: bool, field: str, stdin: IO[str]) -> list[str]:
     if stdin.isatty():
         raise DataError("no texts: give them as arguments, with --file, or on stdin (one a line)")
     stream = getattr(stdin, "buffer", None)
-    text = _utf8(stream.read, "stdin") if stream is not None else stdin.read()
+    text = decode_text(stream.read(), "stdin", "UTF-8 text") if stream is not None else stdin.read()
     return read_texts(text.splitlines(), jsonl, field, "stdin")

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from edgecut.errors import DataError, EdgecutError
 from edgecut.prompt import LABEL, TEXT, PromptFormat
+from edgecut.textfile import read_text
 
 MODES = ("all", "task", "auto")  # or a positive number: the N most frequent ids
 # `auto` trims as `task` does only when the kept ids cover at least this share of the validation prompts'
@@ -82,14 +83,7 @@ def read_corpus(path: Path) -> list[str]:
         DataError: missing, unreadable, not UTF-8, or without any text.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"--vocab-corpus {path} does not exist: give a UTF-8 text file, one text per line")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise DataError(f"--vocab-corpus {path} is not UTF-8 text: convert it (e.g. iconv -t utf-8)") from None
-    except OSError as e:
-        raise DataError(f"--vocab-corpus {path} cannot be read ({e.strerror}): check its permissions") from None
+    lines = read_text(path, f"--vocab-corpus {path}", "a UTF-8 text file, one text per line").splitlines()
     texts = [line.strip() for line in lines if line.strip()]
     if not texts:
         raise DataError(f"--vocab-corpus {path} has no text: put one text per line")
