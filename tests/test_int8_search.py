@@ -8,7 +8,15 @@ import pytest
 from conftest import _sentences, tiny_model
 
 from edgecut.errors import ParityError, QualityError
-from edgecut.precision import FP16_RECIPES, INT8_RECIPES, PrecisionChoice, choose_fp16, choose_int8
+from edgecut.precision import (
+    FP16_RECIPES,
+    INT8_RECIPES,
+    Fp16Candidate,
+    Int8Candidate,
+    PrecisionChoice,
+    choose_fp16,
+    choose_int8,
+)
 from edgecut.runtime import create_session, pad_batch, run_logits
 from edgecut.targets import FP16_CANDIDATES, INT8_CANDIDATES, load_target
 
@@ -77,6 +85,11 @@ def _target(tmp_path, int8: str):
 
 def test_the_recipes_cover_the_candidate_names():
     assert tuple(INT8_RECIPES) == INT8_CANDIDATES and tuple(FP16_RECIPES) == FP16_CANDIDATES
+    # typed configs (not tuples), each named as its key
+    assert all(isinstance(r, Int8Candidate) and r.name == n for n, r in INT8_RECIPES.items())
+    assert all(isinstance(r, Fp16Candidate) and r.name == n for n, r in FP16_RECIPES.items())
+    assert {r.mode for r in INT8_RECIPES.values()} == {"static", "weights"}
+    assert INT8_RECIPES["static-percentile-fp32-head"].calibration == "percentile"
 
 
 def test_outliers_trigger_the_search_and_a_candidate_within_budget_ships(sensitive, tmp_path):
