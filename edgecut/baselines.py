@@ -79,6 +79,9 @@ TFIDF_DESCRIPTION = (
     f"features and C in {{{', '.join(f'{c:g}' for c in TFIDF_C)}}} chosen on the validation rows"
 )
 TFIDF_DEFAULT_SECONDS = 120.0  # the floor's time limit when the export has no --time-budget
+# The linear model holds classes x features weights: 10,000 classes over 200k n-grams would be 16 GB. Features
+# are capped (the most frequent kept) so the model stays under this many weights, and the result says so.
+TFIDF_MAX_WEIGHTS = 20_000_000
 
 
 def _split_texts(dataset: Dataset) -> tuple[list[str], list[int], list[str], np.ndarray]:
@@ -135,15 +138,22 @@ def tfidf_baseline(
     grid: list[dict[str, Any]] = []
     best: tuple[float, Any, Any] | None = None  # (validation accuracy, vectorizer, classifier)
     stopped = None
+    classes = max(2, len(set(train_labels)))
+    cap = max(1000, TFIDF_MAX_WEIGHTS // classes)
+    # many classes make each solver epoch long: check the clock after every epoch, not every 50
+    chunk = 50 if classes <= 20 else 1
+    capped = []
     for features, kwargs in TFIDF_FEATURES.items():
-        vectorizer = TfidfVectorizer(sublinear_tf=True, min_df=1, dtype=np.float32, **kwargs)
+        vectorizer = TfidfVectorizer(sublinear_tf=True, min_df=1, dtype=np.float32, max_features=cap, **kwargs)
         x_train = vectorizer.fit_transform(train_texts)
+        if len(vectorizer.vocabulary_) >= cap:
+            capped.append(features)
         x_val = vectorizer.transform(val_texts) if val_texts else None
         for c in TFIDF_C:
             if deadline is not None and time.perf_counter() >= deadline and best is not None:
                 stopped = f"the time limit ({seconds:g} s) stopped the grid after {len(grid)} of {grid_size()} points"
                 break
-            linear, converged = _fit_bounded(LogisticRegression, x_train, train_labels, c, seed, deadline)
+            linear, converged = _fit_bounded(LogisticRegression, x_train, train_labels, c, seed, deadline, chunk=chunk)
             if not converged:
                 stopped = f"the time limit ({seconds:g} s) stopped the solver at C={c:g} ({features}) unconverged"
             score = float((linear.predict(x_val) == val_truth).mean()) if x_val is not None else 0.0
@@ -157,6 +167,10 @@ def tfidf_baseline(
         if stopped:
             break
     assert best is not None
+    if capped:
+        limit = f"{classes} classes x features <= {TFIDF_MAX_WEIGHTS:,} weights"
+        kept = f"the {cap} most frequent {' and '.join(capped)} kept ({limit})"
+        stopped = f"{stopped}; {kept}" if stopped else kept
     train_seconds = time.perf_counter() - start
     _, vectorizer, linear = best
     chosen = max(grid, key=lambda g: g["validation_accuracy"])

@@ -341,3 +341,17 @@ def test_minilm_trains_at_an_encoders_rate_unless_lr_auto_is_asked():
     assert settings.lr is None and get_recipe("cpu", encoder=True).learning_rate == ENCODER_LEARNING_RATE
     args.lr_auto = True
     assert {peers.settings_for(peers.Run(k, "1", 0), args, Path("o")).lr for k in ("minilm", "plain")} == {"auto"}
+
+
+def test_the_tfidf_floor_caps_its_features_when_classes_times_features_would_not_fit(monkeypatch):
+    """10,000 classes over 200k n-grams would be a 16 GB linear model (the fault run's export sat in the solver
+    for minutes): the features are capped so classes x features stays under TFIDF_MAX_WEIGHTS, and it says so."""
+    import edgecut.baselines as baselines
+
+    monkeypatch.setattr(baselines, "TFIDF_MAX_WEIGHTS", 30 * 1000)  # 30 classes -> at most 1000 features
+    texts = {
+        y: [f"tok{y} shared{i % 5} " + " ".join(f"w{y}x{i}x{k}" for k in range(6)) for i in range(10)]
+        for y in range(30)
+    }
+    result = baselines.tfidf_baseline(_dataset(texts, labels=[f"c{y}" for y in range(30)]), seed=0, runs=2)
+    assert result.parameters <= 30 * 1000 + 30 and "the 1000 most frequent" in (result.note or ""), result.note
