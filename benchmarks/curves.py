@@ -134,7 +134,7 @@ def size_answer(table: list[dict]) -> dict:
             }
     wins = [s for s in cells if cells[s]["cut_wins"]]
     losses = [s for s in cells if not cells[s]["cut_wins"]]
-    unit = " training rows per class"
+    unit = " training rows per class" + (f" ({FULL}: the recipe's cap)" if FULL in cells else "")
     if not cells:
         text = "not answered: no training size has both a cut and a peer measured"
     elif not losses:
@@ -193,14 +193,17 @@ def depth_answer(table: list[dict], within: float = WITHIN_POINTS) -> dict:
     return answer
 
 
-def runs_from_peers(record: dict) -> list[dict]:
+def runs_from_peers(record: dict, depths: list[str] | None = None, distilled: bool = True) -> list[dict]:
     """The full-training-set runs of a benchmarks/peers.py results file, as this script's runs: the full model,
-    the plain and from-full cuts (fp32) and the tuned TF-IDF and fastText rows. Left out: int8 rows (a curve
-    compares fp32 graphs), MiniLM and its students, and peer rows without a recorded tuning (an untuned floor)."""
+    the plain and from-full cuts (fp32; of `depths` only, when given) and the tuned TF-IDF and fastText rows.
+    Left out: int8 rows (a curve compares fp32 graphs), MiniLM (that file's rows trained at the cut's rate) and
+    its students, and peer rows without a recorded tuning (an untuned floor)."""
     runs = []
+    cuts = {f"{CUT_PREFIX}{n}" for n in depths or []} | {f"{CUT_PREFIX}{n} from full" for n in depths or []}
     for row in record["runs"]:
         name = row["name"]
-        cut = name.startswith(CUT_PREFIX) and (" from " not in name or name.endswith(" from full"))
+        cut = name.startswith(CUT_PREFIX) and (" from " not in name or (distilled and name.endswith(" from full")))
+        cut = cut and (depths is None or name in cuts)
         peer = name in (TFIDF_LABEL, FASTTEXT_LABEL) and row.get("tuning")
         if (cut or peer or name == FULL_LABEL) and not name.endswith(", int8"):
             runs.append({"size": FULL, "kind": "peers.py", "seed": row["seed"], "rows": [row]})
@@ -224,7 +227,8 @@ def grid_markdown(table: list[dict]) -> str:
     sizes = sorted({r["size"] for r in table}, key=size_key)
     names = list(dict.fromkeys(r["name"] for r in table))
     cell = {(r["name"], r["size"]): r for r in table}
-    lines = ["| model | " + " | ".join(f"{s} / class" for s in sizes) + " |", "|---" * (len(sizes) + 1) + "|"]
+    heads = [f"{s} / class" if s != FULL else "full set" for s in sizes]
+    lines = ["| model | " + " | ".join(heads) + " |", "|---" * (len(sizes) + 1) + "|"]
     for name in names:
         values = [cell.get((name, s)) for s in sizes]
         shown = [
@@ -399,7 +403,12 @@ def main() -> int:
     for other in args.merge_from:
         try:
             written = json.loads(other.read_text())
-            merged += written["runs"] if "curve" in written else runs_from_peers(written)
+            if "curve" in written:
+                merged += written["runs"]
+            else:  # the size curve compares the plain cuts of --layers only
+                size = args.curve == "size"
+                depths = [n.strip() for n in args.layers.split(",")] if size else None
+                merged += runs_from_peers(written, depths, distilled=not size)
         except (OSError, ValueError, KeyError, TypeError) as e:
             p.error(f"--merge-from {other}: not a curves.py results file ({type(e).__name__}: {e})")
     seeds = [int(s) for s in args.seeds.split(",")]

@@ -182,7 +182,8 @@ def curve_grid(table: list[dict]) -> list[str]:
     """Accuracy mean ± sd (seeds) per row, one column per training size; the rows on a size's front in bold."""
     sizes = sorted({r["size"] for r in table}, key=_size_order)
     cells = {(r["name"], r["size"]): r for r in table}
-    lines = ["| model | " + " | ".join(f"{s} / class" for s in sizes) + " |", "|---" * (len(sizes) + 1) + "|"]
+    heads = [f"{s} / class" if s != "full" else "full set" for s in sizes]
+    lines = ["| model | " + " | ".join(heads) + " |", "|---" * (len(sizes) + 1) + "|"]
     for name in dict.fromkeys(r["name"] for r in table):
         shown = []
         for size in sizes:

@@ -38,7 +38,8 @@ def test_size_answer_finds_the_size_below_which_a_cut_beats_every_peer():
         "cut_wins": True,
     }
     assert [answer["cells"][s]["cut_wins"] for s in ("16", "64", "256", "full")] == [True, True, False, False]
-    assert answer["text"].startswith("a cut beats every tuned peer below 256 training rows per class (at 16, 64)")
+    assert answer["text"].startswith("a cut beats every tuned peer below 256 training rows per class (full: the")
+    assert "(at 16, 64); from 256 on, a peer is as good or better" in answer["text"]
 
 
 @pytest.mark.parametrize(
@@ -183,3 +184,5 @@ def test_a_peers_table_joins_the_depth_curve_with_its_full_set_rows_only():
         "TF-IDF + logistic regression",
     ]
     assert {r["size"] for r in runs} == {"full"}
+    plain_n2 = curves.runs_from_peers({"runs": rows}, depths=["2"], distilled=False)
+    assert [r["rows"][0]["name"] for r in plain_n2] == ["full-depth (teacher)", "TF-IDF + logistic regression"]
