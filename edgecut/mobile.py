@@ -183,32 +183,6 @@ def deploy_mobile(artifact: str | Path, out: str | Path, force: bool = False) ->
     return MobileBundle(out, operators, (out / MODEL).stat().st_size)
 
 
-def ort_format_checks(manifest) -> list[tuple[str, bool, str]]:
-    """`edgecut check` on an ORT-format model: (name, passed, detail) for loading it and its signature.
-
-    onnx.checker cannot read the ORT format; ONNX Runtime loading it is the integrity check, and its inputs
-    and output must be the manifest's.
-    """
-    import onnxruntime as ort
-
-    name = manifest.model_file
-    try:
-        session = ort.InferenceSession(str(manifest.model_path), providers=["CPUExecutionProvider"])
-    except Exception as e:  # ORT raises its own Fail/InvalidGraph/... for a damaged flatbuffer
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        return [("ort_format", False, f"ONNX Runtime cannot load {name}: {first}")]
-    declared = list(manifest["signature"].get("inputs", {}))
-    inputs = [i.name for i in session.get_inputs()]
-    outputs = [o.name for o in session.get_outputs()]
-    loaded = ("ort_format", True, f"{name} loads in ONNX Runtime {ort.__version__}")
-    if inputs != declared or "logits" not in outputs:
-        return [loaded, ("signature", False, f"inputs {inputs}, outputs {outputs}; the manifest says {declared}")]
-    width = session.get_outputs()[outputs.index("logits")].shape[-1]
-    if isinstance(width, int) and width != len(manifest["labels"]):
-        return [loaded, ("signature", False, f"logits has {width} classes, the manifest {len(manifest['labels'])}")]
-    return [loaded, ("signature", True, f"inputs {', '.join(inputs)}; output logits")]
-
-
 def _readme(manifest, operators: int) -> str:
     labels = ", ".join(manifest["labels"])
     return f"""{README_FIRST_LINE}
