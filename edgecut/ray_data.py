@@ -4,12 +4,15 @@
     from edgecut.ray_data import ArtifactPredictor
 
     ds = ray.data.read_csv("reviews.csv")
-    labelled = ds.map_batches(ArtifactPredictor, fn_constructor_args=("artifact/",), concurrency=2, batch_size=256)
+    labelled = ds.map_batches(
+        ArtifactPredictor, fn_constructor_args=("artifact/",), concurrency=2, num_cpus=0.5, batch_size=256
+    )
     labelled.write_parquet("labelled/")
 
 Ray builds one `ArtifactPredictor` per actor (`concurrency`), so the artifact is verified and its ONNX Runtime
 session opened once per worker, not per batch. Torch-free, like `edgecut.runtime`: the workers need only
 `pip install 'edgecut[cpu,ray]'` (no torch is imported) and a path to the artifact every node can read.
+Reserve fewer CPUs for the predictors than the cluster has (`num_cpus`): reading and writing need some.
 """
 
 from __future__ import annotations

@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("output", help="directory for the Parquet output")
     parser.add_argument("--text-column", default="text")
     parser.add_argument("--workers", type=int, default=2, help="predictor actors (one session each)")
+    # Reading and writing need CPUs too: predictors that hold every CPU of the cluster stall the dataset.
+    parser.add_argument("--cpus-per-worker", type=float, default=0.5, help="CPUs Ray reserves per predictor")
     parser.add_argument("--batch-size", type=int, default=256, help="rows per Ray Data batch")
     parser.add_argument("--address", default=None, help="a Ray cluster to join (default: a local Ray)")
     args = parser.parse_args(argv)
@@ -44,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
             fn_constructor_args=(os.path.abspath(args.artifact),),
             fn_constructor_kwargs={"text_column": args.text_column},
             concurrency=args.workers,
+            num_cpus=args.cpus_per_worker,
             batch_size=args.batch_size,
         )
         labelled.write_parquet(os.path.abspath(args.output))

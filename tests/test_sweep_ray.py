@@ -217,14 +217,10 @@ def test_sigint_cancels_the_ray_tasks_and_leaves_no_partial_artifact(ray_cluster
 
 @pytest.mark.ray
 def test_ray_data_batch_prediction_equals_edgecut_predict(ray_cluster, tiny_artifact, tmp_path):
-    """3000 rows through `map_batches(ArtifactPredictor, ...)` on two actors: the same labels and scores as
-    `edgecut predict` on the same texts."""
-    import ray
-
-    sys.path.insert(0, str(Path(__file__).parent))
+    """examples/ray_batch_predict.py, joined to the cluster: 3000 rows through `map_batches(ArtifactPredictor,
+    ...)` on two actors get the same labels and scores as `edgecut predict` on the same texts."""
+    import pyarrow.parquet as pq
     from conftest import write_tiny_csv
-
-    from edgecut.ray_data import ArtifactPredictor
 
     data = write_tiny_csv(tmp_path / "rows.csv", rows=3000)
     texts = [line.split(",")[0] for line in data.read_text().splitlines()[1:]]
@@ -234,21 +230,17 @@ def test_ray_data_batch_prediction_equals_edgecut_predict(ray_cluster, tiny_arti
     expected = [json.loads(line) for line in predicted.output.splitlines() if line.startswith("{")]
     assert len(expected) == 3000
 
-    ds = ray.data.read_csv(str(data)).map_batches(
-        ArtifactPredictor,
-        fn_constructor_args=(str(tiny_artifact),),
-        concurrency=2,
-        num_cpus=0.5,
-        batch_size=500,
-    )
-    rows = ds.take_all()
+    example = Path(__file__).resolve().parents[1] / "examples" / "ray_batch_predict.py"
+    args = [sys.executable, str(example), str(tiny_artifact), str(data), str(tmp_path / "labelled")]
+    args += ["--address", ray_cluster, "--workers", "2", "--batch-size", "500"]
+    done = subprocess.run(args, capture_output=True, text=True, env=_env(), timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    rows = pq.read_table(tmp_path / "labelled").to_pylist()
     assert len(rows) == 3000
-    by_text = {}
-    for row in rows:
-        by_text.setdefault(row["text"], []).append(row)
+    by_text = {row["text"]: row for row in rows}
     labels = ("negative", "positive")
     for text, want in zip(texts, expected, strict=True):
-        got = by_text[text][0]
+        got = by_text[text]
         assert got["predicted"] == want["label"], text
         for label in labels:
             assert got[f"score_{label}"] == pytest.approx(want["scores"][label], abs=1e-5), text
