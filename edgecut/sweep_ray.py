@@ -21,12 +21,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from edgecut.artifact import remove_stale_partials
+from edgecut.artifact import raise_if_interrupted, remove_stale_partials
 from edgecut.errors import EdgecutError, ParityError
 from edgecut.pipeline import Progress
 from edgecut.sweep import FULL, Run, SweepOutcome, SweepSettings, is_done, run_cell, run_dir, run_sweep
@@ -153,7 +155,10 @@ def run_on_ray(settings: SweepSettings, runs: list[Run], progress: Progress) -> 
     (out / "runs").mkdir(parents=True, exist_ok=True)
     for run in pending:  # attempts of an earlier, interrupted sweep say nothing about this one
         placement_path(out, run).unlink(missing_ok=True)
+    on_sigterm = signal.getsignal(signal.SIGTERM)
     started = connect(ray, settings.ray or "local")
+    if threading.current_thread() is threading.main_thread() and on_sigterm is not None:
+        signal.signal(signal.SIGTERM, on_sigterm)  # ray.init's own handler exits at once; keep the caller's
     refs: dict[Run, Any] = {}
     try:
         gpus = [run.name for run in pending if cell_resources(settings, run)["num_gpus"]]
@@ -173,6 +178,7 @@ def run_on_ray(settings: SweepSettings, runs: list[Run], progress: Progress) -> 
         results = _collect(ray, refs, out, progress)
     except BaseException:  # Ctrl-C, SIGTERM: no task may go on writing into the directory
         _cancel(ray, refs, out, progress)
+        raise_if_interrupted()  # the stop the handler recorded: out of ray.wait a SIGTERM came as KeyboardInterrupt
         raise
     finally:
         if started:

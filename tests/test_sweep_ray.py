@@ -195,21 +195,26 @@ def test_a_cell_with_bad_input_is_not_retried_and_is_one_line_on_a_local_ray(tin
 
 
 @pytest.mark.ray
-def test_sigint_cancels_the_ray_tasks_and_leaves_no_partial_artifact(ray_cluster, tiny_model_dirs, tiny_csv, tmp_path):
-    """Ctrl-C of a sweep on a shared cluster: its tasks are cancelled (their workers are gone), no cell's
-    partial directory stays in runs/, nothing is published, and the exit is 130 with one line."""
+@pytest.mark.parametrize(
+    ("signum", "code", "word"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
+)
+def test_a_stopped_sweep_cancels_its_ray_tasks_and_leaves_no_partial_artifact(
+    signum, code, word, ray_cluster, tiny_model_dirs, tiny_csv, tmp_path
+):
+    """Ctrl-C (or SIGTERM) of a sweep on a shared cluster: its tasks are cancelled (their workers are gone),
+    no cell's partial directory stays in runs/, nothing is published, and the exit is 130 (143) in one line."""
     out = tmp_path / "s"
     sweep = _cli(sweep_args(tiny_model_dirs["llama"], tiny_csv, out, "1,2", "--ray", ray_cluster))
     try:
         _wait_for(lambda: _attempts(out, "n1-s0") and _attempts(out, "n2-s0"), 120, "both cells to start")
         _wait_for(lambda: _partials(out), 120, "an export's partial directory")
         workers = {_attempts(out, n)[0]["pid"] for n in ("n1-s0", "n2-s0")}
-        sweep.send_signal(signal.SIGINT)
+        sweep.send_signal(signum)
         output, _ = sweep.communicate(timeout=120)
     finally:
         _kill_all({sweep.pid} if sweep.poll() is None else set())
-    assert sweep.returncode == 130, output[-3000:]
-    assert output.strip().splitlines()[-1].startswith("error: interrupted:") and "Traceback" not in output
+    assert sweep.returncode == code, output[-3000:]
+    assert output.strip().splitlines()[-1].startswith(f"error: {word}:") and "Traceback" not in output
     _wait_for(lambda: not any(_alive(pid) for pid in workers), 30, "the cancelled workers to exit")
     assert _partials(out) == [] and not (out / "runs" / "n1-s0").exists() and not (out / "runs" / "n2-s0").exists()
     assert not (out / "sweep.json").exists()
