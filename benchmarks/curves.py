@@ -299,6 +299,8 @@ def run_one(kind: str, layers: str, seed: int, size: str, args, cell: Path) -> d
     done = cell / f"{name}.rows.json"
     if done.exists():
         return json.loads(done.read_text())
+    if args.cached_only:
+        return None
     spec = DataSpec(source=args.data, seed=seed, test_size=args.test_size, per_class_cap=cap, demonstrations=False)
     dataset = load_dataset(spec)
     print(f"{args.curve} {size}/class: {name} …", file=sys.stderr, flush=True)
@@ -378,6 +380,11 @@ def main() -> int:
     p.add_argument("--within", type=float, default=WITHIN_POINTS, help="the depth curve's points from the full model")
     p.add_argument("--teacher-target", default="cpu", help="target of the full-depth export (cuda-fp32 on a GPU)")
     p.add_argument("--no-timing", action="store_true", help="accuracy and size only (a lent GPU machine)")
+    p.add_argument(
+        "--cached-only",
+        action="store_true",
+        help="write the results of the runs finished in --out and train nothing (the rest are listed as missing)",
+    )
     p.add_argument("--keep-artifacts", action="store_true", help="keep every export (default: the teachers only)")
     p.add_argument(
         "--merge-from",

@@ -127,6 +127,11 @@ def test_a_size_curve_of_the_peers_writes_its_results_and_a_rerun_skips_finished
     assert curves.main() == 0
     again = json.loads((tmp_path / f"curve-size-{tiny_csv.stem}.json").read_text())
     assert again["runs"] == record["runs"]
+    # --cached-only: a size not finished in --out is listed as missing, not trained
+    monkeypatch.setattr(sys, "argv", [*argv, "--results", str(tmp_path), "--cached-only", "--per-class", "16,64"])
+    assert curves.main() == 0
+    partial = json.loads((tmp_path / f"curve-size-{tiny_csv.stem}.json").read_text())
+    assert partial["missing"] == ["tfidf seed 0 at 64/class", "fasttext seed 0 at 64/class"]
 
 
 def test_a_bad_size_or_kind_is_one_usage_error(tmp_path, monkeypatch, capsys):
