@@ -73,6 +73,7 @@ def ray_cluster():
     """A Ray head on 127.0.0.1 with 2 CPUs; shut down, and whatever it left killed, at the end."""
     from edgecut.sweep_ray import LOOPBACK_ONLY
 
+    before = os.environ.get(LOOPBACK_ONLY)
     os.environ[LOOPBACK_ONLY] = "0"  # before ray is imported: every Ray server on the loopback only
     import ray
 
@@ -85,6 +86,10 @@ def ray_cluster():
         started = _descendants(os.getpid())
         ray.shutdown()
         _kill_all(started)
+        if before is None:
+            os.environ.pop(LOOPBACK_ONLY, None)
+        else:
+            os.environ[LOOPBACK_ONLY] = before
 
 
 def _env() -> dict[str, str]:
