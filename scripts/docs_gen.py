@@ -519,6 +519,23 @@ def more_page(plots: Path | None) -> str:
         lines += ["", "## In a web page (`benchmarks/web.py`)", "", provenance("web.json", record), ""]
         lines += [(RESULTS / "web.md").read_text(encoding="utf-8").split("\n\n*Source")[0]]
 
+    name = "ray-sweep.json"
+    if (RESULTS / name).is_file():
+        record = _load(name)
+        lines += ["", "## A sweep on Ray (`benchmarks/ray_sweep.py`)", "", provenance(name, record), ""]
+        kill = record.get("kill_recovery") or {}
+        lines += [
+            f"{record['what']}.",
+            "",
+            "| cells | serial s | Ray s (start) | speed-up | overhead CPU-s per cell | same table |",
+            "|---|---|---|---|---|---|",
+            f"| {record['cells']} | {record['serial_cells_s']:.0f} | {record['ray_cells_s']:.0f} "
+            f"({record['ray_start_s']:.1f}) | {record['speedup']:.2f}x | {record['ray_overhead_cpu_s_per_cell']:.2f} | "
+            f"{'yes' if record['tables_equal'] else 'no'} |",
+            "",
+            "Kill test: " + "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in kill.items() if k != "last_line") + ".",
+        ]
+
     lines += ["", "## Distillation and pooling study (`benchmarks/distill_recipe.py`)", ""]
     rows = [json.loads(line) for line in (RESULTS / "distill-recipe.jsonl").read_text().splitlines() if line.strip()]
     devices = sorted({r["device"] for r in rows if r.get("device")})

@@ -135,7 +135,7 @@ def test_no_tracked_file_carries_tracker_numbers_or_a_development_log():
     hits = []
     for name in files:
         path = ROOT / name
-        # Binaries, and web assets whose CSS colours (#222) read like tracker numbers.
+        # Binaries, and web assets whose CSS colours (a hash and three digits) read like tracker numbers.
         if path.suffix in (".png", ".npz", ".onnx", ".whl", ".html", ".css", ".js", ".mjs") or not path.is_file():
             continue
         try:
