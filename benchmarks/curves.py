@@ -150,6 +150,16 @@ def size_answer(table: list[dict]) -> dict:
         text = (
             f"no single threshold: a cut beats every tuned peer at {', '.join(wins)}, not at {', '.join(losses)}{unit}"
         )
+    if cells:  # the facts behind it: per size, the best cut's and the best peer's mean accuracy
+        text += (
+            " (best cut against best peer: "
+            + "; ".join(
+                f"{size}: {c['best_cut'].removeprefix('edgecut ')} {c['cut_accuracy']:.1%} against "
+                f"{c['best_peer']} {c['peer_accuracy']:.1%}"
+                for size, c in cells.items()
+            )
+            + ")"
+        )
     return {"question": "below which training size does a cut beat every tuned peer?", "cells": cells, "text": text}
 
 
