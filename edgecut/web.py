@@ -355,12 +355,12 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         super().end_headers()
 
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 (the base class's name)
+        pass
+
 
 class _PlainHandler(_Handler):
     isolated = False
-
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 (the base class's name)
-        pass
 
 
 @contextlib.contextmanager
