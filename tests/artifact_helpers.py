@@ -9,7 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from edgecut.cli import app
-from edgecut.pipeline import ExportSettings
+from edgecut.pipeline import ExportSettings, Progress
 
 TEMPLATE = "Review: {text}\nSentiment:{label}"
 
@@ -73,3 +73,23 @@ def negate_logits(src: Path, dst: Path) -> Path:
     np.savez(dst / "golden.npz", **feed, logits=session.run(["logits"], feed)[0])
     rehash(dst)
     return dst
+
+
+class StopAtFineTuning(Exception):
+    """Raised by `NotesUntilFineTuning` as the fine-tune stage starts."""
+
+
+class NotesUntilFineTuning(Progress):
+    """A Progress that records every note and stops the export as fine-tuning starts: data, the cut, the
+    vocabulary and the teacher's labelling are done by then, and what follows is what other tests check."""
+
+    def __init__(self):
+        self.notes: list[str] = []
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def stage(self, title: str):
+        if title.startswith("fine-tune"):
+            raise StopAtFineTuning
+        return super().stage(title)

@@ -374,34 +374,20 @@ def test_vocab_task_keeps_the_ids_of_the_unlabeled_texts(teacher_dir, tiny_model
     """The unlabeled texts a teacher labels are trained on: `--vocab task` must keep their ids too, or the
     student would learn them on fallback rows. The pipeline is stopped as fine-tuning starts: the trimming
     and the teacher's labelling are done by then, and the export after it is what other tests check."""
+    from artifact_helpers import NotesUntilFineTuning, StopAtFineTuning
+
     from edgecut import export
-    from edgecut.pipeline import Progress
 
     extra = tmp_path / "unlabeled.txt"
     extra.write_text("ZEBRA QUIXOTIC XYLOPHONE 1234567890\nJUKEBOX WALTZ #@%&\n", encoding="utf-8")
-
-    class Stop(Exception):
-        pass
-
-    class UntilFineTuning(Progress):
-        def __init__(self):
-            self.notes: list[str] = []
-
-        def note(self, text: str) -> None:
-            self.notes.append(text)
-
-        def stage(self, title: str):
-            if title == "fine-tune":
-                raise Stop
-            return super().stage(title)
 
     def notes(unlabeled) -> list[str]:
         out = tmp_path / f"out-{unlabeled is not None}"
         settings = tiny_settings(
             tiny_model_dirs["llama"], tiny_csv, out, epochs=1, vocab="task", teacher=teacher_dir, unlabeled=unlabeled
         )
-        progress = UntilFineTuning()
-        with pytest.raises(Stop):
+        progress = NotesUntilFineTuning()
+        with pytest.raises(StopAtFineTuning):
             export(settings, progress)
         assert not out.exists()
         return progress.notes

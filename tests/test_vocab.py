@@ -335,10 +335,9 @@ def test_a_vocab_larger_than_the_data_uses_and_many_classes_are_said_in_one_shor
     fine-tuning starts: both notes are written by then."""
     import csv
 
-    from artifact_helpers import tiny_settings
+    from artifact_helpers import NotesUntilFineTuning, StopAtFineTuning, tiny_settings
 
     from edgecut import export
-    from edgecut.pipeline import Progress
 
     data = tmp_path / "many.csv"
     with data.open("w", newline="", encoding="utf-8") as f:
@@ -347,25 +346,10 @@ def test_a_vocab_larger_than_the_data_uses_and_many_classes_are_said_in_one_shor
         names = [f"{chr(97 + c)}topic" for c in range(12)]  # words that start differently: one head row each
         writer.writerows((f"the film {i} is number {c}", names[c]) for c in range(12) for i in range(8))
 
-    class Stop(Exception):
-        pass
-
-    class UntilFineTuning(Progress):
-        def __init__(self):
-            self.notes: list[str] = []
-
-        def note(self, text: str) -> None:
-            self.notes.append(text)
-
-        def stage(self, title: str):
-            if title == "fine-tune":
-                raise Stop
-            return super().stage(title)
-
-    progress = UntilFineTuning()
+    progress = NotesUntilFineTuning()
     settings = tiny_settings(tiny_model_dirs["llama"], data, tmp_path / "out", vocab="1000000", test_size=24)
     settings = type(settings)(**{**settings.__dict__, "labels": (), "setting": "pcls"})  # the data's 12 classes
-    with pytest.raises(Stop):
+    with pytest.raises(StopAtFineTuning):
         export(settings, progress)
     (said,) = [n for n in progress.notes if n.startswith("--vocab 1000000:")]
     assert "the training data uses only" in said and "of the model's 400 token ids" in said
