@@ -341,6 +341,7 @@ def test_vocab_auto_keeps_the_whole_table_when_the_training_ids_do_not_cover_val
     assert record == {"vocab": "all", "requested": "auto", "validation_coverage": record["validation_coverage"]}
 
 
+@pytest.mark.slow  # three trainings and an export
 def test_lr_auto_trains_a_grid_and_keeps_the_best_on_validation(tiny_model_dirs, tiny_csv, tmp_path):
     """`--lr auto`: one run per rate of the grid from the same untrained cut, the best validation accuracy wins;
     the manifest records the rule, every run's validation curve (lr x epochs) and the time; the artifact's

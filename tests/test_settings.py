@@ -79,6 +79,7 @@ def test_a_missing_config_file_is_named(tmp_path):
         settings_of_file(tmp_path / "nope.toml")
 
 
+@pytest.mark.slow  # two exports; the default suite's budget is spent on one export per feature
 def test_like_repeats_an_artifact_and_one_config_gives_the_same_golden_logits(tiny_model_dirs, tiny_csv, tmp_path):
     """An export from a config file, then one `--like` it: the second records exactly the first's settings (but
     its own --output) and, trained on the same machine from the same seed, gives the same golden logits."""
