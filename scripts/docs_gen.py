@@ -215,9 +215,8 @@ def curve_plot(record: dict, path: Path) -> None:
     axes[0][0].set_ylabel("test accuracy (%), mean ± sd", fontsize=8)
     handles = [plt.Line2D([], [], marker="o", ls="", color=f"C{i % 10}", label=n) for i, n in enumerate(names)]
     handles.append(plt.Line2D([], [], color="0.4", label="Pareto front"))
-    fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=7, frameon=False)
+    axes[0][-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False)
     fig.suptitle(record["title"], fontsize=9)
-    fig.subplots_adjust(bottom=0.3)
     _save(fig, path)
 
 
