@@ -389,7 +389,7 @@ def main() -> int:
     p.add_argument("--time-budget", type=float, default=None)
     p.add_argument("--within", type=float, default=WITHIN_POINTS, help="the depth curve's points from the full model")
     p.add_argument("--teacher-target", default="cpu", help="target of the full-depth export (cuda-fp32 on a GPU)")
-    p.add_argument("--no-timing", action="store_true", help="accuracy and size only (a lent GPU machine)")
+    p.add_argument("--no-timing", action="store_true", help="accuracy and size only (a GPU machine)")
     p.add_argument(
         "--cached-only",
         action="store_true",

@@ -174,79 +174,26 @@ def peers_page(plots: Path | None) -> str:
 # ---------------------------------------------------------------- curves
 
 
-def _size_order(size: str) -> float:
-    return float("inf") if size == "full" else float(size)
-
-
-def curve_grid(table: list[dict]) -> list[str]:
-    """Accuracy mean ± sd (seeds) per row, one column per training size; the rows on a size's front in bold."""
-    sizes = sorted({r["size"] for r in table}, key=_size_order)
-    cells = {(r["name"], r["size"]): r for r in table}
-    heads = [f"{s} / class" if s != "full" else "full set" for s in sizes]
-    lines = ["| model | " + " | ".join(heads) + " |", "|---" * (len(sizes) + 1) + "|"]
-    for name in dict.fromkeys(r["name"] for r in table):
-        shown = []
-        for size in sizes:
-            r = cells.get((name, size))
-            text = f"{r['accuracy_mean']:.1%} ± {r['accuracy_sd'] * 100:.1f} ({r['seeds']})" if r else "–"
-            shown.append(f"**{text}**" if r and r.get("front") else text)
-        lines.append(f"| {name} | " + " | ".join(shown) + " |")
-    return lines
-
-
-def curve_plot(record: dict, path: Path) -> None:
-    """One panel per training size: accuracy against batch-1 latency (log x), sd over seeds as error bars, the
-    Pareto front (as benchmarks/curves.py marked it) as a step line."""
-    plt = _pyplot()
-    table = record["table"]
-    sizes = sorted({r["size"] for r in table}, key=_size_order)
-    names = list(dict.fromkeys(r["name"] for r in table))
-    fig, axes = plt.subplots(1, len(sizes), figsize=(3.6 * len(sizes) + 2.6, 4.2), squeeze=False)
-    for ax, size in zip(axes[0], sizes, strict=True):
-        rows = [r for r in table if r["size"] == size and r["p50_ms"] is not None and r["p50_ms"] == r["p50_ms"]]
-        for r in rows:
-            colour = f"C{names.index(r['name']) % 10}"
-            ax.errorbar(r["p50_ms"], r["accuracy_mean"] * 100, yerr=r["accuracy_sd"] * 100, fmt="o", color=colour)
-        front = sorted((r for r in rows if r.get("front")), key=lambda r: r["p50_ms"])
-        ax.step([r["p50_ms"] for r in front], [r["accuracy_mean"] * 100 for r in front], where="post", color="0.4")
-        ax.set_xscale("log")
-        ax.set_title("full training set" if size == "full" else f"{size} rows per class", fontsize=9)
-        ax.set_xlabel("ms per text, batch 1 (log)", fontsize=8)
-    axes[0][0].set_ylabel("test accuracy (%), mean ± sd", fontsize=8)
-    handles = [plt.Line2D([], [], marker="o", ls="", color=f"C{i % 10}", label=n) for i, n in enumerate(names)]
-    handles.append(plt.Line2D([], [], color="0.4", label="Pareto front"))
-    axes[0][-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False)
-    fig.suptitle(record["title"], fontsize=9)
-    _save(fig, path)
-
-
 def curves_page(plots: Path | None) -> str:
+    """benchmarks/curves.py's own tables (its .md) and plots, under each file's provenance."""
     lines = [
         "# Curves: training size and depth",
         "",
         "Each section comes from `benchmarks/curves.py`. Every row was tuned by the same rule: its few "
-        "hyper-parameters chosen on the validation split (500 rows at every training size: only the training "
-        "rows are capped) from a small stated grid, the choice in the last column of the tables. Accuracy is "
-        "the mean ± sd over seeds on the same test rows; **bold**: on that size's accuracy/latency Pareto front "
-        "(nothing else is both more accurate and faster).",
+        "hyper-parameters chosen on the validation split (500 rows at every training size, fewer where the data "
+        "set is small: only the training rows are capped) from a small stated grid, the choice in the last "
+        "column of the tables. Accuracy is the mean ± sd over seeds on the same test rows; the plots draw each "
+        "size's accuracy/latency Pareto front (nothing else is both more accurate and faster).",
     ]
     for name in _files("curve-*.json"):
-        record = _load(name)
-        stem = name.removesuffix(".json")
+        record, stem = _load(name), name.removesuffix(".json")
+        table = (RESULTS / f"{stem}.md").read_text(encoding="utf-8").split("\n", 1)[1].strip()
         lines += ["", f"## {record['title']}", "", provenance(name, record), ""]
-        lines += [f"**Answer** ({record['answer']['question']}): {record['answer']['text']}.", ""]
-        if record.get("note"):
-            lines += [f"Note: {record['note']}.", ""]
-        lines += curve_grid(record["table"])
-        lines += ["", f"![{record['title']}: accuracy against latency per training size]({stem}.png)"]
-        for size in sorted({r["size"] for r in record["table"]}, key=_size_order):
-            rows = [r for r in record["table"] if r["size"] == size]
-            lines += ["", f"### {size} training rows per class" if size != "full" else "### full training set", ""]
-            lines += peers_table({"table": rows})
-        if record.get("missing"):
-            lines += ["", "Not measured: " + ", ".join(record["missing"]) + "."]
+        lines += [f"Note: {record['note']}.", ""] if record.get("note") else []
+        lines += [table.replace("\n### ", "\n#### "), "", f"![{record['title']}: accuracy against latency]({stem}.png)"]
         if plots is not None:
-            curve_plot(record, plots / f"{stem}.png")
+            plots.mkdir(parents=True, exist_ok=True)
+            (plots / f"{stem}.png").write_bytes((RESULTS / f"{stem}.png").read_bytes())
     return NOTE.format(source="benchmarks/results/curve-*.json") + "\n".join(lines) + "\n"
 
 

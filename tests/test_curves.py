@@ -9,7 +9,7 @@ import math
 import sys
 
 import pytest
-from conftest import load_script
+from conftest import ROOT, load_script
 
 
 def _curves():
@@ -145,28 +145,16 @@ def test_a_bad_size_or_kind_is_one_usage_error(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "o").exists()
 
 
-def test_the_manual_shows_each_curve_with_its_answer_front_and_tuning(tmp_path):
-    """scripts/docs_gen.py's curves page: the answer, one column per size with the front in bold, a table per size
-    with each row's tuning, the missing cells named, and a plot with a panel per size."""
+def test_the_manual_shows_each_curve_with_its_answer_tables_and_plot(tmp_path):
+    """scripts/docs_gen.py's curves page: for every curve file, its provenance, the answer and tables curves.py
+    wrote (each row's tuning included) and its plot beside the page."""
     docs_gen = load_script("scripts/docs_gen.py")
-    table = [
-        _row("edgecut N=1", 0.70, "16", p50=2.0) | {"front": True, "tuning": "lr 0.0005 (recipe rule)"},
-        _row("fastText (bigrams)", 0.60, "16", p50=0.01) | {"front": True, "tuning": "lr 1 x 25 epochs (validation)"},
-        _row("fastText (bigrams)", 0.75, "64", p50=0.01) | {"front": True},
-    ]
-    for r in table:
-        r |= {"texts_per_s": 10.0, "mb": 1.0, "train_seconds": 1.0}
-    record = {
-        "title": "t",
-        "table": table,
-        "answer": {"question": "q?", "text": "a cut beats every tuned peer below 64"},
-    }
-    lines = docs_gen.curve_grid(table)
-    assert lines[2] == "| edgecut N=1 | **70.0% ± 1.0 (3)** | – |"
-    docs_gen.curve_plot(record | {"missing": []}, tmp_path / "curve.png")
-    assert (tmp_path / "curve.png").stat().st_size > 1000
-    per_size = docs_gen.peers_table({"table": table[:2]})
-    assert per_size[2].endswith("| lr 0.0005 (recipe rule) |") and per_size[3].endswith("(validation) |")
+    page = docs_gen.curves_page(tmp_path)
+    for path in sorted((ROOT / "benchmarks" / "results").glob("curve-*.json")):
+        record = json.loads(path.read_text())
+        assert f"*Source: `benchmarks/results/{path.name}`." in page and record["answer"]["text"] in page
+        assert (tmp_path / path.with_suffix(".png").name).read_bytes() == path.with_suffix(".png").read_bytes()
+    assert "| tuned (rule: choice) |" in page and "\n#### " in page
 
 
 def test_a_peers_table_joins_the_depth_curve_with_its_full_set_rows_only():
