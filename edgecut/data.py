@@ -22,7 +22,7 @@ from pathlib import Path
 
 from edgecut.errors import DataError
 from edgecut.prompt import LABEL, check_template
-from edgecut.textfile import read_text
+from edgecut.textfile import read_text, require_unicode
 
 DEFAULT_TEMPLATE = "Text: {text}\nLabel:{label}"
 LIST_LIMIT = 10  # items named in an error line before "… and N more"
@@ -407,13 +407,7 @@ def _cell(path: Path, where: str, value: object, column: str) -> str:
     if not isinstance(value, str):
         kind = "an object" if isinstance(value, dict) else "a list"
         raise DataError(f"{path}{where}: {column!r} is {kind}, not text: give a string (or a number)")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as e:  # JSON may escape a lone surrogate ("\ud800"), which no tokenizer takes
-        raise DataError(
-            f"{path}{where}: {column!r} holds an unpaired surrogate {value[e.start]!r}: fix that \\u escape"
-        ) from None
-    return value.strip()
+    return require_unicode(value, f"{path}{where}: {column!r}").strip()  # JSON may escape a lone surrogate
 
 
 def _json_records(path: Path, text: str) -> list[tuple[str, dict]]:

@@ -20,7 +20,7 @@ import numpy as np
 from edgecut.errors import ArtifactError, DataError, EdgecutError, ProviderUnavailableError
 from edgecut.manifest import TOKENIZER, Manifest, member, read_manifest, recorded_target, verify_files
 from edgecut.targets import Target, load_target
-from edgecut.textfile import decode_text, read_text
+from edgecut.textfile import decode_text, read_text, require_unicode
 
 _INSTALL_HINT = {
     "CUDAExecutionProvider": "install onnxruntime-gpu instead of onnxruntime "
@@ -321,19 +321,6 @@ def read_texts(lines: Iterable[str], jsonl: bool, field: str = "text", source: s
             raise DataError(f"{source}:{n} has no string field '{field}': set --text-field or fix the line")
         texts.append(require_unicode(record[field], f"{source}:{n}"))
     return texts
-
-
-def require_unicode(text: str, where: str) -> str:
-    """`text` unchanged, or a DataError when it holds a lone surrogate, which a JSON `\\ud800` escape or
-    undecodable bytes produce and no tokenizer takes."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as e:
-        raise DataError(
-            f"{where} holds an unpaired surrogate (U+{ord(text[e.start]):04X}), which is not Unicode text: "
-            "fix that \\u escape (or send UTF-8)"
-        ) from None
-    return text
 
 
 def read_inputs(texts: Sequence[str], file: Path | None, jsonl: bool, field: str, stdin: IO[str]) -> list[str]:

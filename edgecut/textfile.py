@@ -59,3 +59,16 @@ def decode_text(raw: bytes, what: str, expect: str, path: Path | None = None, re
         raise DataError(
             f"{what} is not UTF-8 (byte {e.start}): re-encode it, e.g. iconv -f latin1 -t utf-8 {source} > {fixed}"
         ) from None
+
+
+def require_unicode(text: str, where: str) -> str:
+    """`text` unchanged, or a DataError when it holds a lone surrogate, which a JSON `\\ud800` escape or
+    undecodable bytes produce and no tokenizer takes. One check for data cells, predict input and the runtime."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise DataError(
+            f"{where} holds an unpaired surrogate (U+{ord(text[e.start]):04X}) {text[e.start]!r}, which is not "
+            "Unicode text: fix that \\u escape (or send UTF-8)"
+        ) from None
+    return text
