@@ -45,7 +45,7 @@ def load_texts(file: Path | None, n: int) -> tuple[list[str], str]:
         with file.open(encoding="utf-8") as f:
             texts = read_texts(f, jsonl=file.suffix in (".jsonl", ".ndjson"), source=str(file))
         return texts[:n], str(file)
-    from edgecut.data import DataSpec, load_dataset
+    from edgecut.model.data import DataSpec, load_dataset
 
     test = load_dataset(DataSpec(test_size=n)).test
     return [ex.text for ex in test[:n]], f"rotten-tomatoes test split ({len(test[:n])} texts)"
@@ -100,7 +100,7 @@ def bench_text_graph(artifact: Path, texts: list[str], sizes: list[int], repeats
     """Tokenizing in the graph vs in Python, and model_text.onnx vs predict, per batch size (CPU)."""
     import tempfile
 
-    from edgecut.text_graph import build_front_graph, build_text_graph, session_options
+    from edgecut.graph.text_graph import build_front_graph, build_text_graph, session_options
 
     clf = ArtifactClassifier(artifact, target="cpu")
     providers = ["CPUExecutionProvider"]

@@ -38,12 +38,12 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from edgecut.baselines import BaselineUnavailable, baseline_in_a_process, tfidf_baseline
-from edgecut.data import DataSpec, load_dataset
+from edgecut.artifacts.manifest import is_artifact
 from edgecut.errors import EdgecutError
-from edgecut.finetune import RECIPES
-from edgecut.manifest import is_artifact
+from edgecut.model.data import DataSpec, load_dataset
+from edgecut.model.finetune import RECIPES
 from edgecut.pipeline import export
+from edgecut.sweeps.baselines import BaselineUnavailable, baseline_in_a_process, tfidf_baseline
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers import (  # noqa: E402

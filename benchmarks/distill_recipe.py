@@ -122,7 +122,7 @@ class HiddenStateLoss:
 
     The teacher's pooled hidden state travels in the soft-target row after its logits (the collator stacks
     whatever list each row carries), and the student's is caught by a hook on its head, so
-    `edgecut.finetune.finetune` runs unchanged. Install with `with HiddenStateLoss(...)`.
+    `edgecut.model.finetune.finetune` runs unchanged. Install with `with HiddenStateLoss(...)`.
     """
 
     def __init__(self, student, classes: int, hidden_weight: float):
@@ -130,7 +130,7 @@ class HiddenStateLoss:
         self.caught: list = []
 
     def __enter__(self):
-        import edgecut.finetune as ft
+        import edgecut.model.finetune as ft
 
         self.original = ft.distillation_loss
         self.hooks = [
@@ -154,7 +154,7 @@ class HiddenStateLoss:
         return base + self.weight * (1 - cos).mean()
 
     def __exit__(self, *exc):
-        import edgecut.finetune as ft
+        import edgecut.model.finetune as ft
 
         ft.distillation_loss = self.original
         for h in self.hooks:
@@ -165,14 +165,14 @@ def build(loaded, dataset, layers: int, pooling: str, train: list[dict]):
     """A fresh copy of the base model cut to its first `layers` layers, with the label-word head."""
     from dataclasses import replace
 
-    from edgecut.cut import cut_model
+    from edgecut.model.cut import cut_model
 
     fresh = replace(loaded, model=copy.deepcopy(loaded.model))
     return cut_model(fresh, layers, dataset.labels, dataset.label_words, pooling=pooling).classifier
 
 
 def train_and_score(loaded, dataset, splits, recipe, layers, pooling="last", distillation=None, hidden_weight=0.0):
-    from edgecut.finetune import finetune
+    from edgecut.model.finetune import finetune
 
     train, val, test = splits
     classifier = build(loaded, dataset, layers, pooling, train)
@@ -196,11 +196,11 @@ def done_runs(path: Path) -> dict[tuple, dict]:
 
 
 def run(args) -> None:
-    from edgecut.data import Example, encode_examples, load_dataset
-    from edgecut.finetune import Distillation
-    from edgecut.load import load_model
+    from edgecut.model.data import Example, encode_examples, load_dataset
+    from edgecut.model.finetune import Distillation
+    from edgecut.model.load import load_model
+    from edgecut.model.prompt import PromptFormat
     from edgecut.pipeline import ExportSettings
-    from edgecut.prompt import PromptFormat
 
     out = Path(args.jsonl)
     done = done_runs(out)

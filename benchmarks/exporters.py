@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgecut.cut import cut_model
-from edgecut.data import DataSpec, encode_examples, load_dataset
-from edgecut.exporter import export_onnx, logits_only, torch_logits
-from edgecut.load import load_model
-from edgecut.prompt import PromptFormat
+from edgecut.graph.exporter import export_onnx, logits_only, torch_logits
+from edgecut.model.cut import cut_model
+from edgecut.model.data import DataSpec, encode_examples, load_dataset
+from edgecut.model.load import load_model
+from edgecut.model.prompt import PromptFormat
 from edgecut.runtime import create_session, measure_latency, pad_batch, run_logits
 from edgecut.targets import load_target
 

@@ -22,9 +22,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from edgecut.data import DataSpec, load_dataset
-from edgecut.manifest import read_manifest
-from edgecut.quantize import drop_repeated_nodes, to_fp16
+from edgecut.artifacts.manifest import read_manifest
+from edgecut.graph.quantize import drop_repeated_nodes, to_fp16
+from edgecut.model.data import DataSpec, load_dataset
 from edgecut.runtime import ArtifactClassifier, pad_batch
 from edgecut.targets import load_target
 

@@ -1,4 +1,4 @@
-"""fp32 vs today's dynamic int8 vs the accuracy-tuned int8 (edgecut/precision.py), per fp32 artifact.
+"""fp32 vs today's dynamic int8 vs the accuracy-tuned int8 (edgecut/graph/precision.py), per fp32 artifact.
 
 For each artifact directory (exported with `--target cpu`, so model.onnx is fp32), the data split is
 rebuilt from the manifest's recorded settings (same source, seed and sizes), the prompts are encoded with
@@ -28,15 +28,15 @@ from pathlib import Path
 
 import onnxruntime
 
-from edgecut.data import load_dataset
+from edgecut.artifacts.manifest import read_manifest
 from edgecut.errors import EdgecutError, QualityError
-from edgecut.manifest import read_manifest
+from edgecut.graph.precision import batch_dependence, choose_int8
+from edgecut.graph.quantize import cpu_has_vnni, graph_bytes, to_int8
+from edgecut.graph.validate import accuracy
+from edgecut.model.data import load_dataset
 from edgecut.pipeline import ExportSettings
-from edgecut.precision import batch_dependence, choose_int8
-from edgecut.quantize import cpu_has_vnni, graph_bytes, to_int8
 from edgecut.runtime import ArtifactClassifier, create_session, measure_latency, pad_batch, run_logits
 from edgecut.targets import Int8Settings, load_target
-from edgecut.validate import accuracy
 
 
 def _prompts(directory: Path, args) -> dict:

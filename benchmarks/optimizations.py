@@ -1,6 +1,6 @@
 """Which offline passes should a target list? Timed side by side, interleaved, on a real model.
 
-The export applies exactly the passes a target file lists (edgecut/optimize.py), so that the same model
+The export applies exactly the passes a target file lists (edgecut/graph/optimize.py), so that the same model
 and target always give the same graph. This benchmark is where that list comes from: it exports the
 model's fp32 graph (untrained: speed does not depend on the weights), applies each pass, and times the
 graphs in interleaved rounds (A, B, A, B, ...) on real prompts, so that load on a shared machine hits
@@ -23,12 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edgecut.cut import cut_model  # noqa: E402
-from edgecut.data import DataSpec, encode_examples, load_dataset  # noqa: E402
-from edgecut.exporter import export_onnx, torch_logits  # noqa: E402
-from edgecut.load import load_model  # noqa: E402
-from edgecut.optimize import optimize_graph  # noqa: E402
-from edgecut.prompt import PromptFormat  # noqa: E402
+from edgecut.graph.exporter import export_onnx, torch_logits  # noqa: E402
+from edgecut.graph.optimize import optimize_graph  # noqa: E402
+from edgecut.model.cut import cut_model  # noqa: E402
+from edgecut.model.data import DataSpec, encode_examples, load_dataset  # noqa: E402
+from edgecut.model.load import load_model  # noqa: E402
+from edgecut.model.prompt import PromptFormat  # noqa: E402
 from edgecut.runtime import create_session, measure_latency, pad_batch  # noqa: E402
 from edgecut.targets import OPTIMIZATIONS, load_target  # noqa: E402
 

@@ -11,9 +11,9 @@ Rows, each at every seed (mean ± sd over seeds):
 
 One tuning rule for every row: each picks its few hyper-parameters on the validation split from a small stated
 grid, and the table's last column says which rule chose what. TF-IDF: word 1-2- or char 1-3-grams x C; fastText:
-lr x epochs (edgecut/baselines.py); the neural rows: the epoch with the best validation accuracy (the export
+lr x epochs (edgecut/sweeps/baselines.py); the neural rows: the epoch with the best validation accuracy (the export
 keeps it), at the learning rate of their family's rule (a decoder cut the cpu recipe's, an encoder such as
-MiniLM an encoder's, edgecut/finetune.py), or with --lr-auto at the best of the export's 3-point grid around it.
+MiniLM an encoder's, edgecut/model/finetune.py), or with --lr-auto at the best of the export's 3-point grid around it.
 
 Columns: test accuracy, end-to-end latency per text at batch 1 (tokenize + run, p50), throughput at batch 32
 (texts/s, tokenizing included), artifact MB, training seconds (a student's own; its teacher's are in the
@@ -49,13 +49,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecut.baselines import BaselineResult, BaselineUnavailable, baseline_in_a_process, tfidf_baseline
-from edgecut.data import DataSpec, load_dataset
+from edgecut.artifacts.manifest import is_artifact, read_manifest
 from edgecut.errors import EdgecutError
-from edgecut.load import resolve_alias
-from edgecut.manifest import is_artifact, read_manifest
+from edgecut.model.data import DataSpec, load_dataset
+from edgecut.model.load import resolve_alias
 from edgecut.pipeline import ExportSettings, export
 from edgecut.runtime import ArtifactClassifier, create_session, pad_batch
+from edgecut.sweeps.baselines import BaselineResult, BaselineUnavailable, baseline_in_a_process, tfidf_baseline
 from edgecut.targets import load_target
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -203,13 +203,13 @@ def measure_graph(
 
 def measure_artifact(directory: Path, label: str, seed: int, dataset, with_int8: bool, timed: bool = True) -> list[Row]:
     """The artifact on its own target (fp32 `cpu` for every row but a `--teacher-target` teacher), and the
-    int8 graph `--target cpu-int8` would ship: the int8 search's pick (edgecut/precision.py: calibrated on
+    int8 graph `--target cpu-int8` would ship: the int8 search's pick (edgecut/graph/precision.py: calibrated on
     training prompts, chosen on the validation split, as the export does), measured the same way. Where no
     candidate is within the target's budget the export would fail, so there is no int8 row, and a line on
     stderr says so. Not `timed`: accuracy and size only (a machine whose timings would not compare)."""
     from edgecut.errors import QualityError
-    from edgecut.precision import choose_int8
-    from edgecut.quantize import graph_bytes
+    from edgecut.graph.precision import choose_int8
+    from edgecut.graph.quantize import graph_bytes
 
     manifest = read_manifest(directory)
     clf = ArtifactClassifier(directory)
@@ -514,7 +514,7 @@ def main() -> int:
             demonstrations=False,
         )
         rows.append(baseline_row(tfidf_baseline(load_dataset(spec), seed), TFIDF_LABEL))
-        try:  # each in a fresh process (edgecut.baselines.baseline_in_a_process says why), edgecut from here
+        try:  # each in a fresh process (edgecut.sweeps.baselines.baseline_in_a_process says why), edgecut from here
             fasttext = baseline_in_a_process("fasttext", spec, pythonpath=ROOT)
             rows.append(baseline_row(fasttext, FASTTEXT_LABEL))
             if fasttext.note:

@@ -77,7 +77,7 @@ class Clock:
 
 def sweep_settings(model: Path, data: Path, out: Path, ray: str | None):
     from edgecut.pipeline import ExportSettings
-    from edgecut.sweep import SweepSettings
+    from edgecut.sweeps.sweep import SweepSettings
 
     base = ExportSettings(model=str(model), data=str(data), labels=("negative", "positive"), **RECIPE)
     options = {"model": str(model), "data": str(data)} | RECIPE
@@ -92,8 +92,8 @@ def accuracies(out: Path) -> dict[str, float]:
 
 
 def timed_sweep(settings) -> tuple[float, float | None]:
-    from edgecut.sweep import run_sweep
-    from edgecut.sweep_ray import run_sweep_on_ray
+    from edgecut.sweeps.sweep import run_sweep
+    from edgecut.sweeps.sweep_ray import run_sweep_on_ray
 
     clock = Clock()
     (run_sweep if settings.ray is None else run_sweep_on_ray)(settings, clock.progress)

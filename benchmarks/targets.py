@@ -24,11 +24,12 @@ import numpy as np
 import onnxruntime
 import torch
 
-from edgecut.data import load_dataset
 from edgecut.errors import EdgecutError
-from edgecut.exporter import torch_logits
+from edgecut.graph.exporter import torch_logits
+from edgecut.graph.quantize import cpu_has_vnni, graph_bytes, to_fp16, to_int8
+from edgecut.graph.validate import accuracy
+from edgecut.model.data import load_dataset
 from edgecut.pipeline import ExportSettings, Progress, export
-from edgecut.quantize import cpu_has_vnni, graph_bytes, to_fp16, to_int8
 from edgecut.runtime import (
     ArtifactClassifier,
     check_target_available,
@@ -38,7 +39,6 @@ from edgecut.runtime import (
     run_logits,
 )
 from edgecut.targets import Int8Settings, load_target
-from edgecut.validate import accuracy
 
 VARIANTS = {
     "ort-fp32": None,

@@ -68,7 +68,7 @@ def augment_texts(
 
 def training_texts(data: str, seed: int, model: str = "smollm2-135m") -> list[str]:
     """The training rows' texts of the split that `edgecut export --data DATA --seed SEED` draws."""
-    from edgecut.data import load_dataset
+    from edgecut.model.data import load_dataset
     from edgecut.pipeline import ExportSettings
 
     dataset = load_dataset(ExportSettings(model=model, data=data, seed=seed).data_spec())

@@ -11,7 +11,7 @@ demonstrations) and seed 0 splits:
   (a 1-layer body's zero-shot accuracy is at chance, so it cannot tell); not a substitute for --train;
 - seconds per AdamW step at the recipe's batch (32), untrimmed and trimmed measured interleaved in this
   one process on the same batches.
-With --train, also the accuracy after the recipe's fine-tuning (edgecut.finetune.finetune) per variant and
+With --train, also the accuracy after the recipe's fine-tuning (edgecut.model.finetune.finetune) per variant and
 seed: the accuracy cost of each trim (hours on 2 CPU cores).
 
     .venv/bin/python benchmarks/vocab.py --json benchmarks/results/vocab.json
@@ -35,18 +35,18 @@ import numpy as np
 import onnxruntime
 import torch
 
-from edgecut.cut import cut_model
-from edgecut.data import DataSpec, encode_examples, load_dataset
-from edgecut.exporter import export_onnx, torch_logits
-from edgecut.finetune import finetune, get_recipe
-from edgecut.load import load_model
-from edgecut.prompt import PromptFormat
-from edgecut.prune import count_parameters
-from edgecut.quantize import cpu_has_vnni, graph_bytes, to_int8
+from edgecut.graph.exporter import export_onnx, torch_logits
+from edgecut.graph.quantize import cpu_has_vnni, graph_bytes, to_int8
+from edgecut.graph.validate import accuracy
+from edgecut.model.cut import cut_model
+from edgecut.model.data import DataSpec, encode_examples, load_dataset
+from edgecut.model.finetune import finetune, get_recipe
+from edgecut.model.load import load_model
+from edgecut.model.prompt import PromptFormat
+from edgecut.model.prune import count_parameters
+from edgecut.model.vocab import FALLBACKS, always_kept_ids, coverage, parse_vocab, task_token_ids, trim_vocabulary
 from edgecut.runtime import pad_batch
 from edgecut.targets import Int8Settings
-from edgecut.validate import accuracy
-from edgecut.vocab import FALLBACKS, always_kept_ids, coverage, parse_vocab, task_token_ids, trim_vocabulary
 
 MODEL = "smollm2-135m"
 INT8 = {

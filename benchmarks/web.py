@@ -34,10 +34,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from edgecut import web
-from edgecut.data import read_rows
-from edgecut.mobile import graph_op_types
+from edgecut.model.data import read_rows
 from edgecut.runtime import ArtifactClassifier, pad_batch
+from edgecut.serving import web
+from edgecut.serving.mobile import graph_op_types
 
 VARIANTS = {
     "fp32-all": ["--target", "cpu", "--vocab", "all"],
@@ -230,7 +230,7 @@ def main() -> None:
             print(json.dumps({k: row[k] for k in ("variant", "page_bytes", "browser", "python")}), flush=True)
             results.append(row)
         # The raw-text front graph of `export --with-tokenizer` (onnxruntime-extensions' tokenizer ops).
-        from edgecut.text_graph import build_front_graph
+        from edgecut.graph.text_graph import build_front_graph
 
         front = root / "front.onnx"
         onnx.save(build_front_graph(root / name), str(front))

@@ -2,6 +2,12 @@
 
 Importing the package is cheap on purpose: torch and transformers are imported only inside the
 stages that need them, so the torch-free runtime (`edgecut.runtime`) stays torch-free.
+
+The package follows the road a model travels: `edgecut.model` (load, cut and fine-tune it in torch),
+`edgecut.graph` (export it to ONNX, optimise and quantize it while parity holds), `edgecut.artifacts` (write
+and check the artifact), `edgecut.serving` (Triton, the browser, phones, Ray Data) and `edgecut.sweeps` (which
+N, against which baselines). The top level keeps the entry points (`pipeline`, `runtime`, `cli`) and what
+every stage shares (settings, errors, progress, targets, signals, files).
 """
 
 import os

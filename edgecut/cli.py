@@ -1,6 +1,6 @@
 """The `edgecut` command. Thin on purpose: parse options into a settings object, call the library, print.
 
-export → `edgecut.pipeline.export(ExportSettings)`; sweep → `edgecut.sweep.run_sweep(SweepSettings)`;
+export → `edgecut.pipeline.export(ExportSettings)`; sweep → `edgecut.sweeps.sweep.run_sweep(SweepSettings)`;
 check, predict and deploy → their modules' settings dataclasses.
 """
 
@@ -177,7 +177,7 @@ def check(
     **values: Any,
 ) -> None:
     """Check an artifact: integrity, golden parity, quality gates. Exit 0 pass, 1 a gate failed, 2 broken."""
-    from edgecut.check import check_artifact
+    from edgecut.artifacts.check import check_artifact
 
     with _exit_codes(interrupted="nothing was checked"), _junit_on_input_error(junit, artifact):
         settings = CheckSettings(**_given(ctx, values, CheckSettings))
@@ -206,7 +206,7 @@ def check(
 @contextlib.contextmanager
 def _junit_on_input_error(junit: Path | None, artifact: Path) -> Iterator[None]:
     """With --junit, CI still gets a report that says why nothing was checked; the error goes on."""
-    from edgecut.check_report import input_error_report
+    from edgecut.artifacts.check_report import input_error_report
 
     try:
         yield
@@ -303,12 +303,12 @@ def deploy(
     ] = None,
 ) -> None:
     """Write a Triton model repository entry, a static web page (--web) or a phone bundle (--mobile)."""
-    from edgecut.deploy import EXTENSIONS_LIBRARY, TritonSettings, deploy_triton
+    from edgecut.serving.deploy import EXTENSIONS_LIBRARY, TritonSettings, deploy_triton
 
     if sum(x is not None for x in (triton, web, mobile)) != 1:
         _fail("give exactly one of --triton REPO, --web DIR or --mobile DIR")
     if web is not None or mobile is not None:
-        from edgecut.mobile import deploy_edge
+        from edgecut.serving.mobile import deploy_edge
 
         if strings or name is not None or extensions_library is not None:
             _fail("--name, --strings and --extensions-library are for --triton; --web and --mobile take none")
@@ -367,7 +367,7 @@ def sweep(
     **shared: Any,
 ) -> None:
     """Export every (N, seed), then table, JSON and plot of accuracy and latency against N. Resumable."""
-    from edgecut import sweep as sw
+    from edgecut.sweeps import sweep as sw
 
     with _exit_codes(interrupted=f"finished runs are kept in {output}/runs; run the same command to resume"):
         # Every run is an ordinary export: the options given here, export's defaults for the rest. What binds
@@ -391,7 +391,7 @@ def sweep(
         )
         run = sw.run_sweep
         if ray is not None:  # every cell a Ray task; Ray itself is imported only as the cells are placed
-            from edgecut.sweep_ray import run_sweep_on_ray as run
+            from edgecut.sweeps.sweep_ray import run_sweep_on_ray as run
         outcome = run(settings, RichProgress())
     if outcome.summary is not None:
         out.print(sweep_table(outcome.summary))

@@ -61,17 +61,17 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
         ParityError: the ONNX graph does not reproduce the torch model (QualityError: no int8/fp16 graph
             within the target's accuracy budget).
     """
-    from edgecut import artifact as art
-    from edgecut.data import encode_examples
-    from edgecut.exporter import torch_logits
-    from edgecut.finetune import finetune, train_with_rate_search
-    from edgecut.load import load_model
-    from edgecut.manifest import TRAINING_LOG, write_golden, write_manifest
-    from edgecut.parity import POLICY
-    from edgecut.prompt import PromptFormat
+    from edgecut.artifacts import artifact as art
+    from edgecut.artifacts.manifest import TRAINING_LOG, write_golden, write_manifest
+    from edgecut.graph.exporter import torch_logits
+    from edgecut.graph.parity import POLICY
+    from edgecut.graph.text_graph import check_tokenizer
+    from edgecut.graph.validate import validate
+    from edgecut.model.data import encode_examples
+    from edgecut.model.finetune import finetune, train_with_rate_search
+    from edgecut.model.load import load_model
+    from edgecut.model.prompt import PromptFormat
     from edgecut.runtime import pad_batch
-    from edgecut.text_graph import check_tokenizer
-    from edgecut.validate import validate
 
     s, progress = settings, progress or Progress()
     # Everything that can be checked without the model is checked first: bad input fails in a second.
@@ -188,13 +188,13 @@ def export(settings: ExportSettings, progress: Progress | None = None) -> Export
 class _Plan:
     target: Any  # edgecut.targets.Target
     precision: str
-    recipe: Any  # edgecut.finetune.Recipe
+    recipe: Any  # edgecut.model.finetune.Recipe
     layers: int
 
 
 def _target_and_destination(s: ExportSettings) -> tuple[Any, str]:
     """The target and its precision, its provider and the destination checked: no file is read yet."""
-    from edgecut import artifact as art
+    from edgecut.artifacts import artifact as art
     from edgecut.runtime import check_target_available
     from edgecut.targets import load_target
 
@@ -207,7 +207,7 @@ def _target_and_destination(s: ExportSettings) -> tuple[Any, str]:
 
 def _plan(s: ExportSettings, target, precision: str) -> _Plan:
     """Recipe and N from the model's config alone (transformers is imported here): no weights are read yet."""
-    from edgecut.load import read_config
+    from edgecut.model.load import read_config
 
     config = read_config(s.model, s.trust_remote_code)  # depth and family from the config alone
     depth = int(config.num_hidden_layers)
@@ -219,17 +219,17 @@ def _plan(s: ExportSettings, target, precision: str) -> _Plan:
 
 @dataclass(frozen=True)
 class _Inputs:
-    dataset: Any  # edgecut.data.Dataset
+    dataset: Any  # edgecut.model.data.Dataset
     unlabeled: list[str]
     corpus: list[str]
-    teacher: Any  # edgecut.distill.Teacher, opened and verified once, or None
+    teacher: Any  # edgecut.model.distill.Teacher, opened and verified once, or None
 
 
 def _read_inputs(s: ExportSettings, progress: Progress) -> _Inputs:
     """The data, the teacher's extra texts and the vocabulary corpus; a teacher with other labels fails here."""
-    from edgecut.data import load_dataset, shorten_list
-    from edgecut.distill import Teacher, read_unlabeled
-    from edgecut.vocab import read_corpus
+    from edgecut.model.data import load_dataset, shorten_list
+    from edgecut.model.distill import Teacher, read_unlabeled
+    from edgecut.model.vocab import read_corpus
 
     with progress.stage("data"):
         dataset = load_dataset(s.data_spec())
@@ -247,9 +247,9 @@ def _read_inputs(s: ExportSettings, progress: Progress) -> _Inputs:
 
 
 def _cut_and_head(s: ExportSettings, loaded, dataset, layers: int, train: list[dict], progress: Progress):
-    """Choose and keep N layers, then put the classification head on (`edgecut.cut.cut_model`)."""
-    from edgecut.cut import cut_model
-    from edgecut.parity import POLICY
+    """Choose and keep N layers, then put the classification head on (`edgecut.model.cut.cut_model`)."""
+    from edgecut.graph.parity import POLICY
+    from edgecut.model.cut import cut_model
 
     with progress.stage(f"choose {layers} layer(s) ({s.select})"):
         calibration = [f["input_ids"] for f in train[: POLICY.calibration_rows]]
@@ -277,7 +277,7 @@ def _trim_vocabulary(s, classifier, tok, prompt, splits, inputs: _Inputs, progre
     `auto` keeps the whole table when the task's ids cover less than AUTO_MIN_COVERAGE of the validation
     prompts' tokens, and says so.
     """
-    from edgecut.vocab import (
+    from edgecut.model.vocab import (
         AUTO_MIN_COVERAGE,
         always_kept_ids,
         corpus_sequences,
@@ -318,8 +318,8 @@ def _trim_vocabulary(s, classifier, tok, prompt, splits, inputs: _Inputs, progre
 
 def _distillation(s, tok, prompt, dataset, inputs: _Inputs, rows: int, progress):
     """`--teacher`: its logits on the training texts (and the unlabeled ones) as soft targets, or None."""
-    from edgecut.data import Example, encode_examples
-    from edgecut.finetune import Distillation
+    from edgecut.model.data import Example, encode_examples
+    from edgecut.model.finetune import Distillation
 
     if inputs.teacher is None:
         return None
@@ -334,7 +334,7 @@ def _distillation(s, tok, prompt, dataset, inputs: _Inputs, rows: int, progress)
 def _floor(s: ExportSettings, dataset, progress: Progress):
     """`--baseline tfidf`: the tuned TF-IDF floor on the same rows, bounded by --time-budget (or
     baselines.TFIDF_DEFAULT_SECONDS) and shown point by point; None with `--baseline none`."""
-    from edgecut.baselines import TFIDF_DEFAULT_SECONDS, grid_size, tfidf_baseline
+    from edgecut.sweeps.baselines import TFIDF_DEFAULT_SECONDS, grid_size, tfidf_baseline
 
     if s.baseline == "none":
         return None
@@ -369,10 +369,10 @@ def _report_training(tuned, progress: Progress) -> None:
 
 @dataclass(frozen=True)
 class _Graph:
-    exported: Any  # edgecut.exporter.ExportedGraph
+    exported: Any  # edgecut.graph.exporter.ExportedGraph
     parity: Any  # ParityResult of the fp32 export against torch
-    optimized: Any  # edgecut.optimize.OptimizeResult
-    choice: Any  # edgecut.precision.PrecisionChoice, or None for fp32
+    optimized: Any  # edgecut.graph.optimize.OptimizeResult
+    choice: Any  # edgecut.graph.precision.PrecisionChoice, or None for fp32
     shipped: Any  # ParityResult of the shipped graph against torch
     session: Any  # on the target's providers
     fp32_session: Any  # the fp32 graph on the target, beside an int8/fp16 one (None for fp32)
@@ -380,18 +380,18 @@ class _Graph:
     external_data: bool  # the shipped graph keeps its weights in model.onnx.data (over 2 GB)
 
     def size(self, workdir: Path) -> int:
-        from edgecut.quantize import graph_bytes
+        from edgecut.graph.quantize import graph_bytes
 
         return graph_bytes(workdir / "model.onnx")
 
 
 def _build_graph(classifier, plan: _Plan, pad: int, test_ids, reference, train, val, workdir: Path, progress):
     """Export, check against torch, optimise, build the target's precision, check the shipped graph."""
-    from edgecut import artifact as art
-    from edgecut.exporter import export_onnx, save_graph
-    from edgecut.optimize import optimize_graph
-    from edgecut.parity import POLICY, compare_logits, require_parity
-    from edgecut.precision import choose_fp16, choose_int8
+    from edgecut.artifacts import artifact as art
+    from edgecut.graph.exporter import export_onnx, save_graph
+    from edgecut.graph.optimize import optimize_graph
+    from edgecut.graph.parity import POLICY, compare_logits, require_parity
+    from edgecut.graph.precision import choose_fp16, choose_int8
     from edgecut.runtime import create_session, pad_batch, run_logits
     from edgecut.targets import load_target
 
@@ -452,11 +452,11 @@ def _manifest_record(
     baseline,
 ) -> dict[str, Any]:
     """Everything `edgecut.json` records (manifest.write_manifest adds versions and file hashes)."""
-    from edgecut.baselines import TFIDF_DESCRIPTION
-    from edgecut.classifier import label_token_ids
-    from edgecut.manifest import TRAINING_LOG
-    from edgecut.parity import POLICY
-    from edgecut.prune import count_parameters
+    from edgecut.artifacts.manifest import TRAINING_LOG
+    from edgecut.graph.parity import POLICY
+    from edgecut.model.classifier import label_token_ids
+    from edgecut.model.prune import count_parameters
+    from edgecut.sweeps.baselines import TFIDF_DESCRIPTION
 
     target, precision, classifier, tok = plan.target, plan.precision, tuned.model, loaded.tokenizer
     quant = graph.choice.quantize if graph.choice else None
@@ -535,8 +535,8 @@ def _text_graph(workdir: Path, texts: list[str], target, reference) -> dict[str,
     from importlib import metadata
 
     from edgecut.errors import ParityError
-    from edgecut.parity import POLICY
-    from edgecut.text_graph import TEXT_MODEL, build_text_graph, compare_text_graph
+    from edgecut.graph.parity import POLICY
+    from edgecut.graph.text_graph import TEXT_MODEL, build_text_graph, compare_text_graph
 
     built = build_text_graph(workdir, workdir / TEXT_MODEL)
     parity = compare_text_graph(workdir, built.path, texts[: POLICY.rows])
@@ -565,7 +565,7 @@ def _workspace(s: ExportSettings) -> Iterator[tuple[Path, bool]]:
     writes it. Under a multi-process launch the other processes get the same path, because Trainer's
     checkpoints (inside it) are shared; only the main process creates, fills and renames it.
     """
-    from edgecut.artifact import staging
+    from edgecut.artifacts.artifact import staging
 
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         with staging(s.output, s.force, s.protected_paths()) as tmp:

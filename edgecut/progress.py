@@ -29,7 +29,7 @@ class Progress:
         yield lambda n: None
 
     def training(self, update) -> None:
-        """One `edgecut.finetune.TrainProgress` (step, loss, latest validation accuracy)."""
+        """One `edgecut.model.finetune.TrainProgress` (step, loss, latest validation accuracy)."""
 
     def trained(self, classifier) -> None:
         """The fine-tuned torch classifier, before export (benchmarks time it against the graphs)."""

@@ -17,8 +17,8 @@ from typing import IO
 
 import numpy as np
 
+from edgecut.artifacts.manifest import TOKENIZER, Manifest, member, read_manifest, recorded_target, verify_files
 from edgecut.errors import ArtifactError, DataError, EdgecutError, ProviderUnavailableError
-from edgecut.manifest import TOKENIZER, Manifest, member, read_manifest, recorded_target, verify_files
 from edgecut.targets import Target, load_target
 from edgecut.textfile import decode_text, read_text, require_unicode
 

@@ -26,9 +26,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from edgecut.data import split_list
 from edgecut.errors import EdgecutError
-from edgecut.prompt import unescape_template
+from edgecut.model.data import split_list
+from edgecut.model.prompt import unescape_template
 
 SETTINGS = ("lm", "pcls", "cls")  # the paper's three fine-tuning settings
 PLAIN_TEMPLATE = "{text}{label}"  # cls: the text alone, no template words
@@ -137,9 +137,9 @@ class ExportSettings:
     )
 
     def __post_init__(self) -> None:
-        from edgecut.classifier import POOLING_CHOICES
-        from edgecut.select import METHODS
-        from edgecut.vocab import parse_vocab
+        from edgecut.model.classifier import POOLING_CHOICES
+        from edgecut.model.select import METHODS
+        from edgecut.model.vocab import parse_vocab
 
         layers = self.layers
         if isinstance(layers, str) and layers != "full":
@@ -187,11 +187,11 @@ class ExportSettings:
         self.training_recipe()  # an unknown recipe or a non-positive override fails here
 
     def training_recipe(self, config=None):
-        """The named recipe with this export's overrides and seed (`edgecut.finetune.Recipe`). With the
+        """The named recipe with this export's overrides and seed (`edgecut.model.finetune.Recipe`). With the
         model's `config`, the family's rule chooses the learning rate unless `lr` is given (an encoder's rate,
         Gemma's cap, the full-depth `lm` cap: finetune.get_recipe)."""
-        from edgecut.finetune import get_recipe
-        from edgecut.load import ENCODER_TYPES
+        from edgecut.model.finetune import get_recipe
+        from edgecut.model.load import ENCODER_TYPES
 
         depth = getattr(config, "num_hidden_layers", None)
         full_depth = depth is not None and self.setting == "lm" and self.layers in ("full", depth)
@@ -212,8 +212,8 @@ class ExportSettings:
         )
 
     def data_spec(self):
-        """What to read and how to split it (`edgecut.data.DataSpec`). `cls` has no template and no demos."""
-        from edgecut.data import DataSpec
+        """What to read and how to split it (`edgecut.model.data.DataSpec`). `cls` has no template and no demos."""
+        from edgecut.model.data import DataSpec
 
         recipe = self.training_recipe()
         return DataSpec(
@@ -328,8 +328,8 @@ def settings_of_file(path: Path) -> dict[str, Any]:
 
 def settings_of_artifact(directory: Path) -> dict[str, Any]:
     """The settings an artifact's manifest recorded, less where it was written (`NOT_REPEATED`)."""
+    from edgecut.artifacts.manifest import read_manifest
     from edgecut.errors import ArtifactError
-    from edgecut.manifest import read_manifest
 
     try:
         manifest = read_manifest(directory)

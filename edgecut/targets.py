@@ -63,7 +63,7 @@ _TABLES: dict[str, dict[str, type | tuple[type, ...]]] = {
 # row's logits, and sometimes its class, depend on the rows it is batched with (docs/targets.md).
 INT8_MODES = ("static",)
 # The int8 graphs the accuracy search tries, in this order; the first within `max_accuracy_drop` ships
-# (edgecut/precision.py builds them). All keep a row's logits independent of its batch.
+# (edgecut/graph/precision.py builds them). All keep a row's logits independent of its batch.
 INT8_CANDIDATES = (
     "static",  # QDQ, activation ranges (MinMax) calibrated on training prompts, every MatMul/Gemm/Gather
     "static-fp32-head",  # the same with the classification head and the last weight MatMul before it in fp32

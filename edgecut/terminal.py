@@ -16,7 +16,7 @@ from rich.table import Table
 
 from edgecut.pipeline import ExportResult
 from edgecut.pipeline import Progress as PipelineProgress
-from edgecut.sweep_report import SweepSummary, baseline_cells, layer_cells, layer_label
+from edgecut.sweeps.sweep_report import SweepSummary, baseline_cells, layer_cells, layer_label
 
 console = Console(stderr=True)  # progress, notes and errors
 out = Console()  # results: tables, paths

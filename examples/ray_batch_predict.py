@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
-    from edgecut.ray_data import ArtifactPredictor
+    from edgecut.serving.ray_data import ArtifactPredictor
 
     if args.address is None:
         ray.init(include_dashboard=False, object_store_memory=256 * 1024**2, log_to_driver=False)

@@ -1,7 +1,7 @@
 """Write the manual's generated pages, so that nothing in them is written twice by hand.
 
 - docs/reference/cli.md: from the Typer app (typer's own Markdown generator);
-- docs/reference/manifest.md: from `edgecut.manifest` (FIELDS, REQUIRED, MANIFEST_VERSION);
+- docs/reference/manifest.md: from `edgecut.artifacts.manifest` (FIELDS, REQUIRED, MANIFEST_VERSION);
 - docs/results/*.md and their plots: from the measurement files in benchmarks/results/, each table with
   the file it came from and that file's machine, date and versions ("not recorded" where it has none).
 
@@ -47,8 +47,8 @@ def cli_page() -> str:
 
 
 def manifest_page() -> str:
-    """The manifest reference, from the schema in `edgecut.manifest`."""
-    from edgecut import manifest
+    """The manifest reference, from the schema in `edgecut.artifacts.manifest`."""
+    from edgecut.artifacts import manifest
 
     lines = [
         "# Manifest reference (`edgecut.json`)",
@@ -70,7 +70,7 @@ def manifest_page() -> str:
         f"Other files of the artifact: `{manifest.GOLDEN}` (the golden prompts and their expected logits), "
         f"`{manifest.TOKENIZER}`, `{manifest.TRAINING_LOG}` (every training log record).",
     ]
-    return NOTE.format(source="edgecut/manifest.py") + "\n".join(lines) + "\n"
+    return NOTE.format(source="edgecut/artifacts/manifest.py") + "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------- provenance

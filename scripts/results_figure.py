@@ -17,7 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from edgecut.sweep_report import BASELINE_NAMES, BASELINE_STYLE  # noqa: E402
+from edgecut.sweeps.sweep_report import BASELINE_NAMES, BASELINE_STYLE  # noqa: E402
 
 STYLE = {  # sweep folder -> label, marker, colour
     "lm": ("lm setting, first N (mean ± sd)", "o", "tab:blue"),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from edgecut import web
+from edgecut.serving import web
 
 TEXT = "A warm, funny and beautifully acted film that never outstays its welcome."
 

@@ -46,7 +46,7 @@ def edit_manifest(directory: Path, **changes) -> dict:
 
 def rehash(directory: Path) -> None:
     """Record the current sha256 of every file, as if the export had written them (a 'valid' edit)."""
-    from edgecut.manifest import file_hashes
+    from edgecut.artifacts.manifest import file_hashes
 
     edit_manifest(directory, files=file_hashes(directory))
 

@@ -3,9 +3,9 @@ import pytest
 import torch
 from conftest import DECODERS, tiny_model
 
-from edgecut.classifier import label_token_ids, make_classifier
 from edgecut.errors import DataError, EdgecutError
-from edgecut.prune import cut_to_first
+from edgecut.model.classifier import label_token_ids, make_classifier
+from edgecut.model.prune import cut_to_first
 
 WORDS = [" negative", " positive"]
 
@@ -107,8 +107,8 @@ def test_mean_pooling_trains_with_the_models_loss_and_copies(tokenizer):
 
 def test_last_token_classifier_exports_with_parity_left_or_right_padded(tokenizer, tmp_path):
     """`--pooling last`, the paper's; test_export exports the default (mean) for every family."""
-    from edgecut.exporter import export_onnx, torch_logits
-    from edgecut.parity import compare_logits, require_parity
+    from edgecut.graph.exporter import export_onnx, torch_logits
+    from edgecut.graph.parity import compare_logits, require_parity
     from edgecut.runtime import create_session, pad_batch, run_logits
     from edgecut.targets import load_target
 

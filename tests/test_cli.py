@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from edgecut.artifacts.manifest import sha256_file
 from edgecut.cli import app
-from edgecut.manifest import sha256_file
 
 runner = CliRunner()
 TEMPLATE = "Review: {text}\nSentiment:{label}"
@@ -101,12 +101,12 @@ def test_existing_output_needs_force(artifact, tiny_model_dirs, tiny_csv):
 def test_interrupted_export_leaves_nothing_and_keeps_the_old_artifact(
     error, artifact, tiny_model_dirs, tiny_csv, monkeypatch, tmp_path
 ):
-    import edgecut.load
+    import edgecut.model.load
 
     def boom(*args, **kwargs):  # fails right after the partial directory was made: nothing to train first
         raise error("killed halfway")
 
-    monkeypatch.setattr(edgecut.load, "load_model", boom)
+    monkeypatch.setattr(edgecut.model.load, "load_model", boom)
     before = {p.name: sha256_file(p) for p in artifact.iterdir()}
     siblings = set(artifact.parent.iterdir())
     result = _export(tiny_model_dirs["llama"], tiny_csv, artifact, "--force")
@@ -331,9 +331,9 @@ def test_bad_data_fails_before_the_model_config_is_read(bad_csvs, tmp_path):
 def test_check_predict_and_deploy_share_the_exit_codes_of_export(command, tiny_artifact, tmp_path, monkeypatch):
     """Ctrl-C during check, predict or deploy ends in one line and exit 130, as export and sweep do (they
     used to handle only edgecut's own errors)."""
-    import edgecut.check as check
-    import edgecut.deploy as deploy
+    import edgecut.artifacts.check as check
     import edgecut.runtime as runtime
+    import edgecut.serving.deploy as deploy
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgecut.data import DataSpec, load_dataset, read_labelled_file, read_rows, split_list
 from edgecut.errors import DataError
+from edgecut.model.data import DataSpec, load_dataset, read_labelled_file, read_rows, split_list
 
 PROPERTY = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -11,9 +11,9 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2  # Triton's own model_config.proto (tritonclient is a test dependency)
 from typer.testing import CliRunner
 
+from edgecut.artifacts.manifest import sha256_file
 from edgecut.cli import app
 from edgecut.errors import EdgecutError
-from edgecut.manifest import sha256_file
 
 runner = CliRunner()
 ONNX_TO_TRITON = {onnx.TensorProto.INT64: "TYPE_INT64", onnx.TensorProto.FLOAT: "TYPE_FP32"}
@@ -192,9 +192,9 @@ def test_string_input_repository_serves_raw_text(artifact, tmp_path):
     import numpy as np
     import onnxruntime as ort
 
-    from edgecut.deploy import EXTENSIONS_LIBRARY, TritonSettings, deploy_triton
+    from edgecut.graph.text_graph import session_options
     from edgecut.runtime import ArtifactClassifier
-    from edgecut.text_graph import session_options
+    from edgecut.serving.deploy import EXTENSIONS_LIBRARY, TritonSettings, deploy_triton
 
     deployment = deploy_triton(artifact, TritonSettings(tmp_path / "repo", name="text", strings=True))
     model_dir = tmp_path / "repo" / "text"
@@ -230,8 +230,8 @@ def test_string_input_repository_serves_raw_text(artifact, tmp_path):
 
 
 def test_strings_for_an_unsupported_tokenizer_writes_nothing(artifact, tmp_path):
-    from edgecut.deploy import TritonSettings, deploy_triton
-    from edgecut.text_graph import UnsupportedTokenizerError
+    from edgecut.graph.text_graph import UnsupportedTokenizerError
+    from edgecut.serving.deploy import TritonSettings, deploy_triton
 
     copy = copy_artifact(artifact, tmp_path / "metaspace")
     data = json.loads((copy / "tokenizer.json").read_text())

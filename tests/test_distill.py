@@ -17,12 +17,12 @@ import torch
 from artifact_helpers import export_tiny, tiny_settings
 from conftest import FILLER, NEGATIVE, POSITIVE, SwallowsSignal, tiny_model
 
-from edgecut.data import Example, encode_examples
-from edgecut.distill import read_unlabeled, teacher_logits, teacher_record
+from edgecut.artifacts.manifest import read_manifest, sha256_file
 from edgecut.errors import ArtifactError, DataError, EdgecutError
-from edgecut.finetune import BudgetClock, Distillation, Recipe, finetune
-from edgecut.manifest import read_manifest, sha256_file
-from edgecut.prompt import PromptFormat
+from edgecut.model.data import Example, encode_examples
+from edgecut.model.distill import read_unlabeled, teacher_logits, teacher_record
+from edgecut.model.finetune import BudgetClock, Distillation, Recipe, finetune
+from edgecut.model.prompt import PromptFormat
 from edgecut.runtime import ArtifactClassifier, softmax
 
 LABELS = ["negative", "positive"]
@@ -50,13 +50,13 @@ def _recipe(**changes) -> Recipe:
 
 
 def _student(tokenizer):
-    from edgecut.classifier import make_classifier
+    from edgecut.model.classifier import make_classifier
 
     return make_classifier(tiny_model("llama", tokenizer, layers=1), tokenizer, LABELS, [" negative", " positive"])
 
 
 def _logits(model, features: list[dict]) -> np.ndarray:
-    from edgecut.exporter import torch_logits
+    from edgecut.graph.exporter import torch_logits
 
     return torch_logits(model, [f["input_ids"] for f in features], 0)
 
@@ -303,7 +303,7 @@ def test_a_missing_teacher_is_an_artifact_error(tmp_path):
 
 
 def test_teacher_record_names_the_exact_model(teacher_dir):
-    from edgecut.manifest import read_manifest, sha256_file
+    from edgecut.artifacts.manifest import read_manifest, sha256_file
 
     record = teacher_record(teacher_dir)
     manifest = read_manifest(teacher_dir)
@@ -435,7 +435,7 @@ def test_a_bad_teacher_is_named_and_refused_before_any_model_loads(
 def test_one_teacher_is_opened_once_for_labels_and_record(teacher_dir, monkeypatch):
     """The teacher's files are hashed once (when it is opened), and its record reuses the verified sha256."""
     import edgecut.runtime as runtime
-    from edgecut.distill import Teacher
+    from edgecut.model.distill import Teacher
 
     calls = []
     real = runtime.verify_files

@@ -64,8 +64,8 @@ def test_hidden_state_loss_adds_a_cosine_term_and_uninstalls(tokenizer):
     import torch
     from conftest import tiny_model
 
-    import edgecut.finetune as ft
-    from edgecut.classifier import make_classifier
+    import edgecut.model.finetune as ft
+    from edgecut.model.classifier import make_classifier
 
     study = _study()
     clf = make_classifier(tiny_model("llama", tokenizer), tokenizer, ["neg", "pos"], [" negative", " positive"])

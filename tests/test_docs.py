@@ -95,10 +95,12 @@ def test_a_measurement_file_without_provenance_says_not_recorded(docs_gen):
 def test_the_manifest_reference_covers_every_key_an_export_writes(tiny_artifact):
     import json
 
-    from edgecut.manifest import FIELDS, MANIFEST
+    from edgecut.artifacts.manifest import FIELDS, MANIFEST
 
     written = json.loads((tiny_artifact / MANIFEST).read_text())
-    assert not [key for key in written if key not in FIELDS], "document the new key in edgecut/manifest.py FIELDS"
+    assert not [key for key in written if key not in FIELDS], (
+        "document the new key in edgecut/artifacts/manifest.py FIELDS"
+    )
 
 
 def runnable_blocks() -> list[tuple[str, str]]:

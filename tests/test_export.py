@@ -3,12 +3,12 @@ import pytest
 import torch
 from conftest import DECODERS, FAMILIES, tiny_model, with_repeats_slow
 
-from edgecut.classifier import make_classifier
 from edgecut.errors import ParityError
-from edgecut.exporter import export_onnx, torch_logits
-from edgecut.parity import POLICY, compare_logits, require_parity
-from edgecut.prune import cut_to_first
-from edgecut.quantize import to_int8
+from edgecut.graph.exporter import export_onnx, torch_logits
+from edgecut.graph.parity import POLICY, compare_logits, require_parity
+from edgecut.graph.quantize import to_int8
+from edgecut.model.classifier import make_classifier
+from edgecut.model.prune import cut_to_first
 from edgecut.runtime import create_session, pad_batch, run_logits
 from edgecut.targets import Int8Settings, load_target
 

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from conftest import FAMILIES, FILLER, NEGATIVE, POSITIVE, tiny_model
 
-from edgecut.classifier import make_classifier
-from edgecut.data import Example, encode_examples
-from edgecut.exporter import torch_logits
-from edgecut.finetune import Recipe, finetune, get_recipe
-from edgecut.prompt import PromptFormat
-from edgecut.prune import cut_to_first
+from edgecut.graph.exporter import torch_logits
+from edgecut.model.classifier import make_classifier
+from edgecut.model.data import Example, encode_examples
+from edgecut.model.finetune import Recipe, finetune, get_recipe
+from edgecut.model.prompt import PromptFormat
+from edgecut.model.prune import cut_to_first
 
 TEMPLATES = {"lm": "Review: {text}\nSentiment:{label}", "cls": "{text}{label}"}
 RECIPE = Recipe(
@@ -80,7 +80,7 @@ def test_gemma_families_get_the_learning_rate_their_cuts_learn_at():
 def test_each_family_s_rule_chooses_its_learning_rate_and_says_which():
     """An encoder (BERT-like) trains at an encoder's rate, not a decoder cut's 5e-4 (MiniLM at 5e-4 was the peers
     table's unfair row); the recipe records which rule chose the value; `--lr auto`'s grid surrounds it."""
-    from edgecut.finetune import ENCODER_LEARNING_RATE, LEARNING_RATE_RULES, learning_rate_grid
+    from edgecut.model.finetune import ENCODER_LEARNING_RATE, LEARNING_RATE_RULES, learning_rate_grid
 
     cases = {
         ("llama", False, False, None): (5e-4, "recipe"),

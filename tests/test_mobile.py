@@ -11,8 +11,8 @@ from artifact_helpers import copy_artifact, rehash
 from typer.testing import CliRunner
 
 from edgecut.cli import app
-from edgecut.mobile import CLASSIFIER, MODEL, OPERATORS, graph_op_types, read_operator_config
 from edgecut.runtime import ArtifactClassifier
+from edgecut.serving.mobile import CLASSIFIER, MODEL, OPERATORS, graph_op_types, read_operator_config
 
 runner = CliRunner()
 

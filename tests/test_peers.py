@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, load_script
 
-from edgecut.baselines import BaselineUnavailable, baseline_in_a_process, model2vec_baseline
-from edgecut.data import DataSpec
-from edgecut.load import resolve_alias
+from edgecut.model.data import DataSpec
+from edgecut.model.load import resolve_alias
+from edgecut.sweeps.baselines import BaselineUnavailable, baseline_in_a_process, model2vec_baseline
 
 MODEL2VEC_PYTHON = os.environ.get("EDGECUT_MODEL2VEC_PYTHON")
 
@@ -67,8 +67,8 @@ def test_fasttext_is_tuned_on_validation_and_a_diverged_point_is_left_out(tiny_c
     import fasttext
     import numpy as np
 
-    from edgecut.baselines import fasttext_baseline
-    from edgecut.data import DataSpec, load_dataset
+    from edgecut.model.data import DataSpec, load_dataset
+    from edgecut.sweeps.baselines import fasttext_baseline
 
     dataset = load_dataset(DataSpec(str(tiny_csv), labels=("negative", "positive"), test_size=40))
     truth = {ex.text: ex.label for ex in dataset.validation + dataset.test}
@@ -235,7 +235,7 @@ def test_bad_kinds_are_one_usage_error_and_the_results_stay(tmp_path, monkeypatc
 
 def _dataset(texts_by_label: dict[int, list[str]], labels=("a", "b")):
     """A Dataset with the rows split 60/20/20 per label, in a fixed order."""
-    from edgecut.data import Dataset, Example
+    from edgecut.model.data import Dataset, Example
 
     splits: dict[str, list] = {"train": [], "validation": [], "test": []}
     for label, texts in texts_by_label.items():
@@ -261,7 +261,7 @@ def test_the_tfidf_floor_picks_character_ngrams_for_text_without_spaces():
     the untuned floor sat at chance; the grid has character n-grams too, and validation picks them."""
     import random
 
-    from edgecut.baselines import tfidf_baseline
+    from edgecut.sweeps.baselines import tfidf_baseline
 
     rng = random.Random(0)
     pools = {0: "好棒喜欢精彩感人", 1: "差烂无聊失望难看"}
@@ -279,7 +279,7 @@ def test_the_tfidf_floor_picks_character_ngrams_for_text_without_spaces():
 def test_the_tfidf_floor_is_bounded_and_says_where_it_stopped():
     """With no time left, the floor fits one grid point (the best so far is the floor) and says so, instead of
     running the whole grid (10,000 classes sat silent for minutes in the solver)."""
-    from edgecut.baselines import grid_size, tfidf_baseline
+    from edgecut.sweeps.baselines import grid_size, tfidf_baseline
 
     texts = {y: [f"word{y} token{i % 7} filler{i % 3}" for i in range(30)] for y in range(2)}
     seen = []
@@ -294,7 +294,7 @@ def test_every_row_says_which_rule_tuned_it_and_what_it_chose():
     """The table's last column: a cut at its family's rate and the epoch validation kept, MiniLM at an encoder's
     rate, an `--lr auto` export's grid and winner, TF-IDF's C and features, fastText's lr x epochs; seeds that
     chose differently are counted, and a row of an older file says it was not recorded."""
-    from edgecut.baselines import BaselineResult
+    from edgecut.sweeps.baselines import BaselineResult
 
     peers = _peers()
     manifest = {
@@ -330,7 +330,7 @@ def test_every_row_says_which_rule_tuned_it_and_what_it_chose():
 def test_minilm_trains_at_an_encoders_rate_unless_lr_auto_is_asked():
     """No explicit rate reaches the MiniLM export (its encoder rule applies, never the cut's 5e-4); --lr-auto
     gives every neural row the validation grid."""
-    from edgecut.finetune import ENCODER_LEARNING_RATE, get_recipe
+    from edgecut.model.finetune import ENCODER_LEARNING_RATE, get_recipe
 
     peers = _peers()
     args = Namespace(
@@ -346,7 +346,7 @@ def test_minilm_trains_at_an_encoders_rate_unless_lr_auto_is_asked():
 def test_the_tfidf_floor_caps_its_features_when_classes_times_features_would_not_fit(monkeypatch):
     """10,000 classes over 200k n-grams would be a 16 GB linear model (the fault run's export sat in the solver
     for minutes): the features are capped so classes x features stays under TFIDF_MAX_WEIGHTS, and it says so."""
-    import edgecut.baselines as baselines
+    import edgecut.sweeps.baselines as baselines
 
     monkeypatch.setattr(baselines, "TFIDF_MAX_WEIGHTS", 30 * 1000)  # 30 classes -> at most 1000 features
     texts = {

@@ -66,7 +66,7 @@ def test_the_python_api_exports_an_artifact_and_records_its_pooling(tiny_artifac
     config.json say what the graph does. An encoder keeps its own first-token pooling (test_sweep: the tiny
     BERT's run)."""
     from edgecut import export
-    from edgecut.manifest import read_manifest
+    from edgecut.artifacts.manifest import read_manifest
 
     settings = tiny_settings(
         tiny_model_dirs["qwen2"],
@@ -116,11 +116,11 @@ GOLDEN_LOSSES = [0.6707, 0.3579]
 def test_golden_training_loss(tokenizer, tiny_csv, tmp_path):
     from conftest import tiny_model
 
-    from edgecut.classifier import make_classifier
-    from edgecut.data import DataSpec, encode_examples, load_dataset
-    from edgecut.finetune import finetune, get_recipe
-    from edgecut.prompt import PromptFormat
-    from edgecut.prune import cut_to_first
+    from edgecut.model.classifier import make_classifier
+    from edgecut.model.data import DataSpec, encode_examples, load_dataset
+    from edgecut.model.finetune import finetune, get_recipe
+    from edgecut.model.prompt import PromptFormat
+    from edgecut.model.prune import cut_to_first
 
     model = tiny_model("llama", tokenizer, layers=3, seed=0)
     cut_to_first(model, 1)
@@ -184,7 +184,7 @@ def test_accelerate_launch_with_two_processes_writes_one_artifact(layers, tiny_m
     done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # one artifact, no partial left
-    from edgecut.manifest import read_manifest, verify_files
+    from edgecut.artifacts.manifest import read_manifest, verify_files
 
     manifest = read_manifest(out)
     verify_files(manifest)
@@ -199,10 +199,10 @@ def test_a_trimmed_vocabulary_artifact_works_with_check_predict_and_deploy(tiny_
     still takes the tokenizer's ids, and words it never saw go to their nearest kept row. The same export
     also writes the raw-text graph (--with-tokenizer), which check compares with the id graph."""
     from edgecut import export
-    from edgecut.check import CheckSettings, check_artifact
-    from edgecut.deploy import TritonSettings, deploy_triton
-    from edgecut.manifest import read_manifest
+    from edgecut.artifacts.check import CheckSettings, check_artifact
+    from edgecut.artifacts.manifest import read_manifest
     from edgecut.runtime import ArtifactClassifier
+    from edgecut.serving.deploy import TritonSettings, deploy_triton
 
     settings = tiny_settings(
         tiny_model_dirs["gpt2"], tiny_csv, tmp_path / "trimmed", epochs=2, lr=3e-3, vocab="40", with_tokenizer=True
@@ -263,7 +263,11 @@ def _edgecut_imports() -> dict[str, set[tuple[str, str]]]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("edgecut."):
                 target = node.module.removeprefix("edgecut.")
-                found[name] |= {(target, alias.name) for alias in node.names}
+                # `from edgecut.sweeps import sweep`: the module imported is sweeps.sweep, not the package
+                found[name] |= {
+                    (f"{target}.{alias.name}", "") if f"{target}.{alias.name}" in modules else (target, alias.name)
+                    for alias in node.names
+                }
     return found
 
 
@@ -295,12 +299,12 @@ def test_vocab_auto_trimming_with_select_and_int8(tiny_model_dirs, tiny_csv, tmp
     """`--vocab auto` trims as `task` when the training ids cover AUTO_MIN_COVERAGE of the validation tokens
     (here lowered to 0.5), combined with a chosen (not first) layer and the int8 search: the trimmed table is
     quantized, the remap stays int64, and a text of dropped ids still gets an answer."""
-    import edgecut.vocab
+    import edgecut.model.vocab
     from edgecut import export
-    from edgecut.manifest import read_manifest
+    from edgecut.artifacts.manifest import read_manifest
     from edgecut.runtime import ArtifactClassifier
 
-    monkeypatch.setattr(edgecut.vocab, "AUTO_MIN_COVERAGE", 0.5)
+    monkeypatch.setattr(edgecut.model.vocab, "AUTO_MIN_COVERAGE", 0.5)
     settings = tiny_settings(
         tiny_model_dirs["qwen3"],
         tiny_csv,
@@ -330,11 +334,11 @@ def test_vocab_auto_keeps_the_whole_table_when_the_training_ids_do_not_cover_val
 ):
     """Under AUTO_MIN_COVERAGE (here raised past 1) `--vocab auto` keeps the whole table, and the manifest
     says so with the coverage it saw."""
-    import edgecut.vocab
+    import edgecut.model.vocab
     from edgecut import export
-    from edgecut.manifest import read_manifest
+    from edgecut.artifacts.manifest import read_manifest
 
-    monkeypatch.setattr(edgecut.vocab, "AUTO_MIN_COVERAGE", 1.01)
+    monkeypatch.setattr(edgecut.model.vocab, "AUTO_MIN_COVERAGE", 1.01)
     settings = tiny_settings(tiny_model_dirs["llama"], tiny_csv, tmp_path / "auto", epochs=1, vocab="auto")
     record = read_manifest(export(settings).path)["vocabulary"]
     assert 0.5 < record["validation_coverage"] <= 1.0
@@ -347,8 +351,8 @@ def test_lr_auto_trains_a_grid_and_keeps_the_best_on_validation(tiny_model_dirs,
     the manifest records the rule, every run's validation curve (lr x epochs) and the time; the artifact's
     training log is the winner's."""
     from edgecut import export
-    from edgecut.finetune import learning_rate_grid
-    from edgecut.manifest import read_manifest
+    from edgecut.artifacts.manifest import read_manifest
+    from edgecut.model.finetune import learning_rate_grid
 
     settings = tiny_settings(tiny_model_dirs["llama"], tiny_csv, tmp_path / "auto", epochs=2, lr="auto")
     result = export(settings)

@@ -6,12 +6,10 @@ import onnxruntime
 import pytest
 from conftest import _sentences, tiny_model
 
-from edgecut.classifier import make_classifier
 from edgecut.errors import ProviderUnavailableError, TargetError
-from edgecut.exporter import export_onnx, torch_logits
-from edgecut.optimize import optimize_graph
-from edgecut.prune import cut_to_first
-from edgecut.quantize import (
+from edgecut.graph.exporter import export_onnx, torch_logits
+from edgecut.graph.optimize import optimize_graph
+from edgecut.graph.quantize import (
     cpu_has_vnni,
     drop_fp16_round_trips,
     drop_repeated_nodes,
@@ -19,6 +17,8 @@ from edgecut.quantize import (
     to_fp16,
     to_int8,
 )
+from edgecut.model.classifier import make_classifier
+from edgecut.model.prune import cut_to_first
 from edgecut.runtime import check_target_available, create_session, measure_latency, pad_batch, run_logits
 from edgecut.targets import Int8Settings, available_targets, load_target
 
@@ -215,7 +215,7 @@ def test_int8_of_a_gemm_head_with_torch_style_value_info(tmp_path):
     # Gemm(transB=1) weight in place, and the stale record then stopped quantization (the BERT baseline).
     from onnx import TensorProto, helper, numpy_helper
 
-    from edgecut.quantize import _without_initializer_shapes
+    from edgecut.graph.quantize import _without_initializer_shapes
 
     rng = np.random.default_rng(0)
     weight = rng.normal(size=(2, 64)).astype(np.float32)
@@ -257,7 +257,7 @@ def test_optimisation_is_kept_only_with_parity(graph, tmp_path):
 
 
 def test_a_pass_that_breaks_parity_is_dropped(graph, tmp_path, monkeypatch, tokenizer):
-    import edgecut.optimize as opt
+    import edgecut.graph.optimize as opt
 
     other = make_classifier(tiny_model("llama", tokenizer, layers=2, seed=7), tokenizer, ["neg", "pos"], WORDS)
     wrong = tmp_path / "wrong.onnx"
@@ -344,7 +344,7 @@ _BUILT: dict[tuple, object] = {}
 
 def _shipped_graphs(target, graph, workdir):
     """(label, path) of every graph `target` can ship: fp32, each int8 candidate, each fp16 candidate."""
-    from edgecut.precision import build_fp16_candidate, build_int8_candidate
+    from edgecut.graph.precision import build_fp16_candidate, build_int8_candidate
 
     calibration = [pad_batch([s], graph["pad"]) for s in graph["seqs"][64:]]
     graphs = []
@@ -369,8 +369,8 @@ def _shipped_graphs(target, graph, workdir):
 def test_a_rows_logits_do_not_depend_on_its_batch(name, graph, tmp_path_factory):
     # A served model is batched with whatever else arrives (Triton dynamic batching, `check`'s batches of 16):
     # every graph a target can ship gives a row the same logits alone and in a padded batch of 32.
-    from edgecut.parity import POLICY
-    from edgecut.precision import batch_dependence
+    from edgecut.graph.parity import POLICY
+    from edgecut.graph.precision import batch_dependence
 
     target = load_target(name)
     rows = [s[: 4 + i % 14] for i, s in enumerate(graph["seqs"][:32])]  # mixed lengths: a padded batch
@@ -392,7 +392,7 @@ def test_a_rows_logits_do_not_depend_on_its_batch(name, graph, tmp_path_factory)
 
 def test_dynamic_int8_depends_on_the_batch(graph, tmp_path):
     # Why no target ships dynamic int8: its activation scale covers the whole batch tensor, padding included.
-    from edgecut.precision import batch_dependence
+    from edgecut.graph.precision import batch_dependence
 
     result = to_int8(graph["path"], tmp_path / "dyn.onnx", Int8Settings("dynamic", True))
     session = create_session(result.path, load_target("cpu"))

@@ -76,7 +76,7 @@ def test_texts_from_stdin(artifact):
 def test_long_input_is_truncated_like_training_and_flagged(artifact, tokenizer_dir):
     from transformers import AutoTokenizer
 
-    from edgecut.data import Example, encode_examples
+    from edgecut.model.data import Example, encode_examples
     from edgecut.runtime import ArtifactClassifier
 
     result = _predict(artifact, LONG, "good film")

@@ -4,10 +4,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from edgecut.classifier import label_token_ids
-from edgecut.data import DataSpec, encode_examples, load_dataset, parse_label_words, split_list
 from edgecut.errors import DataError
-from edgecut.prompt import LABEL, TEXT, PromptFormat, check_template, unescape_template
+from edgecut.model.classifier import label_token_ids
+from edgecut.model.data import DataSpec, encode_examples, load_dataset, parse_label_words, split_list
+from edgecut.model.prompt import LABEL, TEXT, PromptFormat, check_template, unescape_template
 
 TEMPLATE = "Review: {text}\nSentiment:{label}"
 PROPERTY = settings(max_examples=50, deadline=None)
@@ -227,7 +227,7 @@ def test_words_with_no_distinguishing_token_are_refused(tokenizer):
 def test_smollm2_tokenizer_gives_cjk_and_thai_words_distinct_tokens():
     from transformers import AutoTokenizer
 
-    from edgecut.load import resolve_alias
+    from edgecut.model.load import resolve_alias
 
     gguf = resolve_alias("smollm2-135m")
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)

@@ -5,11 +5,11 @@ import torch
 from conftest import FAMILIES, tiny_model
 
 from edgecut.errors import EdgecutError
-from edgecut.prune import count_parameters, cut_to_first, depth, keep_layers
+from edgecut.model.prune import count_parameters, cut_to_first, depth, keep_layers
 
 
 def _layer_state(model, index: int) -> dict[str, torch.Tensor]:
-    from edgecut.prune import layer_list
+    from edgecut.model.prune import layer_list
 
     _, layers = layer_list(model)
     return {k: v.clone() for k, v in layers[index].state_dict().items()}

@@ -11,8 +11,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_minilm_alias_loads_the_packaged_encoder():
-    from edgecut.load import load_model
-    from edgecut.prune import count_parameters, depth
+    from edgecut.model.load import load_model
+    from edgecut.model.prune import count_parameters, depth
 
     loaded = load_model("all-minilm-l6-v2")
     assert loaded.is_encoder and type(loaded.model).__name__ == "BertModel"

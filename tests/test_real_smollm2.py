@@ -15,7 +15,7 @@ WORDS = [" negative", " positive"]
 
 @pytest.fixture(scope="module")
 def smollm2():
-    from edgecut.load import load_model
+    from edgecut.model.load import load_model
 
     return load_model("smollm2-135m")
 
@@ -23,7 +23,7 @@ def smollm2():
 def test_gguf_model_loads_trainable_and_cuts(smollm2):
     import copy
 
-    from edgecut.prune import cut_to_first
+    from edgecut.model.prune import cut_to_first
 
     assert smollm2.model.config.num_hidden_layers == 30 and not smollm2.model.is_quantized
     assert len(smollm2.sha256) == 64 and smollm2.resolved.endswith(".gguf")
@@ -38,8 +38,8 @@ def test_real_classifier_equals_lm_scoring(smollm2, layers):
 
     import torch
 
-    from edgecut.classifier import label_token_ids, make_classifier
-    from edgecut.prune import cut_to_first
+    from edgecut.model.classifier import label_token_ids, make_classifier
+    from edgecut.model.prune import cut_to_first
 
     lm = copy.deepcopy(smollm2.model)
     cut_to_first(lm, layers)

@@ -1,7 +1,7 @@
 """Nothing lost, nothing leaked: what --force may replace, races at the final rename,
 unwritable outputs, SIGTERM and kill -9, directory modes, and no network traffic.
 
-Most cases need no model: they drive `edgecut.artifact` directly or fail before any model loads. One
+Most cases need no model: they drive `edgecut.artifacts.artifact` directly or fail before any model loads. One
 tiny export (module fixture, run under strace) serves the deploy and network cases.
 """
 
@@ -26,7 +26,7 @@ from conftest import SwallowsSignal
 from typer.testing import CliRunner
 
 from edgecut import atomic
-from edgecut.artifact import (
+from edgecut.artifacts.artifact import (
     STAGING,
     check_destination,
     file_starts_with,
@@ -451,7 +451,7 @@ def test_an_output_force_cannot_replace_is_not_offered_force(tmp_path, kind):
 WORKER = """
 import sys, time
 from pathlib import Path
-from edgecut.artifact import scratch_dir, staging
+from edgecut.artifacts.artifact import scratch_dir, staging
 from edgecut.signals import terminate_as_interrupt
 from edgecut.errors import Terminated
 

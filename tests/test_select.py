@@ -10,13 +10,13 @@ import pytest
 import torch
 from conftest import tiny_model
 
-from edgecut.classifier import make_classifier
 from edgecut.errors import EdgecutError
-from edgecut.exporter import export_onnx, torch_logits
-from edgecut.parity import compare_logits, require_parity
-from edgecut.prune import depth, keep_layers, layer_list
+from edgecut.graph.exporter import export_onnx, torch_logits
+from edgecut.graph.parity import compare_logits, require_parity
+from edgecut.model.classifier import make_classifier
+from edgecut.model.prune import depth, keep_layers, layer_list
+from edgecut.model.select import METHODS, select_layers
 from edgecut.runtime import create_session, pad_batch, run_logits
-from edgecut.select import METHODS, select_layers
 from edgecut.targets import load_target
 
 WORDS = [" negative", " positive"]
@@ -267,5 +267,5 @@ def test_empty_calibration_prompts_are_refused(tokenizer, calibration):
 
 
 def test_importing_select_does_not_import_torch():
-    code = "import edgecut.select, sys; assert 'torch' not in sys.modules"
+    code = "import edgecut.model.select, sys; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

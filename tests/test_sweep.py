@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 
 from edgecut.cli import app
 from edgecut.errors import EdgecutError
-from edgecut.sweep import parse_layers, parse_shard, shard_of
-from edgecut.sweep_report import RunResult, summarize
+from edgecut.sweeps.sweep import parse_layers, parse_shard, shard_of
+from edgecut.sweeps.sweep_report import RunResult, summarize
 
 runner = CliRunner()
 
@@ -128,7 +128,7 @@ def test_a_sweep_directory_refuses_other_options(swept, tiny_model_dirs, tiny_cs
 
 
 def test_options_of_a_sweep_directory_are_compared_key_by_key(tmp_path):
-    from edgecut.sweep import MANIFEST, OPTIONS, check_options
+    from edgecut.sweeps.sweep import MANIFEST, OPTIONS, check_options
 
     check_options(tmp_path, {"epochs": 2.0, "template": None})  # a first attempt that finished no run ...
     check_options(tmp_path, {"epochs": 1.0, "template": None})  # ... is simply taken over
@@ -143,7 +143,7 @@ def test_options_of_a_sweep_directory_are_compared_key_by_key(tmp_path):
 def test_a_sweep_made_with_last_token_pooling_is_not_extended_with_the_new_default(tmp_path):
     """Runs made before --pooling auto became the default recorded `last` (or no pooling at all): mixing
     them with mean-pooled runs in one table is refused, naming the option that resumes the directory."""
-    from edgecut.sweep import MANIFEST, check_pooling
+    from edgecut.sweeps.sweep import MANIFEST, check_pooling
 
     run = tmp_path / "runs" / "n1-s0"
     run.mkdir(parents=True)
@@ -181,7 +181,7 @@ def test_shards_of_a_grid_then_one_report_cover_every_run(swept, tiny_model_dirs
     builds it from every finished run; `minilm` (a tiny BERT) is an ordinary run."""
     import shutil
 
-    from edgecut import sweep
+    from edgecut.sweeps import sweep
 
     monkeypatch.setitem(sweep.ENCODER_BASELINES, "minilm", str(tiny_model_dirs["bert"]))
     out = tmp_path / "s"
@@ -223,8 +223,8 @@ def test_a_retried_baseline_is_said_in_the_sweep(swept, tiny_model_dirs, tiny_cs
     """fastText retried at a lower learning rate gives another number: the sweep says so, it does not hide it."""
     import shutil
 
-    from edgecut import sweep
-    from edgecut.baselines import BaselineResult
+    from edgecut.sweeps import sweep
+    from edgecut.sweeps.baselines import BaselineResult
 
     asked = []
 
@@ -245,7 +245,7 @@ def test_a_retried_baseline_is_said_in_the_sweep(swept, tiny_model_dirs, tiny_cs
 
 
 def test_shards_split_the_grid_without_overlap():
-    from edgecut.sweep import plan
+    from edgecut.sweeps.sweep import plan
 
     runs = plan(["1", "2", "4", "full"], [0, 42, 421], ["minilm"])
     shards = [shard_of(runs, (k, 4)) for k in range(1, 5)]
@@ -265,7 +265,7 @@ def test_a_row_whose_seeds_trained_at_different_learning_rates_is_named():
     """A directory extended after the full-depth default changed (5e-4 -> 1e-4) mixes two recipes in a row."""
     from dataclasses import replace
 
-    from edgecut.sweep_report import mixed_learning_rates
+    from edgecut.sweeps.sweep_report import mixed_learning_rates
 
     cut = [replace(_result(1, seed, 0.8), learning_rate=5e-4) for seed in (0, 42)]
     full = [replace(_result(30, 0, 0.86), learning_rate=5e-4), replace(_result(30, 42, 0.88), learning_rate=1e-4)]
@@ -317,8 +317,8 @@ def test_parse_layers_keeps_order_and_full():
 def test_results_figure_draws_one_panel_per_dataset_from_sweep_json(tmp_path):
     """scripts/results_figure.py (docs/results.md's picture) reads what `edgecut sweep` writes."""
 
-    from edgecut.baselines import BaselineResult
-    from edgecut.sweep_report import write_reports
+    from edgecut.sweeps.baselines import BaselineResult
+    from edgecut.sweeps.sweep_report import write_reports
 
     results = [_result(1, 0, 0.6), _result(2, 0, 0.7)]
     for data in ("a", "b"):
@@ -336,7 +336,7 @@ def test_results_figure_draws_one_panel_per_dataset_from_sweep_json(tmp_path):
 
 def test_distill_runs_each_seeds_full_model_before_the_cuts_it_teaches(tmp_path):
     from edgecut.pipeline import ExportSettings
-    from edgecut.sweep import FULL, Run, SweepSettings, plan, run_dir, run_settings
+    from edgecut.sweeps.sweep import FULL, Run, SweepSettings, plan, run_dir, run_settings
 
     runs = plan(["1", "2", "full"], [0, 42], distill=True)
     for run in runs:
@@ -350,7 +350,7 @@ def test_distill_runs_each_seeds_full_model_before_the_cuts_it_teaches(tmp_path)
 
 
 def _peer(name: str, accuracy: float, p50_ms: float, seed: int = 0):
-    from edgecut.baselines import BaselineResult
+    from edgecut.sweeps.baselines import BaselineResult
 
     return BaselineResult(name, seed, accuracy, p50_ms, 1000)
 
@@ -376,7 +376,7 @@ def test_the_recommendation_is_the_fastest_point_within_the_margin_peers_include
 def test_a_sweep_directory_of_the_older_options_format_resumes(tmp_path):
     """Older sweep-options.json files record every legacy option, None where not given; the options of today's
     command (only what was typed) compare equal to them, and a changed value is still refused."""
-    from edgecut.sweep import MANIFEST, OPTIONS, check_options
+    from edgecut.sweeps.sweep import MANIFEST, OPTIONS, check_options
 
     legacy = dict.fromkeys(
         ("setting", "select", "model", "data", "labels", "label_words", "template", "recipe", "per_class_cap"), None

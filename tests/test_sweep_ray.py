@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from edgecut.cli import app
 from edgecut.errors import EdgecutError
 from edgecut.pipeline import ExportSettings
-from edgecut.sweep import FULL, Run, SweepSettings
+from edgecut.sweeps.sweep import FULL, Run, SweepSettings
 
 runner = CliRunner()
 GRID = ("--labels", "negative,positive", "--seeds", "0", "--epochs", "2", "--lr", "3e-3", "--batch-size", "8")
@@ -71,7 +71,7 @@ def _alive(pid: int) -> bool:
 @pytest.fixture(scope="module")
 def ray_cluster():
     """A Ray head on 127.0.0.1 with 2 CPUs; shut down, and whatever it left killed, at the end."""
-    from edgecut.sweep_ray import LOOPBACK_ONLY
+    from edgecut.sweeps.sweep_ray import LOOPBACK_ONLY
 
     before = os.environ.get(LOOPBACK_ONLY)
     os.environ[LOOPBACK_ONLY] = "0"  # before ray is imported: every Ray server on the loopback only
@@ -260,7 +260,7 @@ def test_ray_data_batch_prediction_equals_edgecut_predict(ray_cluster, tiny_arti
 
 def test_a_cell_asks_ray_for_a_gpu_only_where_it_needs_one():
     """No GPU here: what is checked is the request each cell would be submitted with."""
-    from edgecut.sweep_ray import cell_resources
+    from edgecut.sweeps.sweep_ray import cell_resources
 
     def settings(teacher_gpu: bool = False, **changes):
         base = ExportSettings(**changes)

@@ -96,7 +96,7 @@ def test_gpu_targets_preload_the_cuda_libraries_quietly(monkeypatch, capsys):
 
 def test_import_edgecut_does_not_import_torch():
     code = (
-        "import sys, edgecut, edgecut.cli, edgecut.runtime, edgecut.targets, edgecut.data, edgecut.prompt; "
+        "import sys, edgecut, edgecut.cli, edgecut.runtime, edgecut.targets, edgecut.model.data, edgecut.model.prompt; "
         "print('torch' in sys.modules, 'transformers' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -13,7 +13,7 @@ from artifact_helpers import copy_artifact
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgecut.text_graph import NUL_DIVERGENCE
+from edgecut.graph.text_graph import NUL_DIVERGENCE
 
 MAX_LENGTH = 80  # the two demonstrations take ~60 tokens: short queries fit, long ones get cut
 LONG = " ".join(["good lovely film and the cast was superb"] * 30)
@@ -39,7 +39,7 @@ def artifact(tiny_artifact):
 
 @pytest.fixture(scope="module")
 def text_model(artifact, tmp_path_factory):
-    from edgecut.text_graph import build_text_graph
+    from edgecut.graph.text_graph import build_text_graph
 
     result = build_text_graph(artifact, tmp_path_factory.mktemp("text_model") / "model_text.onnx")
     assert result.path.is_file() and result.external_data is None and result.max_length == MAX_LENGTH
@@ -90,7 +90,7 @@ def test_a_text_holding_nul_is_the_recorded_divergence_and_nothing_else(artifact
 def _session(path, extra_outputs=()):
     import onnxruntime as ort
 
-    from edgecut.text_graph import session_options
+    from edgecut.graph.text_graph import session_options
 
     model = onnx.load(str(path))
     for name in extra_outputs:  # expose the ids the classifier is fed
@@ -193,7 +193,7 @@ def _metaspace(data: dict) -> dict:
     ids=["cased-wordpiece", "metaspace", "bert-processing"],
 )
 def test_an_unsupported_tokenizer_is_refused_naming_its_type(artifact, tmp_path, edit, match):
-    from edgecut.text_graph import UnsupportedTokenizerError, build_text_graph, check_tokenizer
+    from edgecut.graph.text_graph import UnsupportedTokenizerError, build_text_graph, check_tokenizer
 
     assert "GPT2Tokenizer" in check_tokenizer(artifact / "tokenizer.json")
     copy = copy_artifact(artifact, tmp_path / "copy")
@@ -209,7 +209,7 @@ def test_an_unsupported_tokenizer_is_refused_naming_its_type(artifact, tmp_path,
 
 
 def test_compare_text_graph_reports_parity_and_sees_a_broken_graph(artifact, text_model, tmp_path):
-    from edgecut.text_graph import compare_text_graph
+    from edgecut.graph.text_graph import compare_text_graph
 
     texts = SHORT + CUT
     parity = compare_text_graph(artifact, text_model, texts)
@@ -229,7 +229,7 @@ def _with_tokenizer_of(artifact, tmp_path, tokenizer):
     tokenizer, the prompt and the pad id; its classifier is never run here)."""
     from artifact_helpers import rehash
 
-    from edgecut.artifact import save_tokenizer
+    from edgecut.artifacts.artifact import save_tokenizer
 
     copy = copy_artifact(artifact, tmp_path / "copy")
     save_tokenizer(tokenizer, tmp_path / "tok")
@@ -244,10 +244,10 @@ def test_smollm2_ids_in_the_graph_on_real_texts(artifact, tmp_path):
     import onnxruntime as ort
     from tokenizers import Tokenizer
 
-    from edgecut.data import DataSpec, load_dataset
-    from edgecut.load import load_model
-    from edgecut.prompt import PromptFormat
-    from edgecut.text_graph import build_front_graph, session_options
+    from edgecut.graph.text_graph import build_front_graph, session_options
+    from edgecut.model.data import DataSpec, load_dataset
+    from edgecut.model.load import load_model
+    from edgecut.model.prompt import PromptFormat
 
     copy = _with_tokenizer_of(artifact, tmp_path, load_model("smollm2-135m").tokenizer)
     session = ort.InferenceSession(
@@ -273,8 +273,8 @@ def test_a_leading_special_token_from_the_post_processor(artifact, tmp_path):
     from artifact_helpers import rehash
     from tokenizers import Tokenizer
 
-    from edgecut.prompt import PromptFormat
-    from edgecut.text_graph import build_front_graph, session_options
+    from edgecut.graph.text_graph import build_front_graph, session_options
+    from edgecut.model.prompt import PromptFormat
 
     copy = copy_artifact(artifact, tmp_path / "bos")
     data = json.loads((copy / "tokenizer.json").read_text())
@@ -350,7 +350,7 @@ def wordpiece_artifact(artifact, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def wordpiece_text_model(wordpiece_artifact, tmp_path_factory):
-    from edgecut.text_graph import build_text_graph
+    from edgecut.graph.text_graph import build_text_graph
 
     result = build_text_graph(wordpiece_artifact, tmp_path_factory.mktemp("wp_text") / "model_text.onnx")
     assert "WordpieceTokenizer" in result.tokenizer and result.checked_texts > 10
@@ -381,8 +381,8 @@ def test_wordpiece_ids_in_the_graph_are_tokenizers_ids(wordpiece_artifact, wordp
 
 
 def test_wordpiece_logits_labels_and_truncation_equal_the_id_graph(wordpiece_artifact, wordpiece_text_model):
+    from edgecut.graph.text_graph import check_tokenizer, compare_text_graph
     from edgecut.runtime import ArtifactClassifier, pad_batch
-    from edgecut.text_graph import check_tokenizer, compare_text_graph
 
     assert "WordpieceTokenizer" in check_tokenizer(wordpiece_artifact / "tokenizer.json")
     clf = ArtifactClassifier(wordpiece_artifact)
@@ -408,10 +408,10 @@ def test_minilm_ids_in_the_graph_on_real_texts(artifact, tmp_path):
     from tokenizers import Tokenizer
     from transformers import AutoTokenizer
 
-    from edgecut.data import DataSpec, load_dataset
-    from edgecut.load import resolve_alias
-    from edgecut.prompt import PromptFormat
-    from edgecut.text_graph import build_front_graph, session_options
+    from edgecut.graph.text_graph import build_front_graph, session_options
+    from edgecut.model.data import DataSpec, load_dataset
+    from edgecut.model.load import resolve_alias
+    from edgecut.model.prompt import PromptFormat
 
     copy = _with_tokenizer_of(artifact, tmp_path, AutoTokenizer.from_pretrained(resolve_alias("all-minilm-l6-v2")))
     edit_manifest(copy, prompt={"template": "{text}{label}", "demonstrations": [], "max_length": 128})
@@ -438,7 +438,8 @@ def test_minilm_ids_in_the_graph_on_real_texts(artifact, tmp_path):
         assert expected[0][0] == 101 and expected[0][-1] == 102 and len(expected[0]) <= 128
         cut += expected[1]
     assert cut >= 400  # the BBC articles
-    # known divergences (onnxruntime-extensions 0.15.2's BertTokenizer), documented in edgecut/text_graph/wordpiece.py
+    # known divergences (onnxruntime-extensions 0.15.2's BertTokenizer),
+    # documented in edgecut/graph/text_graph/wordpiece.py
     known = ["[CLS] inside [SEP] text", "ελληνικά", "Dvořák", "が", "й", "a（b）", "a⟨b⟩", "a\u2028b", "a\ufeffb"]
     assert all(got != expected for _, got, expected in graph_and_tokenizers(known))
 

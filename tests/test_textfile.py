@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from edgecut.data import read_rows
-from edgecut.distill import read_unlabeled
 from edgecut.errors import DataError
+from edgecut.model.data import read_rows
+from edgecut.model.distill import read_unlabeled
+from edgecut.model.vocab import read_corpus
 from edgecut.runtime import read_inputs
-from edgecut.vocab import read_corpus
 
 READERS = {
     "--data": lambda path: read_rows(str(path)),

@@ -51,7 +51,7 @@ def test_bad_settings_are_refused(bad):
 
 
 def test_the_script_writes_only_training_texts_as_jsonl(tiny_csv, tmp_path, monkeypatch):
-    from edgecut.data import load_dataset
+    from edgecut.model.data import load_dataset
     from edgecut.pipeline import ExportSettings
 
     out = tmp_path / "transfer.jsonl"

@@ -6,17 +6,15 @@ import pytest
 import torch
 from conftest import FAMILIES, tiny_model, with_repeats_slow
 
-import edgecut.vocab as vocab
-from edgecut.classifier import label_token_ids, make_classifier
+import edgecut.model.vocab as vocab
 from edgecut.errors import DataError, EdgecutError
-from edgecut.exporter import export_onnx, torch_logits
-from edgecut.parity import POLICY, compare_logits, require_parity
-from edgecut.prompt import PromptFormat
-from edgecut.prune import count_parameters
-from edgecut.quantize import graph_bytes, to_fp16, to_int8
-from edgecut.runtime import create_session, pad_batch, run_logits
-from edgecut.targets import Int8Settings, load_target
-from edgecut.vocab import (
+from edgecut.graph.exporter import export_onnx, torch_logits
+from edgecut.graph.parity import POLICY, compare_logits, require_parity
+from edgecut.graph.quantize import graph_bytes, to_fp16, to_int8
+from edgecut.model.classifier import label_token_ids, make_classifier
+from edgecut.model.prompt import PromptFormat
+from edgecut.model.prune import count_parameters
+from edgecut.model.vocab import (
     VocabSpec,
     always_kept_ids,
     corpus_sequences,
@@ -26,6 +24,8 @@ from edgecut.vocab import (
     task_token_ids,
     trim_vocabulary,
 )
+from edgecut.runtime import create_session, pad_batch, run_logits
+from edgecut.targets import Int8Settings, load_target
 
 WORDS = [" negative", " positive"]
 FORMAT = PromptFormat("Review: {text}\nSentiment:{label}", max_length=64)
@@ -249,7 +249,7 @@ def test_a_training_step_moves_only_the_kept_rows_like_the_full_model(family, to
 
 
 def test_finetune_trains_and_reloads_a_trimmed_classifier(tokenizer):
-    from edgecut.finetune import finetune, get_recipe
+    from edgecut.model.finetune import finetune, get_recipe
 
     _, clf = _classifier("llama", tokenizer)
     train, keep = _keep(tokenizer)
@@ -325,7 +325,7 @@ def test_vocab_module_imports_without_torch():
     import subprocess
     import sys
 
-    code = "import sys; import edgecut.vocab; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys; import edgecut.model.vocab; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -11,9 +11,9 @@ from artifact_helpers import copy_artifact, rehash
 from typer.testing import CliRunner
 from web_helpers import generated, require_node_modules
 
-from edgecut import web
 from edgecut.cli import app
 from edgecut.runtime import ArtifactClassifier
+from edgecut.serving import web
 
 runner = CliRunner()
 

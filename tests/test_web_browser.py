@@ -16,9 +16,9 @@ import pytest
 from typer.testing import CliRunner
 from web_helpers import ODD, generated, require_node_modules
 
-from edgecut import web
 from edgecut.cli import app
 from edgecut.runtime import ArtifactClassifier
+from edgecut.serving import web
 
 pytestmark = pytest.mark.browser
 runner = CliRunner()
@@ -157,7 +157,7 @@ def test_a_plain_static_server_runs_the_page_on_one_thread(chromium, tiny_site, 
 def test_trimmed_int8_smollm2_page_answers_as_predict_offline(chromium, tmp_path):
     """The real case: SmolLM2 cut to 1 layer, vocabulary trimmed to the task, int8; 1,000 rotten-tomatoes
     texts and the odd ones, labels as `edgecut predict`, a page under 15 MB that fetches nothing but its own files."""
-    from edgecut.data import read_rows
+    from edgecut.model.data import read_rows
 
     art = tmp_path / "art"
     export = ["export", "--layers", "1", "--vocab", "task", "--target", "cpu-int8", "--time-budget", "60"]

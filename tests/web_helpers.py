@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from edgecut import web
+from edgecut.serving import web
 
 INSTALL_LINE = "bash scripts/setup.sh (runs `npm ci` in web/)"
 
