@@ -11,7 +11,8 @@ Rows, each at every seed (mean ± sd over seeds):
 
 One tuning rule for every row: each picks its few hyper-parameters on the validation split from a small stated
 grid, and the table's last column says which rule chose what. TF-IDF: word 1-2- or char 1-3-grams x C; fastText:
-lr x epochs (edgecut/sweeps/baselines.py); the neural rows: the epoch with the best validation accuracy (the export
+lr x epochs; model2vec: lr in {3e-4, 1e-3, 3e-3}, epochs by early stopping on validation (all three in
+edgecut/sweeps/baselines.py); the neural rows: the epoch with the best validation accuracy (the export
 keeps it), at the learning rate of their family's rule (a decoder cut the cpu recipe's, an encoder such as
 MiniLM an encoder's, edgecut/model/finetune.py), or with --lr-auto at the best of the export's 3-point grid around it.
 
@@ -28,6 +29,8 @@ skips the finished ones, so the script resumes. Teachers train before the cuts o
 the same row and seed is replaced), one seed at a time:
 
     .venv/bin/python benchmarks/peers.py --data rotten-tomatoes --seeds 42 --kinds full,from-full --merge
+
+`--kinds baselines` runs TF-IDF, fastText and model2vec; `--kinds model2vec` runs model2vec alone.
 
 Writes benchmarks/results/peers-<data>.json (every run and the summary), .md (the table) and .png
 (accuracy against batch-1 latency, point size = artifact MB). Time it on a quiet machine.
@@ -59,7 +62,7 @@ from edgecut.sweeps.baselines import BaselineResult, BaselineUnavailable, baseli
 from edgecut.targets import load_target
 
 ROOT = Path(__file__).resolve().parent.parent
-KINDS = ("full", "minilm", "plain", "from-full", "from-minilm", "baselines")
+KINDS = ("full", "minilm", "plain", "from-full", "from-minilm", "baselines", "model2vec")
 MINILM = "all-minilm-l6-v2"
 TFIDF_LABEL = "TF-IDF + logistic regression"
 FASTTEXT_LABEL = "fastText (bigrams)"
@@ -505,7 +508,7 @@ def main() -> int:
         rows = [replace(r, note=note) for r in rows]
 
     skipped: set[str] = set()
-    for seed in seeds if "baselines" in kinds else []:
+    for seed in seeds if kinds & {"baselines", "model2vec"} else []:
         spec = DataSpec(
             source=args.data,
             seed=seed,
@@ -513,14 +516,15 @@ def main() -> int:
             per_class_cap=args.per_class_cap,
             demonstrations=False,
         )
-        rows.append(baseline_row(tfidf_baseline(load_dataset(spec), seed), TFIDF_LABEL))
-        try:  # each in a fresh process (edgecut.sweeps.baselines.baseline_in_a_process says why), edgecut from here
-            fasttext = baseline_in_a_process("fasttext", spec, pythonpath=ROOT)
-            rows.append(baseline_row(fasttext, FASTTEXT_LABEL))
-            if fasttext.note:
-                print(f"note: fastText, seed {seed}: {fasttext.note}", flush=True)
-        except BaselineUnavailable as e:
-            skipped.add(f"SKIP: {e}")
+        if "baselines" in kinds:  # `model2vec` alone: only the row below
+            rows.append(baseline_row(tfidf_baseline(load_dataset(spec), seed), TFIDF_LABEL))
+            try:  # each in a fresh process (edgecut.sweeps.baselines.baseline_in_a_process says why)
+                fasttext = baseline_in_a_process("fasttext", spec, pythonpath=ROOT)
+                rows.append(baseline_row(fasttext, FASTTEXT_LABEL))
+                if fasttext.note:
+                    print(f"note: fastText, seed {seed}: {fasttext.note}", flush=True)
+            except BaselineUnavailable as e:
+                skipped.add(f"SKIP: {e}")
         try:
             if not args.model2vec_python:
                 raise BaselineUnavailable(

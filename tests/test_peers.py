@@ -19,7 +19,7 @@ from conftest import ROOT, load_script
 
 from edgecut.model.data import DataSpec
 from edgecut.model.load import resolve_alias
-from edgecut.sweeps.baselines import BaselineUnavailable, baseline_in_a_process, model2vec_baseline
+from edgecut.sweeps.baselines import MODEL2VEC_LR, BaselineUnavailable, baseline_in_a_process, model2vec_baseline
 
 MODEL2VEC_PYTHON = os.environ.get("EDGECUT_MODEL2VEC_PYTHON")
 
@@ -52,8 +52,75 @@ def test_model2vec_distilled_from_the_installed_minilm_learns_rotten_tomatoes():
     model = resolve_alias("all-minilm-l6-v2")
     result = baseline_in_a_process("model2vec", spec, MODEL2VEC_PYTHON, ROOT, sentence_model=model)
     assert result.name == "model2vec" and result.test_rows == 400
-    assert result.accuracy > 0.62  # the majority class is 58 %; 1000 training rows (seen: 64.8 %)
+    assert result.accuracy > 0.62  # the majority class is 58 %; 1000 training rows (seen: 68.3 %, tuned)
     assert result.p50_ms > 0 and result.texts_per_s > 0 and result.artifact_mb > 1
+    # tuned by the one rule: every learning rate of the grid fitted, early stopping on validation (seen: 14, 9, 6
+    # epochs), the best validation accuracy chosen
+    grid = result.tuned["grid"]
+    assert [g["lr"] for g in grid] == list(MODEL2VEC_LR) and all(g["epochs"] >= 1 for g in grid), grid
+    assert result.tuned["chosen"] == max(grid, key=lambda g: g["validation_accuracy"])
+
+
+def test_one_rule_chooses_the_first_best_validation_score_and_never_an_unscored_point():
+    from edgecut.sweeps.baselines import TUNING_RULE, choose_on_validation
+
+    grid = [
+        {"lr": 0.1, "validation_accuracy": 0.7},
+        {"lr": 0.5, "validation_accuracy": None, "diverged": True},
+        {"lr": 1.0, "validation_accuracy": 0.8},
+        {"lr": 2.0, "validation_accuracy": 0.8},
+    ]
+    tuned = choose_on_validation(grid)
+    assert tuned == {"rule": TUNING_RULE, "chosen": grid[2], "grid": grid}
+    with pytest.raises(ValueError, match="no grid point"):
+        choose_on_validation([grid[1]])
+
+
+def test_model2vec_is_tuned_on_the_validation_rows_by_the_one_rule():
+    """Every learning rate of the grid fits a fresh classifier with early stopping on the dataset's validation
+    rows (not a split of the training rows, not the test rows) at the run's seed; the epochs each point trained
+    are counted from its training batches; the best validation accuracy wins and its classifier is returned. A
+    stand-in classifier answers, so this runs without model2vec's environment (the slow test runs the real one)."""
+    import torch
+
+    from edgecut.sweeps.baselines import fit_model2vec_on_validation
+
+    texts = {y: [f"word{y} token{i}" for i in range(10)] for y in range(2)}
+    dataset = _dataset(texts)
+    epochs_at = {3e-4: 7, 1e-3: 4, 3e-3: 2}  # where the stand-in's early stopping stops
+    fits = []
+
+    class StandIn(torch.nn.Module):  # right on every text at lr 1e-3, a constant answer elsewhere
+        def forward(self, x):
+            return x
+
+        def fit(self, X, y, learning_rate, early_stopping_patience, X_val, y_val, random_seed):
+            fits.append((learning_rate, X, y, X_val, y_val, random_seed, early_stopping_patience))
+            self.lr = learning_rate
+            self.train()
+            for _ in range(epochs_at[learning_rate]):
+                for start in range(0, len(X), 5):  # batches of 5, the last one short
+                    self(torch.zeros(len(X[start : start + 5]), 2))
+            self.eval()
+            return self
+
+        def predict(self, X):
+            self(torch.zeros(len(X), 2))  # an eval-mode pass: not a training epoch
+            return [("a" if "word0" in t else "b") if self.lr == 1e-3 else "a" for t in X]
+
+    def labelled(split):
+        return [ex.text for ex in split], [dataset.labels[ex.label] for ex in split]
+
+    classifier, tuned = fit_model2vec_on_validation(StandIn, labelled(dataset.train), labelled(dataset.validation), 7)
+    val_texts, val_labels = labelled(dataset.validation)
+    assert [f[0] for f in fits] == [3e-4, 1e-3, 3e-3]
+    assert all(f[1:] == (*labelled(dataset.train), val_texts, val_labels, 7, 5) for f in fits)
+    assert tuned["grid"] == [
+        {"lr": 3e-4, "epochs": 7, "validation_accuracy": 0.5},
+        {"lr": 1e-3, "epochs": 4, "validation_accuracy": 1.0},
+        {"lr": 3e-3, "epochs": 2, "validation_accuracy": 0.5},
+    ]
+    assert tuned["chosen"] == tuned["grid"][1] and classifier.lr == 1e-3
 
 
 @pytest.mark.skipif(importlib.util.find_spec("fasttext") is None, reason="fastText is not installed (edgecut[bench])")
@@ -162,6 +229,20 @@ def test_merge_folds_one_seeds_runs_into_the_earlier_results(tiny_csv, tmp_path,
     assert row["seeds"] == 2
     assert record["earlier_settings"] == [{"seeds": "0,42"}]
     assert not any((tmp_path / "o").rglob("edgecut.json"))  # no export ran
+
+
+def test_kinds_model2vec_runs_model2vec_alone(tiny_csv, tmp_path, monkeypatch, capsys):
+    """`--kinds model2vec`: the model2vec row alone (here, without its environment, its SKIP line), no TF-IDF or
+    fastText row and no export, folded into the written results."""
+    import json
+
+    stem = tmp_path / f"peers-{tiny_csv.stem}.json"
+    stem.write_text(json.dumps({"settings": {"seeds": "0"}, "runs": []}))
+    argv = ["peers.py", "--data", str(tiny_csv), "--seeds", "0", "--test-size", "40", "--kinds", "model2vec"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--merge", "--results", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert _peers().main() == 0
+    assert "SKIP: model2vec: give --model2vec-python" in capsys.readouterr().out
+    assert json.loads(stem.read_text())["runs"] == [] and not any((tmp_path / "o").rglob("edgecut.json"))
 
 
 def test_runs_from_another_machine_join_the_table_untimed(tmp_path, monkeypatch):

@@ -6,8 +6,9 @@
   wheel on the package index (`pip install fasttext-numpy2-wheel`); the published MR result (the source of
   rotten-tomatoes) is ~76 %.
 - `model2vec`: a static model distilled from a local sentence-transformer directory (all-MiniLM-L6-v2) with
-  model2vec's own distillation, then its classifier trained on the same rows. Its `distill` extra pins
-  transformers < 5.4, so it runs in its own environment (benchmarks/peers.py --model2vec-python).
+  model2vec's own distillation, then its classifier trained on the same rows, the learning rate chosen on
+  validation from a small grid and the epochs by early stopping on the same validation rows. Its `distill`
+  extra pins transformers < 5.4, so it runs in its own environment (benchmarks/peers.py --model2vec-python).
 
 A baseline whose package is missing raises `BaselineUnavailable`: callers print one `SKIP:` line and go on.
 fastText and model2vec train in a fresh process (`baseline_in_a_process`), TF-IDF in the caller's.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import pickle
 import subprocess
@@ -78,6 +80,23 @@ TFIDF_DESCRIPTION = (
     "TF-IDF (word 1-2-grams or char 1-3-grams, sublinear tf) + logistic regression on the same training rows, "
     f"features and C in {{{', '.join(f'{c:g}' for c in TFIDF_C)}}} chosen on the validation rows"
 )
+TUNING_RULE = "validation accuracy over the grid"
+
+
+def choose_on_validation(grid: list[dict[str, Any]]) -> dict[str, Any]:
+    """The one tuning rule's record (a result's `tuned`): the grid with each point's `validation_accuracy`, and
+    the winner, the first point with the best one. A point without a score (fastText's diverged ones) is
+    recorded but never chosen, so every baseline is chosen the same way.
+
+    Raises:
+        ValueError: no point of the grid has a score.
+    """
+    scored = [g for g in grid if g.get("validation_accuracy") is not None]
+    if not scored:
+        raise ValueError("no grid point has a validation accuracy")
+    return {"rule": TUNING_RULE, "chosen": max(scored, key=lambda g: g["validation_accuracy"]), "grid": grid}
+
+
 TFIDF_DEFAULT_SECONDS = 120.0  # the floor's time limit when the export has no --time-budget
 # The linear model holds classes x features weights: 10,000 classes over 200k n-grams would be 16 GB. Features
 # are capped (the most frequent kept) so the model stays under this many weights, and the result says so.
@@ -173,7 +192,6 @@ def tfidf_baseline(
         stopped = f"{stopped}; {kept}" if stopped else kept
     train_seconds = time.perf_counter() - start
     _, vectorizer, linear = best
-    chosen = max(grid, key=lambda g: g["validation_accuracy"])
 
     def predict(texts: Sequence[str]):
         return linear.predict(vectorizer.transform(texts))
@@ -191,7 +209,7 @@ def tfidf_baseline(
         texts_per_s=throughput,
         test_rows=len(test_texts),
         note=stopped,
-        tuned={"rule": "validation accuracy over the grid", "chosen": chosen, "grid": grid},
+        tuned=choose_on_validation(grid),
     )
 
 
@@ -307,7 +325,6 @@ def fasttext_baseline(
             raise BaselineUnavailable(f"fastText diverged (NaN) at every grid point: {', '.join(diverged)}")
         train_seconds = time.perf_counter() - start
         model = best[1]
-        chosen = max((g for g in grid if not g.get("diverged")), key=lambda g: g["validation_accuracy"])
         accuracy = float((np.array(predict_with(model, test_texts)) == truth).mean())
         model.save_model(str(Path(scratch) / "model.bin"))
         size_mb = (Path(scratch) / "model.bin").stat().st_size / 1e6
@@ -327,13 +344,76 @@ def fasttext_baseline(
         texts_per_s=throughput,
         test_rows=len(test_texts),
         note=note,
-        tuned={"rule": "validation accuracy over the grid", "chosen": chosen, "grid": grid},
+        tuned=choose_on_validation(grid),
     )
 
 
-def model2vec_baseline(dataset: Dataset, seed: int, sentence_model: Path, runs: int = 200) -> BaselineResult:
-    """model2vec: distil a static model from `sentence_model` (a local sentence-transformer directory), train
-    its classifier on the same rows, score the test rows.
+# model2vec's grid under the one tuning rule: its default learning rate (1e-3) and a factor of about 3 either side.
+# Three points are enough because the epochs need no grid: model2vec's early stopping chooses them on the same
+# validation rows (patience 5; the weights of the best validation check are kept). Each point is a whole fit
+# (tens of seconds); the distillation runs once for all of them.
+MODEL2VEC_LR = (3e-4, 1e-3, 3e-3)
+MODEL2VEC_PATIENCE = 5
+MODEL2VEC_DESCRIPTION = (
+    "model2vec distilled from all-MiniLM-L6-v2, its classifier trained on the same training rows, "
+    f"lr in {{{', '.join(f'{lr:g}' for lr in MODEL2VEC_LR)}}} chosen on the validation rows, "
+    f"epochs by early stopping on them (patience {MODEL2VEC_PATIENCE})"
+)
+
+
+def fit_model2vec_on_validation(
+    make: Callable[[], Any],
+    train: tuple[Sequence[str], Sequence[str]],
+    validation: tuple[Sequence[str], Sequence[str]],
+    seed: int,
+    learning_rates: Sequence[float] = MODEL2VEC_LR,
+) -> tuple[Any, dict[str, Any]]:
+    """model2vec's classifier tuned by the one rule: a fresh classifier from `make` fitted on the (texts, labels)
+    of `train` at each learning rate, early stopping on `validation`; returns the winner and its `tuned` record.
+
+    model2vec does not report how many epochs early stopping let it train, so each point counts them from the
+    training rows its forward passes saw (a torch forward hook); the weights kept are those of the best
+    validation check within them.
+    """
+    texts, labels = train
+    val_texts, val_labels = validation
+    grid: list[dict[str, Any]] = []
+    fitted = []
+    for lr in learning_rates:
+        classifier = make()
+        seen = [0]
+
+        def count(module: Any, _inputs: Any, output: Any, seen: list[int] = seen) -> None:
+            if module.training:  # a training batch; validation and predict run in eval mode
+                seen[0] += len(output)
+
+        hook = classifier.register_forward_hook(count)
+        try:
+            classifier.fit(
+                list(texts),
+                list(labels),
+                learning_rate=lr,
+                early_stopping_patience=MODEL2VEC_PATIENCE,
+                X_val=list(val_texts) or None,  # None: model2vec would split its own off the training rows
+                y_val=list(val_labels) or None,
+                random_seed=seed,
+            )
+        finally:
+            hook.remove()
+        predicted = [str(p) for p in classifier.predict(list(val_texts))] if val_texts else []
+        score = float(np.mean([p == str(y) for p, y in zip(predicted, val_labels, strict=True)])) if predicted else 0.0
+        grid.append({"lr": lr, "epochs": math.ceil(seen[0] / max(1, len(texts))), "validation_accuracy": score})
+        fitted.append(classifier)
+    tuned = choose_on_validation(grid)
+    return fitted[next(i for i, g in enumerate(grid) if g is tuned["chosen"])], tuned
+
+
+def model2vec_baseline(
+    dataset: Dataset, seed: int, sentence_model: Path, runs: int = 200, learning_rates: Sequence[float] = MODEL2VEC_LR
+) -> BaselineResult:
+    """model2vec: distil a static model from `sentence_model` (a local sentence-transformer directory) once, train
+    its classifier on the same rows at each of `learning_rates` (`fit_model2vec_on_validation`), score the test
+    rows with the one validation chose.
 
     model2vec's distillation needs transformers < 5.4, so this runs in its own environment (see
     benchmarks/peers.py, which calls it there through --model2vec-python).
@@ -356,8 +436,13 @@ def model2vec_baseline(dataset: Dataset, seed: int, sentence_model: Path, runs: 
     torch.manual_seed(seed)
     start = time.perf_counter()
     static = distill(model_name=str(sentence_model), pca_dims=256)
-    classifier = StaticModelForClassification.from_static_model(model=static)
-    classifier = classifier.fit(train_texts, [dataset.labels[y] for y in train_labels])
+    classifier, tuned = fit_model2vec_on_validation(
+        lambda: StaticModelForClassification.from_static_model(model=static),
+        (train_texts, [dataset.labels[y] for y in train_labels]),
+        ([ex.text for ex in dataset.validation], [dataset.labels[ex.label] for ex in dataset.validation]),
+        seed,
+        learning_rates,
+    )
     train_seconds = time.perf_counter() - start
     index = {label: i for i, label in enumerate(dataset.labels)}
 
@@ -378,6 +463,7 @@ def model2vec_baseline(dataset: Dataset, seed: int, sentence_model: Path, runs: 
         train_seconds=train_seconds,
         texts_per_s=throughput,
         test_rows=len(test_texts),
+        tuned=tuned,
     )
 
 
