@@ -48,6 +48,7 @@ from edgecut.sweeps.baselines import BaselineUnavailable, baseline_in_a_process,
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers import (  # noqa: E402
     FASTTEXT_LABEL,
+    MODEL2VEC_LABEL,
     TFIDF_LABEL,
     Run,
     baseline_row,
@@ -205,16 +206,18 @@ def depth_answer(table: list[dict], within: float = WITHIN_POINTS) -> dict:
 
 def runs_from_peers(record: dict, depths: list[str] | None = None, distilled: bool = True) -> list[dict]:
     """The full-training-set runs of a benchmarks/peers.py results file, as this script's runs: the full model,
-    the plain and from-full cuts (fp32; of `depths` only, when given) and the tuned TF-IDF and fastText rows.
-    Left out: int8 rows (a curve compares fp32 graphs), MiniLM (that file's rows trained at the cut's rate) and
-    its students, and peer rows without a recorded tuning (an untuned floor)."""
+    the plain and from-full cuts (fp32; of `depths` only, when given) and the peers whose run recorded its
+    tuning (TF-IDF, fastText, model2vec, and MiniLM at an encoder's rate). Left out: int8 rows (a curve compares
+    fp32 graphs), MiniLM's students, and peer rows without a recorded tuning (an untuned floor, or MiniLM trained
+    at the cut's rate before the encoder rule)."""
     runs = []
     cuts = {f"{CUT_PREFIX}{n}" for n in depths or []} | {f"{CUT_PREFIX}{n} from full" for n in depths or []}
+    peers = (TFIDF_LABEL, FASTTEXT_LABEL, MODEL2VEC_LABEL, label_of(Run("minilm", "full", 0)))
     for row in record["runs"]:
         name = row["name"]
         cut = name.startswith(CUT_PREFIX) and (" from " not in name or (distilled and name.endswith(" from full")))
         cut = cut and (depths is None or name in cuts)
-        peer = name in (TFIDF_LABEL, FASTTEXT_LABEL) and row.get("tuning")
+        peer = name in peers and row.get("tuning")
         if (cut or peer or name == FULL_LABEL) and not name.endswith(", int8"):
             runs.append({"size": FULL, "kind": "peers.py", "seed": row["seed"], "rows": [row]})
     return runs

@@ -66,6 +66,7 @@ KINDS = ("full", "minilm", "plain", "from-full", "from-minilm", "baselines", "mo
 MINILM = "all-minilm-l6-v2"
 TFIDF_LABEL = "TF-IDF + logistic regression"
 FASTTEXT_LABEL = "fastText (bigrams)"
+MODEL2VEC_LABEL = "model2vec (from MiniLM)"
 LATENCY_TEXTS = 200  # batch-1 calls, one text each, cycling through the test texts
 THROUGHPUT_TEXTS = 640  # texts classified at batch 32 for the throughput column
 
@@ -533,7 +534,7 @@ def main() -> int:
             model2vec = baseline_in_a_process(
                 "model2vec", spec, args.model2vec_python, ROOT, sentence_model=resolve_alias(MINILM)
             )
-            rows.append(baseline_row(model2vec, "model2vec (from MiniLM)"))
+            rows.append(baseline_row(model2vec, MODEL2VEC_LABEL))
         except BaselineUnavailable as e:
             skipped.add(f"SKIP: {e}")
     for line in sorted(skipped):

@@ -159,7 +159,7 @@ def test_the_manual_shows_each_curve_with_its_answer_tables_and_plot(tmp_path):
 
 def test_a_peers_table_joins_the_depth_curve_with_its_full_set_rows_only():
     """`--merge-from peers-<data>.json`: the full model, the fp32 plain and from-full cuts and the tuned peers join
-    as full-set runs; int8 rows, MiniLM and its students, and an untuned floor stay out."""
+    as full-set runs; int8 rows, MiniLM's students, and a peer without a recorded tuning stay out."""
     curves = _curves()
     names = [
         "full-depth (teacher)",
@@ -180,3 +180,10 @@ def test_a_peers_table_joins_the_depth_curve_with_its_full_set_rows_only():
     assert {r["size"] for r in runs} == {"full"}
     plain_n2 = curves.runs_from_peers({"runs": rows}, depths=["2"], distilled=False)
     assert [r["rows"][0]["name"] for r in plain_n2] == ["full-depth (teacher)", "TF-IDF + logistic regression"]
+    # re-run by the one rule, MiniLM (an encoder's rate) and model2vec record their tuning: then they join
+    tuned = {"all-MiniLM-L6-v2 (cls)": "lr 5e-05 (encoder rule), epoch 2/2", "model2vec (from MiniLM)": "lr 0.001"}
+    rows += [{"name": "model2vec (from MiniLM)", "seed": 0, "tuning": ""}]
+    rows = [r | {"tuning": tuned.get(r["name"], r["tuning"])} for r in rows]
+    joined = [r["rows"][0]["name"] for r in curves.runs_from_peers({"runs": rows})]
+    assert "all-MiniLM-L6-v2 (cls)" in joined and "model2vec (from MiniLM)" in joined
+    assert "edgecut N=1 from MiniLM" not in joined
