@@ -3,7 +3,9 @@
 - docs/reference/cli.md: from the Typer app (typer's own Markdown generator);
 - docs/reference/manifest.md: from `edgecut.artifacts.manifest` (FIELDS, REQUIRED, MANIFEST_VERSION);
 - docs/results/*.md and their plots: from the measurement files in benchmarks/results/, each table with
-  the file it came from and that file's machine, date and versions ("not recorded" where it has none).
+  the file it came from and that file's machine, date and versions ("not recorded" where it has none);
+- the summary tables inside README.md and docs/results.md, between `<!-- generated: NAME -->` and
+  `<!-- /generated -->` (scripts/docs_blocks.py).
 
     .venv/bin/python scripts/docs_gen.py            # rewrite every generated page and plot under docs/
     .venv/bin/python scripts/docs_gen.py --check    # exit 1 naming the pages that differ from the code/JSON
@@ -20,6 +22,9 @@ import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import docs_blocks  # noqa: E402  (beside this script: the summary tables inside hand-written pages)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -569,15 +574,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a page differs")
     args = parser.parse_args(argv)
     if args.check:
-        stale = [n for n, text in pages().items() if _read(args.out / n) != text]
+        stale = [f"docs/{n}" for n, text in pages().items() if _read(args.out / n) != text]
+        stale += [n for n, text in docs_blocks.pages().items() if _read(ROOT / n) != text]
         for name in stale:
-            print(f"stale: docs/{name} (run: .venv/bin/python scripts/docs_gen.py)")
+            print(f"stale: {name} (run: .venv/bin/python scripts/docs_gen.py)")
         return 1 if stale else 0
     for name, text in pages(plots=args.out).items():
         path = args.out / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         print(f"wrote {path}")
+    for name, text in docs_blocks.pages().items():  # the summary tables inside README.md and docs/results.md
+        if _read(ROOT / name) != text:
+            (ROOT / name).write_text(text, encoding="utf-8")
+            print(f"filled the generated blocks of {name}")
     return 0
 
 

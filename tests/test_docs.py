@@ -53,6 +53,21 @@ def test_generated_pages_match_the_code_and_the_measurement_files(docs_gen):
     assert not stale, f"stale pages {stale}: run .venv/bin/python scripts/docs_gen.py"
 
 
+def test_the_summary_tables_in_hand_written_pages_are_the_generated_ones(docs_gen):
+    """README.md's headline and docs/results.md's summaries sit between generated-block markers: a number typed
+    there by hand, or a measurement file changed without regenerating, makes the page differ."""
+    blocks = load_script("scripts/docs_blocks.py")
+    filled = blocks.pages()
+    stale = [name for name, text in filled.items() if (ROOT / name).read_text(encoding="utf-8") != text]
+    assert not stale, f"stale generated blocks in {stale}: run .venv/bin/python scripts/docs_gen.py"
+    readme = filled["README.md"]
+    assert "<!-- generated: headline -->\n| model | accuracy |" in readme
+    tampered = readme.replace("| edgecut N=1, int8 | ", "| edgecut N=1, int8 | 99.9 % typed by hand | ")
+    assert tampered != readme and blocks.fill(tampered) == readme  # the block is rewritten from the JSON
+    with pytest.raises(ValueError, match="no builder"):
+        blocks.fill("<!-- generated: nonsense -->\nx\n<!-- /generated -->\n")
+
+
 def test_the_cli_reference_names_every_command_and_option(docs_gen):
     import typer
 
