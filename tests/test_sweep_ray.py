@@ -108,6 +108,11 @@ def _cli(args: list[str], **kwargs) -> subprocess.Popen:
     )
 
 
+# Waits sized for a loaded 2-core machine: a worker imports torch and transformers before it exports; the waits
+# end as soon as the state is reached, so a generous bound costs nothing when all goes well.
+WAIT_S = 300
+
+
 def _wait_for(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -151,8 +156,8 @@ def test_a_worker_killed_mid_cell_is_retried_and_the_table_equals_a_serial_run(
     out = tmp_path / "s"
     sweep = _cli(sweep_args(tiny_model_dirs["llama"], tiny_csv, out, "1,full", "--ray", ray_cluster))
     try:
-        (first,) = _wait_for(lambda: _attempts(out, "n1-s0"), 120, "n1-s0 to start")
-        _wait_for(lambda: _partials(out), 120, "an export's partial directory")
+        (first,) = _wait_for(lambda: _attempts(out, "n1-s0"), WAIT_S, "n1-s0 to start")
+        _wait_for(lambda: _partials(out), WAIT_S, "an export's partial directory")
         os.kill(first["pid"], signal.SIGKILL)
         output, _ = sweep.communicate(timeout=300)
     finally:
@@ -211,8 +216,8 @@ def test_a_stopped_sweep_cancels_its_ray_tasks_and_leaves_no_partial_artifact(
     out = tmp_path / "s"
     sweep = _cli(sweep_args(tiny_model_dirs["llama"], tiny_csv, out, "1,2", "--ray", ray_cluster))
     try:
-        _wait_for(lambda: _attempts(out, "n1-s0") and _attempts(out, "n2-s0"), 120, "both cells to start")
-        _wait_for(lambda: _partials(out), 120, "an export's partial directory")
+        _wait_for(lambda: _attempts(out, "n1-s0") and _attempts(out, "n2-s0"), WAIT_S, "both cells to start")
+        _wait_for(lambda: _partials(out), WAIT_S, "an export's partial directory")
         workers = {_attempts(out, n)[0]["pid"] for n in ("n1-s0", "n2-s0")}
         sweep.send_signal(signum)
         output, _ = sweep.communicate(timeout=120)
