@@ -175,7 +175,7 @@ def peers_page(plots: Path | None) -> str:
         stem = name.removesuffix(".json")
         lines += ["", f"## `{name}`: {record['title']}", "", provenance(name, record), ""]
         lines += peers_table(record)
-        lines += ["", UNRECORDED_CHOICE] if f"| {NOT_RECORDED} |" in "\n".join(lines[-len(record["table"]) :]) else []
+        lines += ["", UNRECORDED_CHOICE] if any(not r.get("tuning") for r in record["table"]) else []
         lines += ["", f"![{record['title']}: accuracy against latency]({stem}.png)"]
         if plots is not None:
             peers_plot(record, plots / f"{stem}.png")
