@@ -51,7 +51,8 @@ DATASETS = ("rotten-tomatoes", "bbc-news")
 FULL_DEPTH = "full-depth (teacher)"
 
 
-def _load(name: str) -> dict:
+def load_result(name: str) -> dict:
+    """A results JSON of benchmarks/results by file name (the generated pages read nothing else)."""
     return json.loads((RESULTS / name).read_text(encoding="utf-8"))
 
 
@@ -62,7 +63,7 @@ def _rows(record: dict) -> dict[str, dict]:
 def _table_with_depths(data: str) -> dict[str, dict]:
     """The peers table's rows and the depth curve's (N=4, N=8); a row both hold is the peers table's."""
     depth = RESULTS / f"curve-depth-{data}.json"
-    return (_rows(_load(depth.name)) if depth.is_file() else {}) | _rows(_load(f"peers-{data}.json"))
+    return (_rows(load_result(depth.name)) if depth.is_file() else {}) | _rows(load_result(f"peers-{data}.json"))
 
 
 def _acc(row: dict | None) -> str:
@@ -88,7 +89,7 @@ def _bold_best(cells: list[str], values: list[float | None]) -> list[str]:
 
 def headline() -> str:
     """README: rotten-tomatoes, the cuts against the tuned peers (accuracy, latency, size)."""
-    rows = _rows(_load("peers-rotten-tomatoes.json"))  # not the depth curve: its N=4 was timed beside a benchmark
+    rows = _rows(load_result("peers-rotten-tomatoes.json"))  # not the depth curve: its N=4 was timed beside a benchmark
     lines = ["| model | accuracy | latency per text | MB |", "|---|---|---|---|"]
     for label, name in HEADLINE_ROWS:
         r = rows.get(name)
@@ -117,7 +118,7 @@ def peers_summary() -> str:
 
 def size_summary() -> str:
     """docs/results.md: per training size, the best cut against the best tuned peer (the winner in bold)."""
-    records = {d: _load(f"curve-size-{d}.json") for d in DATASETS if (RESULTS / f"curve-size-{d}.json").is_file()}
+    records = {d: load_result(f"curve-size-{d}.json") for d in DATASETS if (RESULTS / f"curve-size-{d}.json").is_file()}
     sizes: list[str] = []
     for record in records.values():
         sizes += [s for s in record["answer"]["cells"] if s not in sizes]
