@@ -22,6 +22,12 @@ line).
 
     .venv/bin/python benchmarks/curves.py --curve size --data rotten-tomatoes --layers 1 --per-class 16,64,256,1024
     .venv/bin/python benchmarks/curves.py --curve depth --data bbc-news --merge-from teachers.json
+
+A later --merge-from file replaces an earlier one's runs of the same row and seed, so a curve takes a peers
+table's re-run rows without training anything:
+
+    .venv/bin/python benchmarks/curves.py --curve depth --data rotten-tomatoes --kinds none \
+        --merge-from benchmarks/results/curve-depth-rotten-tomatoes.json benchmarks/results/peers-rotten-tomatoes.json
 """
 
 from __future__ import annotations
@@ -223,6 +229,13 @@ def runs_from_peers(record: dict, depths: list[str] | None = None, distilled: bo
     return runs
 
 
+def drop_remeasured(runs: list[dict], newer: list[dict]) -> list[dict]:
+    """`runs` without those that `newer` measures again (same size, row and seed): a later file of --merge-from,
+    or a run finished now, replaces what an earlier one said of the same row."""
+    keys = {(r["size"], row["name"], row["seed"]) for r in newer for row in r["rows"]}
+    return [r for r in runs if not any((r["size"], row["name"], row["seed"]) in keys for row in r["rows"])]
+
+
 def curve_table(runs: list[dict]) -> list[dict]:
     """peers.py's summary per training size: mean ± sd of accuracy over seeds, medians of timings and sizes, and
     whether the row is on that size's accuracy/latency Pareto front."""
@@ -404,7 +417,8 @@ def main() -> int:
         type=Path,
         nargs="*",
         default=[],
-        help="curve JSON files of other machines, or a peers.py JSON (its full-set rows: full, cuts, tuned peers)",
+        help="curve JSON files of other machines, or a peers.py JSON (its full-set rows: full, cuts, tuned peers); "
+        "a later file replaces an earlier one's runs of the same row and seed",
     )
     p.add_argument("--note", default="", help="what a reader of the numbers must know (a shared, loaded machine)")
     p.add_argument("--out", type=Path, default=Path("curves-out"))
@@ -424,11 +438,12 @@ def main() -> int:
         try:
             written = json.loads(other.read_text())
             if "curve" in written:
-                merged += written["runs"]
+                merged = drop_remeasured(merged, written["runs"]) + written["runs"]
             else:  # the size curve compares the plain cuts of --layers only
                 size = args.curve == "size"
                 depths = [n.strip() for n in args.layers.split(",")] if size else None
-                merged += runs_from_peers(written, depths, distilled=not size)
+                joined = runs_from_peers(written, depths, distilled=not size)
+                merged = drop_remeasured(merged, joined) + joined
         except (OSError, ValueError, KeyError, TypeError) as e:
             p.error(f"--merge-from {other}: not a curves.py results file ({type(e).__name__}: {e})")
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -452,8 +467,7 @@ def main() -> int:
         if record is None:
             missing.append(label)
             continue
-        keys = {(record["size"], row["name"], row["seed"]) for row in record["rows"]}
-        merged = [m for m in merged if not any((m["size"], row["name"], row["seed"]) in keys for row in m["rows"])]
+        merged = drop_remeasured(merged, [record])
         runs.append(record)
         write_results(merged + runs, args, stem, missing)
     record = write_results(merged + runs, args, stem, missing)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The peers rows that need a GPU, in one call (scripts/gpu/README.md): for each seed, side by side, the
-# 30-layer teacher (trained on the GPU, exported to --teacher-target), then its N=1 and N=2 students (trained on
-# the GPU, `cpu` target): benchmarks/peers.py --kinds full,from-full --no-timing. Every job ends by DEADLINE
+# 30-layer teacher (trained on the GPU, exported to --teacher-target), then its students at each N of STUDENTS
+# (default N=1 and N=2; "4 8" for the depth curve; trained on the GPU, `cpu` target): benchmarks/peers.py --kinds full,from-full --no-timing. Every job ends by DEADLINE
 # seconds after the start; the runs that finished land in $OUT/peers-gpu.json, fold them in here with
 #   .venv/bin/python benchmarks/peers.py --data rotten-tomatoes --kinds none --merge --merge-from peers-gpu.json
 #
@@ -14,6 +14,7 @@ DATA=${DATA:-rotten-tomatoes}
 STEM=$(basename "${DATA%.csv}")
 MODEL=${MODEL:-smollm2-135m}
 SEEDS=${SEEDS-0 42 421}  # SEEDS= installs the payload and trains nothing (scripts/gpu/README.md)
+STUDENTS=${STUDENTS:-1 2}  # the students' depths, trained side by side after each seed's teacher
 # cuda-fp32: the teacher labels its students' rows on the GPU, in fp32 (the lent H200 refused its fp16 graph).
 TEACHER_TARGET=${TEACHER_TARGET:-cuda-fp32}
 PY=${PY:-python3}
@@ -64,8 +65,7 @@ seed_job() {
     in_time peers "s$s-1-teacher" "$s" --layers 1 --kinds full --teacher-target cpu >> "$log" 2>&1
   fi
   stamp "seed $s: teacher done" >> "$log"
-  student "$s" 1 &
-  student "$s" 2 &
+  for n in $STUDENTS; do student "$s" "$n" & done
   wait
 }
 for s in $SEEDS; do seed_job "$s" & done

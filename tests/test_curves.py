@@ -187,3 +187,26 @@ def test_a_peers_table_joins_the_depth_curve_with_its_full_set_rows_only():
     joined = [r["rows"][0]["name"] for r in curves.runs_from_peers({"runs": rows})]
     assert "all-MiniLM-L6-v2 (cls)" in joined and "model2vec (from MiniLM)" in joined
     assert "edgecut N=1 from MiniLM" not in joined
+
+
+def test_a_later_merged_file_replaces_an_earlier_ones_runs_of_the_same_row_and_seed(tmp_path, monkeypatch):
+    """`--kinds none --merge-from curve.json peers.json`: the peers table's re-run row replaces the curve's
+    earlier run of the same row and seed (counted once, its new accuracy), the curve's other runs stay."""
+    curves = _curves()
+
+    def run(name: str, seed: int, accuracy: float) -> dict:
+        row = {"name": name, "seed": seed, "accuracy": accuracy, "p50_ms": 1.0, "texts_per_s": 100.0, "mb": 1.0}
+        return {"size": "full", "kind": "peers.py", "seed": seed, "rows": [row | {"train_seconds": 1.0}]}
+
+    earlier = [run("edgecut N=1", 0, 0.70), run("edgecut N=4", 0, 0.75), run("full-depth (teacher)", 0, 0.90)]
+    (tmp_path / "curve.json").write_text(json.dumps({"curve": "depth", "runs": earlier}))
+    rerun = [run("edgecut N=1", 0, 0.80)["rows"][0], run("full-depth (teacher)", 0, 0.90)["rows"][0]]
+    (tmp_path / "peers.json").write_text(json.dumps({"runs": rerun}))
+    argv = ["curves.py", "--curve", "depth", "--data", "toy", "--kinds", "none", "--seeds", "0"]
+    argv += ["--merge-from", str(tmp_path / "curve.json"), str(tmp_path / "peers.json"), "--results", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", [*argv, "--out", str(tmp_path / "o")])
+    assert curves.main() == 0
+    record = json.loads((tmp_path / "curve-depth-toy.json").read_text())
+    runs = sorted((r["rows"][0]["name"], r["rows"][0]["accuracy"]) for r in record["runs"])
+    assert runs == [("edgecut N=1", 0.80), ("edgecut N=4", 0.75), ("full-depth (teacher)", 0.90)]
+    assert {r["name"]: r["seeds"] for r in record["table"]}["edgecut N=1"] == 1
