@@ -102,6 +102,36 @@ def test_encode_examples_counts_truncated_queries(tiny_csv, tokenizer):
     assert cut == len(ds.test) and all(len(f["input_ids"]) <= room + 2 for f in features)
 
 
+def test_texts_longer_than_the_tokenizers_limit_are_cut_without_its_warning(tiny_csv, tokenizer_dir):
+    """edgecut cuts each query itself (the prompt keeps its frame), so the tokenizer's "sequence length is
+    longer than the specified maximum ... indexing errors" warning would only alarm the user."""
+    import logging
+
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    class Kept(logging.Handler):
+        def __init__(self):
+            super().__init__()
+            self.messages: list[str] = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    fresh = AutoTokenizer.from_pretrained(tokenizer_dir)  # the warning is given once per tokenizer object
+    fresh.model_max_length = 4  # shorter than any prompt
+    ds = load_dataset(DataSpec(source=str(tiny_csv), test_size=10, validation_size=5, demonstrations=False))
+    room = len(fresh(PromptFormat(ds.template).render(""), verbose=False)["input_ids"])
+    kept, root = Kept(), hf_logging.get_logger("transformers")
+    root.addHandler(kept)
+    try:
+        features, cut = encode_examples(fresh, PromptFormat(ds.template, (), max_length=room + 2), ds.test)
+    finally:
+        root.removeHandler(kept)
+    assert cut == len(ds.test) and all(len(f["input_ids"]) <= room + 2 for f in features)
+    assert not [m for m in kept.messages if "longer than the specified maximum" in m]
+
+
 # --- templates as typed in a shell ------------------------------------------------------------------------
 
 

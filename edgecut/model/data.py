@@ -518,13 +518,14 @@ def _read_builtin(name: str, builtin: _Builtin) -> list[tuple[str, str]]:
 
 
 def encode_examples(tokenizer, prompt, examples: list[Example]) -> tuple[list[dict], int]:
-    """Token ids for each example's prompt (HF fast tokenizer), and how many queries were cut."""
+    """Token ids for each example's prompt (HF fast tokenizer), and how many queries were cut. The prompt cuts
+    the query itself, so the tokenizer's warning about texts over its own limit is turned off (verbose=False)."""
     features, cut = [], 0
     for ex in examples:
         ids, truncated = prompt.encode(
             ex.text,
-            encode=lambda s: tokenizer(s)["input_ids"],
-            encode_plain=lambda s: tokenizer(s, add_special_tokens=False)["input_ids"],
+            encode=lambda s: tokenizer(s, verbose=False)["input_ids"],
+            encode_plain=lambda s: tokenizer(s, add_special_tokens=False, verbose=False)["input_ids"],
             decode=tokenizer.decode,
         )
         cut += truncated

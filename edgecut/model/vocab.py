@@ -96,7 +96,7 @@ def corpus_sequences(tokenizer, prompt_format: PromptFormat, texts: Iterable[str
     A BPE tokenizer splits a word differently at the start of a line and after "Review: ", so encoding
     the bare line would keep ids that serving never produces and miss the ones it does.
     """
-    return [tokenizer(prompt_format.render(text))["input_ids"] for text in texts]
+    return [tokenizer(prompt_format.render(text), verbose=False)["input_ids"] for text in texts]  # whole texts
 
 
 def always_kept_ids(tokenizer, prompt_format: PromptFormat, label_words: Iterable[str]) -> set[int]:
