@@ -266,7 +266,8 @@ def grid_markdown(table: list[dict]) -> str:
 
 def plot(table: list[dict], path: Path, title: str) -> None:
     """One panel per training size: accuracy against batch-1 latency (log x), every row a point with its sd over
-    seeds as an error bar, the Pareto front as a step line."""
+    seeds as an error bar, the Pareto front as a step line. An untimed row (trained on another machine: the
+    full model, its students) is a dashed line at its accuracy, so the depth curve shows what it aims at."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -274,29 +275,39 @@ def plot(table: list[dict], path: Path, title: str) -> None:
 
     sizes = sorted({r["size"] for r in table}, key=size_key)
     names = list(dict.fromkeys(r["name"] for r in table))
+    untimed = {r["name"] for r in table if math.isnan(r["p50_ms"])}
+
+    def style(name: str) -> dict:  # ten colours, then the next marker: no two rows look alike
+        i = names.index(name)
+        return {"color": f"C{i % 10}", "marker": "osD^v"[i // 10 % 5]}
+
     fig, axes = plt.subplots(1, len(sizes), figsize=(4.2 * len(sizes) + 2.5, 4.6), squeeze=False)
     for ax, size in zip(axes[0], sizes, strict=True):
         rows = [r for r in table if r["size"] == size]
         for r in rows:
+            look = style(r["name"])
             if math.isnan(r["p50_ms"]):
+                ax.axhline(r["accuracy_mean"] * 100, color=look["color"], linestyle="--", linewidth=1)
                 continue
-            colour = f"C{names.index(r['name']) % 10}"
             ax.errorbar(
-                r["p50_ms"], r["accuracy_mean"] * 100, yerr=r["accuracy_sd"] * 100, fmt="o", color=colour, capsize=3
+                r["p50_ms"], r["accuracy_mean"] * 100, yerr=r["accuracy_sd"] * 100, linestyle="", capsize=3, **look
             )
         points = [(r["p50_ms"], r["accuracy_mean"] * 100) for r in rows]
         front = pareto_front(points)
         if front:
             xs, ys = [points[i][0] for i in front], [points[i][1] for i in front]
-            ax.step(xs, ys, where="post", color="tab:green", linewidth=1, alpha=0.8)
+            ax.step(xs, ys, where="post", color="black", linewidth=1, alpha=0.6)
         ax.set_xscale("log")
         ax.set_title(f"{size} rows per class" if size != FULL else "full training set", fontsize=9)
         ax.set_xlabel("latency per text, batch 1 (ms, log)", fontsize=8)
     axes[0][0].set_ylabel("test accuracy (%), mean ± sd over seeds", fontsize=8)
     handles = [
-        plt.Line2D([], [], marker="o", linestyle="", color=f"C{i % 10}", label=name) for i, name in enumerate(names)
+        plt.Line2D([], [], linestyle="--", color=style(name)["color"], label=f"{name} (untimed: dashed)")
+        if name in untimed
+        else plt.Line2D([], [], linestyle="", label=name, **style(name))
+        for name in names
     ]
-    handles.append(plt.Line2D([], [], color="tab:green", label="Pareto front"))
+    handles.append(plt.Line2D([], [], color="black", alpha=0.6, label="Pareto front"))
     fig.legend(handles=handles, loc="center right", fontsize=7, frameon=False)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0, 1 - 2.4 / fig.get_figwidth(), 1))
