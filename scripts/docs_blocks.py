@@ -41,6 +41,7 @@ PEERS_ROWS = [
     ("edgecut N=2 distilled from MiniLM¹", "edgecut N=2 from MiniLM"),
     ("edgecut N=2 distilled from the full model", "edgecut N=2 from full"),
     ("edgecut N=4", "edgecut N=4"),
+    ("edgecut N=8", "edgecut N=8"),
     ("all-MiniLM-L6-v2 fine-tuned (cls)", "all-MiniLM-L6-v2 (cls)"),
     ("TF-IDF + logistic regression", "TF-IDF + logistic regression"),
     ("model2vec (from MiniLM)", "model2vec (from MiniLM)"),
