@@ -214,7 +214,14 @@ def _plan(s: ExportSettings, target, precision: str) -> _Plan:
     layers = depth if s.layers == "full" else s.layers
     if layers > depth:
         raise EdgecutError(f"--layers {layers} is out of range: this model has {depth} layers, use 1..{depth}")
-    return _Plan(target, precision, s.training_recipe(config), layers)
+    recipe = s.training_recipe(config)
+    positions = getattr(config, "max_position_embeddings", None)  # a prompt longer than this cannot be read
+    if isinstance(positions, int) and recipe.max_length > positions:
+        raise EdgecutError(
+            f"--max-length {recipe.max_length} is longer than this model can read ({positions} positions): "
+            f"use --max-length {positions} or less"
+        )
+    return _Plan(target, precision, recipe, layers)
 
 
 @dataclass(frozen=True)

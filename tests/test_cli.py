@@ -213,6 +213,7 @@ def bad_csvs(tmp_path):
         (["--setting", "cls", "--template", "Q: {text}\nA:{label}"], "drop --template"),
         (["--data", "no-such-file.csv"], "does not exist"),
         (["--layers", "4"], "this model has 3 layers"),  # from the config, before the weights load
+        (["--max-length", "300"], "use --max-length 256 or less"),  # the tiny model has 256 positions
         (["--test-size", "0"], "--test-size"),
         (["--labels", "negative,negative"], "negative"),
         (["--template", "Review: [/x] {text}"], "{label}"),  # user text with rich markup, printed literally
