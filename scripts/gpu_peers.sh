@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The peers rows that need a GPU, in one call (scripts/gpu/README.md): for each seed, side by side, the
 # 30-layer teacher (trained on the GPU, exported to --teacher-target), then its students at each N of STUDENTS
-# (default N=1 and N=2; "4 8" for the depth curve; trained on the GPU, `cpu` target): benchmarks/peers.py --kinds full,from-full --no-timing. Every job ends by DEADLINE
-# seconds after the start; the runs that finished land in $OUT/peers-gpu.json, fold them in here with
+# (default N=1 and N=2; "4 8" for the depth curve; trained on the GPU, `cpu` target):
+# benchmarks/peers.py --kinds full,from-full --no-timing. Every job ends by DEADLINE seconds after the start;
+# the runs that finished land in $OUT/peers-gpu.json, fold them in here with
 #   .venv/bin/python benchmarks/peers.py --data rotten-tomatoes --kinds none --merge --merge-from peers-gpu.json
 #
 #   PAYLOAD=/tmp/pl DEADLINE=540 bash scripts/gpu_peers.sh   # on the lent machine, after scripts/gpu_payload.sh's
