@@ -16,9 +16,10 @@ from conftest import FAMILIES, FILLER, NEGATIVE, POSITIVE, tiny_model
 from edgecut.graph.exporter import torch_logits
 from edgecut.model.classifier import make_classifier
 from edgecut.model.data import Example, encode_examples
-from edgecut.model.finetune import Recipe, finetune, get_recipe
+from edgecut.model.finetune import FinetuneResult, Recipe, finetune, get_recipe, train_with_rate_search
 from edgecut.model.prompt import PromptFormat
 from edgecut.model.prune import cut_to_first
+from edgecut.progress import Progress
 
 TEMPLATES = {"lm": "Review: {text}\nSentiment:{label}", "cls": "{text}{label}"}
 RECIPE = Recipe(
@@ -96,6 +97,43 @@ def test_each_family_s_rule_chooses_its_learning_rate_and_says_which():
     assert 2e-5 <= ENCODER_LEARNING_RATE <= 1e-4
     assert learning_rate_grid(get_recipe("cpu", model_type="bert", encoder=True)) == [1e-5, 5e-5, 1e-4]
     assert learning_rate_grid(get_recipe("cpu")) == [1e-4, 5e-4, 1e-3]
+
+
+class _Heard(Progress):
+    def __init__(self):
+        self.warnings: list[str] = []
+
+    def warn(self, text: str) -> None:
+        self.warnings.append(text)
+
+
+def _search(scores: dict[float, float]) -> tuple[dict, list[str]]:
+    """`--lr auto` over the cpu recipe's grid where the run at each rate scores `scores[rate]` on validation."""
+
+    def train_one(classifier, recipe, run_name):
+        score = scores[recipe.learning_rate]
+        return FinetuneResult(classifier, [score], score, steps=1, seconds=1.0)
+
+    heard = _Heard()
+    _, winner, record = train_with_rate_search(get_recipe("cpu"), True, object(), train_one, heard)
+    assert winner.learning_rate == record["chosen"]
+    return record, heard.warnings
+
+
+def test_lr_auto_says_when_the_best_rate_is_an_end_of_its_grid():
+    """A winner at the grid's highest (or lowest) rate that beat its neighbour means a better rate may lie beyond
+    the grid: the user is told which --lr to try and the manifest's record says so; a winner inside the grid,
+    or a flat curve, gives no warning."""
+    record, warnings = _search({1e-4: 0.55, 5e-4: 0.60, 1e-3: 0.62})
+    assert (record["chosen"], record["edge"]) == (1e-3, "highest")
+    assert len(warnings) == 1 and "highest" in warnings[0] and "--lr 0.002" in warnings[0]
+    record, warnings = _search({1e-4: 0.70, 5e-4: 0.60, 1e-3: 0.50})
+    assert (record["chosen"], record["edge"]) == (1e-4, "lowest")
+    assert "--lr 5e-05" in warnings[0]
+    record, warnings = _search({1e-4: 0.55, 5e-4: 0.65, 1e-3: 0.62})
+    assert (record["chosen"], record["edge"], warnings) == (5e-4, None, [])
+    record, warnings = _search({1e-4: 0.5, 5e-4: 0.5, 1e-3: 0.5})  # nothing learnt: no direction to follow
+    assert (record["chosen"], record["edge"], warnings) == (1e-4, None, [])
 
 
 def test_a_full_depth_run_trains_at_a_lower_learning_rate_unless_lr_is_given():

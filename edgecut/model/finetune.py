@@ -567,11 +567,32 @@ def train_with_rate_search(recipe: Recipe, auto: bool, classifier, train_one: Ca
         f"--lr auto: {len(grid)} runs in {seconds:.0f} s ({len(grid)}x one run's training); "
         f"lr {winner.learning_rate:g} won on validation ({tuned.best_validation_accuracy:.1%})"
     )
+    edge = grid_edge([r["best_validation_accuracy"] for r in runs], index)
+    if edge is not None:
+        beyond = winner.learning_rate * (2 if edge == "highest" else 0.5)
+        progress.warn(
+            f"--lr auto: the winner, lr {winner.learning_rate:g}, is the grid's {edge} rate and beat its neighbour, "
+            f"so a rate beyond the grid may score better on validation: try --lr {beyond:g}"
+        )
     record = {
         "rule": LEARNING_RATE_RULES["auto"],
         "grid": runs,
         "chosen": winner.learning_rate,
+        "edge": edge,
         "seconds": round(seconds, 1),
         "run": f"train-{index}",
     }
     return tuned, winner, record
+
+
+def grid_edge(scores: list[float], winner: int) -> str | None:
+    """ "highest" or "lowest" when the winning rate is an end of the grid and scored above its neighbour (the best
+    rate may lie beyond the grid); None when it is inside, or only tied its neighbour (a flat curve says nothing
+    about the other side)."""
+    if len(scores) < 2:
+        return None
+    if winner == len(scores) - 1 and scores[winner] > scores[winner - 1]:
+        return "highest"
+    if winner == 0 and scores[0] > scores[1]:
+        return "lowest"
+    return None
