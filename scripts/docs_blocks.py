@@ -143,7 +143,23 @@ def size_summary() -> str:
             peer.append(peer_text if c["cut_wins"] else f"**{peer_text}**")
         lines += [f"| {data}: best cut | " + " | ".join(cut) + " |"]
         lines += [f"| {data}: best tuned peer | " + " | ".join(peer) + " |"]
+        rates = [learning_rate_cell([r for r in record["table"] if r["size"] == size]) for size in sizes]
+        lines += [f"| {data}: neural rows' learning rate | " + " | ".join(rates) + " |"]
     return "\n".join(lines)
+
+
+RATE_RULES = {"grid": "picked on validation", "family": "the family's", "unrecorded": "not recorded"}
+
+
+def learning_rate_cell(rows: list[dict]) -> str:
+    """How the learning rates of a size's neural rows (the cuts, MiniLM) were chosen, from their tuning cells:
+    "picked on validation" (`--lr auto`'s grid), "the family's", "not recorded", or several of them joined."""
+    rules = set()
+    for row in rows:
+        if row["name"].startswith("edgecut") or "MiniLM-L6" in row["name"]:
+            parts = row.get("tuning", "").split("; ")
+            rules |= {"unrecorded" if not p else "grid" if " of {" in p else "family" for p in parts}
+    return " / ".join(RATE_RULES[r] for r in RATE_RULES if r in rules) or "–"
 
 
 def _short(name: str) -> str:

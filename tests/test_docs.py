@@ -68,6 +68,25 @@ def test_the_summary_tables_in_hand_written_pages_are_the_generated_ones(docs_ge
         blocks.fill("<!-- generated: nonsense -->\nx\n<!-- /generated -->\n")
 
 
+def test_the_size_summary_says_how_the_neural_rows_learning_rate_was_chosen():
+    """A size column whose cuts and MiniLM all picked their rate on validation says so; one where some kept the
+    family's rate, or did not record it, says that too (the peers' grid points do not count)."""
+    blocks = load_script("scripts/docs_blocks.py")
+    auto = "lr 0.001 of {0.0001, 0.0005, 0.001} (validation), epoch 2/2 (validation)"
+    family = "lr 5e-05 (encoder rule), epoch 2/2 (validation)"
+    tfidf = {"name": "TF-IDF + logistic regression", "tuning": "C=3, word 1-2-grams (validation)"}
+    cut, minilm = {"name": "edgecut N=1", "tuning": auto}, {"name": "all-MiniLM-L6-v2 (cls)", "tuning": auto}
+    assert blocks.learning_rate_cell([tfidf, cut, minilm]) == "picked on validation"
+    assert blocks.learning_rate_cell([cut, minilm | {"tuning": family}]) == "picked on validation / the family's"
+    assert blocks.learning_rate_cell([cut | {"tuning": ""}, minilm | {"tuning": family}]) == (
+        "the family's / not recorded"
+    )
+    assert blocks.learning_rate_cell([cut | {"tuning": f"{auto} (x2); {family} (x1)"}]) == (
+        "picked on validation / the family's"
+    )
+    assert blocks.learning_rate_cell([tfidf]) == "–"
+
+
 def test_the_cli_reference_names_every_command_and_option(docs_gen):
     import typer
 
