@@ -395,6 +395,10 @@ def test_every_row_says_which_rule_tuned_it_and_what_it_chose():
         },
     }
     assert peers.tuning_of_manifest(auto) == "lr 0.001 of {0.0001, 0.0005, 0.001} (validation), epoch 1/1 (validation)"
+    auto["training"] |= {"seconds": 40.0}
+    auto["training"]["learning_rate"] |= {"seconds": 130.0}  # the whole grid's training, not the winner's alone
+    assert peers.training_seconds_of_manifest(auto) == 130.0
+    assert peers.training_seconds_of_manifest({"training": {"seconds": 40.0}}) == 40.0
     tfidf, fasttext = (
         BaselineResult(name, 0, 0.8, 1.0, 10, tuned={"chosen": chosen})
         for name, chosen in (
