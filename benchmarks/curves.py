@@ -23,6 +23,8 @@ line).
     .venv/bin/python benchmarks/curves.py --curve size --data rotten-tomatoes --layers 1 --per-class 16,64,256,1024
     .venv/bin/python benchmarks/curves.py --curve depth --data bbc-news --merge-from teachers.json
 
+Every run of a column must share one split: --test-size also moves the validation and training rows, so a
+merged run measured at another --test-size is refused (at a size this call measures) unless its kind is re-run.
 A later --merge-from file replaces an earlier one's runs of the same row and seed, so a curve takes a peers
 table's re-run rows without training anything:
 
@@ -236,6 +238,35 @@ def drop_remeasured(runs: list[dict], newer: list[dict]) -> list[dict]:
     return [r for r in runs if not any((r["size"], row["name"], row["seed"]) in keys for row in r["rows"])]
 
 
+def with_test_size(runs: list[dict], split: int | None, peers_table: bool) -> list[dict]:
+    """The runs of a --merge-from file, each tagged with the file's --test-size unless it carries its own; a
+    curve file's rows that came from a peers table keep no tag (their split is that table's, not the curve's)."""
+    tagged = []
+    for r in runs:
+        unknown = split is None or "test_size" in r or (r["kind"] == "peers.py" and not peers_table)
+        tagged.append(r if unknown else r | {"test_size": split})
+    return tagged
+
+
+def other_split(merged: list[dict], sizes: list[str], kinds: set[str], test_size: int) -> str | None:
+    """Why the runs of a training size would compare models on different rows, or None. --test-size also moves
+    the validation and training rows (edgecut.model.data splits test first), so a merged run measured at another
+    --test-size, at a size this call measures and of a kind it does not re-run, would sit in one column with
+    runs on other rows."""
+    for size in sizes:
+        kept = [r for r in merged if r["size"] == size and r["kind"] not in kinds]
+        stale = [r for r in kept if r.get("test_size") not in (None, test_size)]
+        if stale:
+            other = sorted({r["test_size"] for r in stale})
+            names = ", ".join(sorted({r["kind"] for r in stale}))
+            return (
+                f"--merge-from: its runs at {size} rows per class ({names}) used --test-size "
+                f"{', '.join(map(str, other))}, another split than --test-size {test_size}: give that --test-size, "
+                f"or re-run those kinds here with --kinds"
+            )
+    return None
+
+
 def curve_table(runs: list[dict]) -> list[dict]:
     """peers.py's summary per training size: mean ± sd of accuracy over seeds, medians of timings and sizes, and
     whether the row is on that size's accuracy/latency Pareto front."""
@@ -364,7 +395,7 @@ def run_one(kind: str, layers: str, seed: int, size: str, args, cell: Path) -> d
         return None
     if args.no_timing:
         rows = [replace(r, note=untimed_note()) for r in rows]
-    record = {"size": size, "kind": kind, "seed": seed, "train_rows": len(dataset.train)}
+    record = {"size": size, "kind": kind, "seed": seed, "train_rows": len(dataset.train), "test_size": args.test_size}
     record["rows"] = [asdict(r) for r in rows]
     done.write_text(json.dumps(record, indent=1))
     return record
@@ -449,14 +480,18 @@ def main() -> int:
         try:
             written = json.loads(other.read_text())
             if "curve" in written:
-                merged = drop_remeasured(merged, written["runs"]) + written["runs"]
+                joined = written["runs"]
             else:  # the size curve compares the plain cuts of --layers only
                 size = args.curve == "size"
                 depths = [n.strip() for n in args.layers.split(",")] if size else None
                 joined = runs_from_peers(written, depths, distilled=not size)
-                merged = drop_remeasured(merged, joined) + joined
+            joined = with_test_size(joined, (written.get("settings") or {}).get("test_size"), "curve" not in written)
+            merged = drop_remeasured(merged, joined) + joined
         except (OSError, ValueError, KeyError, TypeError) as e:
             p.error(f"--merge-from {other}: not a curves.py results file ({type(e).__name__}: {e})")
+    clash = other_split(merged, sizes, chosen, args.test_size)
+    if clash:
+        p.error(clash)
     seeds = [int(s) for s in args.seeds.split(",")]
     depths = [n.strip() for n in args.layers.split(",")]
     plan = [
