@@ -35,6 +35,7 @@ table's re-run rows without training anything:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -42,6 +43,7 @@ import platform
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -248,14 +250,18 @@ def with_test_size(runs: list[dict], split: int | None, peers_table: bool) -> li
     return tagged
 
 
-def other_split(merged: list[dict], sizes: list[str], kinds: set[str], test_size: int) -> str | None:
+def other_split(
+    merged: list[dict], sizes: list[str], kinds: set[str], test_size: int, test_rows: Callable[[int], int]
+) -> str | None:
     """Why the runs of a training size would compare models on different rows, or None. --test-size also moves
     the validation and training rows (edgecut.model.data splits test first), so a merged run measured at another
     --test-size, at a size this call measures and of a kind it does not re-run, would sit in one column with
-    runs on other rows."""
+    runs on other rows. Two sizes that leave the same test rows (`test_rows`: a fifth of a small set caps
+    both) are one split."""
     for size in sizes:
         kept = [r for r in merged if r["size"] == size and r["kind"] not in kinds]
         stale = [r for r in kept if r.get("test_size") not in (None, test_size)]
+        stale = [r for r in stale if test_rows(r["test_size"]) != test_rows(test_size)]
         if stale:
             other = sorted({r["test_size"] for r in stale})
             names = ", ".join(sorted({r["kind"] for r in stale}))
@@ -489,10 +495,16 @@ def main() -> int:
             merged = drop_remeasured(merged, joined) + joined
         except (OSError, ValueError, KeyError, TypeError) as e:
             p.error(f"--merge-from {other}: not a curves.py results file ({type(e).__name__}: {e})")
-    clash = other_split(merged, sizes, chosen, args.test_size)
+    seeds = [int(s) for s in args.seeds.split(",")]
+
+    @functools.cache
+    def test_rows(test_size: int) -> int:
+        spec = DataSpec(source=args.data, seed=seeds[0], test_size=test_size, demonstrations=False)
+        return len(load_dataset(spec).test)
+
+    clash = other_split(merged, sizes, chosen, args.test_size, test_rows)
     if clash:
         p.error(clash)
-    seeds = [int(s) for s in args.seeds.split(",")]
     depths = [n.strip() for n in args.layers.split(",")]
     plan = [
         (kind, n) for kind in KINDS if kind in chosen for n in (depths if kind in ("plain", "from-full") else ["-"])

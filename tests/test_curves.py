@@ -212,28 +212,38 @@ def test_a_later_merged_file_replaces_an_earlier_ones_runs_of_the_same_row_and_s
     assert {r["name"]: r["seeds"] for r in record["table"]}["edgecut N=1"] == 1
 
 
-def test_merged_runs_on_another_test_split_are_refused_unless_re_run(tmp_path, monkeypatch, capsys):
+def test_merged_runs_on_another_test_split_are_refused_unless_re_run(tiny_csv, tmp_path, monkeypatch, capsys):
     """--test-size moves the validation and training rows too: a merged curve's TF-IDF runs at 16 rows per class
-    measured at --test-size 500 cannot share a column with runs at 1000. Refused before anything trains, with
-    the fix; the same --test-size, or re-running that kind, passes; a size this call does not measure is not
-    checked."""
+    measured at --test-size 40 cannot share a column with runs at 1000. Refused before anything trains, with
+    the fix; the same --test-size, one that leaves the same test rows (500 and 1000 both hit the toy set's cap
+    of a fifth), or re-running that kind, passes; a size this call does not measure is not checked."""
     curves = _curves()
     row = {"name": "TF-IDF + logistic regression", "seed": 0, "accuracy": 0.6, "p50_ms": 1.0, "texts_per_s": 1.0}
     earlier = [{"size": "16", "kind": "tfidf", "seed": 0, "rows": [row | {"mb": 0.1, "train_seconds": 1.0}]}]
-    merged = tmp_path / "curve.json"
-    merged.write_text(json.dumps({"curve": "size", "settings": {"test_size": 500}, "runs": earlier}))
-    base = ["curves.py", "--curve", "size", "--data", "toy", "--seeds", "0", "--merge-from", str(merged)]
-    base += ["--results", str(tmp_path / "r"), "--out", str(tmp_path / "o"), "--cached-only"]
-    monkeypatch.setattr(sys, "argv", [*base, "--per-class", "16", "--kinds", "plain", "--test-size", "1000"])
-    with pytest.raises(SystemExit) as stop:
-        curves.main()
-    error = capsys.readouterr().err
-    assert stop.value.code == 2 and "at 16 rows per class (tfidf) used --test-size 500" in error
-    assert not (tmp_path / "r").exists()
-    for fine in (
-        ["--per-class", "16", "--kinds", "plain", "--test-size", "500"],
-        ["--per-class", "16", "--kinds", "tfidf,plain", "--test-size", "1000"],
-        ["--per-class", "64", "--kinds", "plain", "--test-size", "1000"],
+    base = ["curves.py", "--curve", "size", "--data", str(tiny_csv), "--seeds", "0", "--cached-only"]
+    base += [
+        "--merge-from",
+        str(tmp_path / "curve.json"),
+        "--results",
+        str(tmp_path / "r"),
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    for merged_at, args, refused in (
+        (40, ["--per-class", "16", "--kinds", "plain", "--test-size", "1000"], True),
+        (40, ["--per-class", "16", "--kinds", "plain", "--test-size", "40"], False),
+        (500, ["--per-class", "16", "--kinds", "plain", "--test-size", "1000"], False),
+        (40, ["--per-class", "16", "--kinds", "tfidf,plain", "--test-size", "1000"], False),
+        (40, ["--per-class", "64", "--kinds", "plain", "--test-size", "1000"], False),
     ):
-        monkeypatch.setattr(sys, "argv", [*base, *fine])
-        assert curves.main() == 0, fine
+        record = {"curve": "size", "settings": {"test_size": merged_at}, "runs": earlier}
+        (tmp_path / "curve.json").write_text(json.dumps(record))
+        monkeypatch.setattr(sys, "argv", [*base, *args])
+        if refused:
+            with pytest.raises(SystemExit) as stop:
+                curves.main()
+            error = capsys.readouterr().err
+            assert stop.value.code == 2 and "at 16 rows per class (tfidf) used --test-size 40" in error
+            assert not (tmp_path / "r").exists()
+        else:
+            assert curves.main() == 0, (merged_at, args)
