@@ -189,7 +189,8 @@ def curves_page(plots: Path | None) -> str:
         "Each section comes from `benchmarks/curves.py`. Every row was tuned by the same rule: its few "
         "hyper-parameters chosen on the validation split (500 rows at every training size, fewer where the data "
         "set is small: only the training rows are capped) from a small stated grid, the choice in the last "
-        "column of the tables. Accuracy is the mean ± sd over seeds on the same test rows; the plots draw each "
+        "column of the tables. Accuracy is the mean ± sd over seeds, every row of a column on the same test rows "
+        "(`curves.py` refuses to mix splits; a note says where columns differ); the plots draw each "
         "size's accuracy/latency Pareto front (nothing else is both more accurate and faster).",
     ]
     for name in _files("curve-*.json"):
