@@ -502,7 +502,10 @@ def main() -> int:
         spec = DataSpec(source=args.data, seed=seeds[0], test_size=test_size, demonstrations=False)
         return len(load_dataset(spec).test)
 
-    clash = other_split(merged, sizes, chosen, args.test_size, test_rows)
+    try:
+        clash = other_split(merged, sizes, chosen, args.test_size, test_rows)
+    except EdgecutError as e:  # --data cannot be read: the same message the runs would give
+        p.error(str(e))
     if clash:
         p.error(clash)
     depths = [n.strip() for n in args.layers.split(",")]

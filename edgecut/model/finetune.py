@@ -586,9 +586,8 @@ def train_with_rate_search(recipe: Recipe, auto: bool, classifier, train_one: Ca
 
 
 def grid_edge(scores: list[float], winner: int) -> str | None:
-    """ "highest" or "lowest" when the winning rate is an end of the grid and scored above its neighbour (the best
-    rate may lie beyond the grid); None when it is inside, or only tied its neighbour (a flat curve says nothing
-    about the other side)."""
+    """Which end of the grid the winning rate is ("highest", "lowest") when it scored above its neighbour there:
+    the best rate may lie beyond the grid. None inside the grid, or on a tie (a flat curve points nowhere)."""
     if len(scores) < 2:
         return None
     if winner == len(scores) - 1 and scores[winner] > scores[winner - 1]:
