@@ -764,12 +764,14 @@ def traced_export(tiny_model_dirs, tiny_csv, tmp_path_factory):
     return out, connects(log, by_strace)
 
 
+@pytest.mark.slow  # an export in a process of its own under strace: half a minute; CI runs -m slow
 def test_the_exported_artifact_has_the_umasks_mode(traced_export):
     umask = os.umask(0)
     os.umask(umask)
     assert traced_export[0].stat().st_mode & 0o777 == 0o777 & ~umask  # the export ran with this umask
 
 
+@pytest.mark.slow
 def test_export_check_and_predict_make_no_network_connection(traced_export, tiny_csv, tmp_path):
     out, export_connects = traced_export
     assert outside(export_connects) == []
@@ -789,8 +791,8 @@ def _deploy(*args):
     return runner.invoke(app, ["deploy", *map(str, args)])
 
 
-def test_deploy_force_replaces_only_a_model_directory_edgecut_deploy_wrote(traced_export, tmp_path):
-    art, _ = traced_export
+def test_deploy_force_replaces_only_a_model_directory_edgecut_deploy_wrote(tiny_artifact, tmp_path):
+    art = tiny_artifact
     repo = tmp_path / "repo"
     old = os.umask(0o022)
     try:
@@ -814,8 +816,8 @@ def test_deploy_force_replaces_only_a_model_directory_edgecut_deploy_wrote(trace
     assert _snapshot(user) == before
 
 
-def test_deploy_force_never_replaces_the_artifact_being_deployed(traced_export, tmp_path):
-    art = shutil.copytree(traced_export[0], tmp_path / "art")
+def test_deploy_force_never_replaces_the_artifact_being_deployed(tiny_artifact, tmp_path):
+    art = shutil.copytree(tiny_artifact, tmp_path / "art")
     (art / "config.pbtxt").write_text(TRITON_HEADER + " (edgecut 0.1.0).\n")  # even if it looks deployed
     before = _snapshot(art)
     for repo, name in [(art.parent, art.name), (art.parent.parent, art.parent.name)]:

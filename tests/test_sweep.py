@@ -42,6 +42,11 @@ def _sweep(model_dir, data, out, *extra):
     return runner.invoke(app, args)
 
 
+# The tests on a real sweep directory train and export two to four tiny models each (about two minutes of the
+# suite together): they run with -m slow, which CI runs too. The planning, sharding and report tests stay.
+whole_sweep = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def swept(tiny_model_dirs, tiny_csv, tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep") / "s"
@@ -50,6 +55,7 @@ def swept(tiny_model_dirs, tiny_csv, tmp_path_factory):
     return out, result.output
 
 
+@whole_sweep
 def test_sweep_writes_table_json_and_plot(swept):
     out, output = swept
     report = json.loads((out / "sweep.json").read_text())
@@ -80,6 +86,7 @@ def test_sweep_writes_table_json_and_plot(swept):
         assert (out / "runs" / name / "edgecut.json").is_file()
 
 
+@whole_sweep
 def test_sweep_resumes_without_redoing_finished_runs(swept, tiny_model_dirs, tiny_csv):
     out, _ = swept
     stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/edgecut.json")}
@@ -89,6 +96,7 @@ def test_sweep_resumes_without_redoing_finished_runs(swept, tiny_model_dirs, tin
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
 
+@whole_sweep
 def test_a_run_failing_parity_is_left_out_and_the_sweep_goes_on(
     swept, tiny_model_dirs, tiny_csv, tmp_path, monkeypatch
 ):
@@ -118,6 +126,7 @@ def test_a_run_failing_parity_is_left_out_and_the_sweep_goes_on(
     assert not (out / "runs" / "n2-s0").exists()
 
 
+@whole_sweep
 def test_a_sweep_directory_refuses_other_options(swept, tiny_model_dirs, tiny_csv):
     """Resuming with another recipe would mix incomparable runs in one table: refused before any work."""
     out, _ = swept
@@ -157,6 +166,7 @@ def test_a_sweep_made_with_last_token_pooling_is_not_extended_with_the_new_defau
         check_pooling(tmp_path, "last")
 
 
+@whole_sweep
 def test_a_sweep_made_with_last_token_pooling_resumes_with_pooling_last(swept, tiny_model_dirs, tiny_csv, tmp_path):
     """Through the CLI: the directory's runs say `last` (as every run made before the default changed does),
     so the new default is refused in one line, and the option that line names is accepted."""
@@ -175,6 +185,7 @@ def test_a_sweep_made_with_last_token_pooling_resumes_with_pooling_last(swept, t
     assert resumed.exit_code == 0, resumed.output
 
 
+@whole_sweep
 def test_shards_of_a_grid_then_one_report_cover_every_run(swept, tiny_model_dirs, tiny_csv, tmp_path, monkeypatch):
     """Another N added later joins the table and only the missing runs are done (a finished run is not
     rewritten); shards run disjoint parts of the grid over one directory and write no report; `--report`
@@ -219,6 +230,7 @@ def test_shards_of_a_grid_then_one_report_cover_every_run(swept, tiny_model_dirs
     assert [r["layers"] for r in report["rows"]] == [1, 2, 3] and report["baselines"] == []
 
 
+@whole_sweep
 def test_a_retried_baseline_is_said_in_the_sweep(swept, tiny_model_dirs, tiny_csv, tmp_path, monkeypatch):
     """fastText retried at a lower learning rate gives another number: the sweep says so, it does not hide it."""
     import shutil
