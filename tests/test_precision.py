@@ -259,9 +259,19 @@ def test_optimisation_is_kept_only_with_parity(graph, tmp_path):
 def test_a_pass_that_breaks_parity_is_dropped(graph, tmp_path, monkeypatch, tokenizer):
     import edgecut.graph.optimize as opt
 
-    other = make_classifier(tiny_model("llama", tokenizer, layers=2, seed=7), tokenizer, ["neg", "pos"], WORDS)
+    # what a broken pass would write: the same graph with other weights (cheaper than exporting another model)
+    broken = onnx.load(str(graph["path"]))
+    rng = np.random.default_rng(7)
+    for init in broken.graph.initializer:
+        weights = onnx.numpy_helper.to_array(init)
+        if weights.dtype == np.float32 and weights.size > 1:
+            noisy = weights + rng.normal(0, weights.std() + 1e-2, weights.shape).astype(np.float32)
+            init.CopyFrom(onnx.numpy_helper.from_array(noisy, init.name))
     wrong = tmp_path / "wrong.onnx"
-    export_onnx(other, pad_batch(graph["seqs"][:2], graph["pad"]), wrong)
+    onnx.save(broken, str(wrong))
+    ref = run_logits(create_session(graph["path"], load_target("cpu")), graph["seqs"][:32], graph["pad"])
+    differ = run_logits(create_session(wrong, load_target("cpu")), graph["seqs"][:32], graph["pad"])
+    assert np.abs(differ - ref).max() > 0.1  # the "pass" output really breaks parity
 
     def broken_pass(name, source, destination, target, config):
         destination.write_bytes(wrong.read_bytes())
