@@ -54,9 +54,10 @@ DECODERS = [f for f in FAMILIES if f != "bert"]
 LLAMA_REPEATS = ("mistral", "qwen2", "qwen3")
 
 
-def with_repeats_slow(families: list[str]) -> list:
-    """`families` as parameters, the Llama repeats marked slow: for tests whose cost is one export per family."""
-    return [pytest.param(f, marks=pytest.mark.slow) if f in LLAMA_REPEATS else f for f in families]
+def with_repeats_slow(families: list[str], repeats: tuple[str, ...] = LLAMA_REPEATS) -> list:
+    """`families` as parameters, the repeats (by default Llama's) marked slow: for tests whose cost is one export
+    per family."""
+    return [pytest.param(f, marks=pytest.mark.slow) if f in repeats else f for f in families]
 
 
 class SwallowsSignal:

@@ -4,7 +4,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import FAMILIES, tiny_model, with_repeats_slow
+from conftest import FAMILIES, LLAMA_REPEATS, tiny_model, with_repeats_slow
 
 import edgecut.model.vocab as vocab
 from edgecut.errors import DataError, EdgecutError
@@ -266,10 +266,7 @@ def test_finetune_trains_and_reloads_a_trimmed_classifier(tokenizer):
 # Llama stands for the families whose input embedding is a plain nn.Embedding (Mistral, Qwen2, Qwen3) and GPT-2
 # for the decoders with learned positions (OPT: positions from the attention mask, not from the ids the remap
 # changes): their exports run with -m slow. BERT (an encoder) and Gemma 3 (a scaled embedding) differ.
-VOCAB_EXPORTS = [pytest.param(f, marks=pytest.mark.slow) if f == "opt" else f for f in with_repeats_slow(FAMILIES)]
-
-
-@pytest.mark.parametrize("family", VOCAB_EXPORTS)
+@pytest.mark.parametrize("family", with_repeats_slow(FAMILIES, (*LLAMA_REPEATS, "opt")))
 def test_trimmed_graph_takes_original_ids_matches_torch_and_quantizes(family, tokenizer, tmp_path):
     _, clf = _classifier(family, tokenizer)
     train, keep = _keep(tokenizer)
