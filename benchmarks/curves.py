@@ -54,6 +54,8 @@ from edgecut.model.data import DataSpec, load_dataset
 from edgecut.model.finetune import RECIPES
 from edgecut.pipeline import export
 from edgecut.sweeps.baselines import BaselineUnavailable, baseline_in_a_process, tfidf_baseline
+from edgecut.sweeps.sweep_report import Point
+from edgecut.sweeps.sweep_report import pareto_front as sweep_pareto_front
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers import (  # noqa: E402
@@ -106,20 +108,10 @@ def size_key(size: str) -> float:
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
-    """Indices of the (latency, accuracy) points no other point beats: none is as fast and as accurate and
-    better on one of the two. Fastest first; points without a latency (NaN: untimed) are left out."""
-    timed = [i for i, (x, _) in enumerate(points) if not math.isnan(x)]
-    front = [
-        i
-        for i in timed
-        if not any(
-            points[j][0] <= points[i][0]
-            and points[j][1] >= points[i][1]
-            and (points[j][0] < points[i][0] or points[j][1] > points[i][1])
-            for j in timed
-        )
-    ]
-    return sorted(front, key=lambda i: points[i][0])
+    """Indices of the (latency, accuracy) points no other point beats (the sweep's own rule, ties kept),
+    fastest first; points without a latency (NaN: untimed) are left out."""
+    timed = [Point(str(i), y, 0.0, x, "") for i, (x, y) in enumerate(points) if not math.isnan(x)]
+    return [int(p.label) for p in sweep_pareto_front(timed)]
 
 
 def _best(rows: list[dict], cut: bool) -> dict | None:
