@@ -296,10 +296,11 @@ def baseline_row(result: BaselineResult, label: str) -> Row:
 
 
 def merge_runs(earlier: list[dict], new: list[Row]) -> list[Row]:
-    """The runs of an earlier results file with these new ones; a new run replaces the earlier run of
-    its row and seed."""
-    fresh = {(r.name, r.seed) for r in new}
-    return [row_from_record(r) for r in earlier if (r["name"], r["seed"]) not in fresh] + new
+    """The runs of an earlier results file with these new ones: a new run takes the place of the earlier run of
+    its row and seed, so the table keeps its order; runs of rows the file did not have come last."""
+    fresh = {(r.name, r.seed): r for r in new}
+    merged = [fresh.pop((r["name"], r["seed"]), None) or row_from_record(r) for r in earlier]
+    return merged + [r for r in new if (r.name, r.seed) in fresh]
 
 
 def _median_of_timed(values: list[float]) -> float:

@@ -231,6 +231,22 @@ def test_merge_folds_one_seeds_runs_into_the_earlier_results(tiny_csv, tmp_path,
     assert not any((tmp_path / "o").rglob("edgecut.json"))  # no export ran
 
 
+def test_a_merged_run_takes_the_place_of_the_run_it_replaces():
+    """The table keeps its order when rows are re-run (the plain cuts stay above their students and peers);
+    a row the earlier file did not have comes last."""
+    peers = _peers()
+    fields = {"accuracy": 0.5, "p50_ms": 1.0, "texts_per_s": 9.0, "mb": 1.0, "train_seconds": 0.5, "detail": ""}
+    earlier = [{"name": name, "seed": seed} | fields for name, seed in (("a", 0), ("b", 0), ("a", 42))]
+    new = [peers.Row("c", 0, 0.9, 1.0, 9.0, 1.0, 0.5), peers.Row("a", 0, 0.8, 1.0, 9.0, 1.0, 0.5)]
+    merged = peers.merge_runs(earlier, new)
+    assert [(r.name, r.seed, r.accuracy) for r in merged] == [
+        ("a", 0, 0.8),
+        ("b", 0, 0.5),
+        ("a", 42, 0.5),
+        ("c", 0, 0.9),
+    ]
+
+
 def test_kinds_model2vec_runs_model2vec_alone(tiny_csv, tmp_path, monkeypatch, capsys):
     """`--kinds model2vec`: the model2vec row alone (here, without its environment, its SKIP line), no TF-IDF or
     fastText row and no export, folded into the written results."""
