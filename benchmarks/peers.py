@@ -33,7 +33,8 @@ the same row and seed is replaced), one seed at a time:
 `--kinds baselines` runs TF-IDF, fastText and model2vec; `--kinds model2vec` runs model2vec alone.
 
 Writes benchmarks/results/peers-<data>.json (every run and the summary), .md (the table) and .png
-(accuracy against batch-1 latency, point size = artifact MB). Time it on a quiet machine.
+(accuracy against batch-1 latency with each row's sd and the Pareto front, point size = artifact MB; the
+manual shows it; `--replot` draws it again from the JSON). Time it on a quiet machine.
 """
 
 from __future__ import annotations
@@ -366,11 +367,15 @@ def markdown(table: list[dict], title: str) -> str:
 
 
 def plot(table: list[dict], path: Path, title: str) -> list[str]:
-    """Accuracy against latency, one numbered point a row; returns the key's lines."""
+    """Accuracy against latency, one numbered point a row with its sd over seeds as an error bar, and the
+    accuracy/latency Pareto front (the rule `edgecut sweep` recommends from) as a step line; returns the key's
+    lines. The manual shows this file as it is."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from edgecut.sweeps.sweep_report import Point, pareto_front
 
     fig, ax = plt.subplots(figsize=(10, 5.5))
     ax.set_xscale("log")
@@ -378,10 +383,11 @@ def plot(table: list[dict], path: Path, title: str) -> list[str]:
     # MiniLM rows), and names printed beside the points ran over each other.
     # An untimed row (measured on another machine) has no place on the latency axis, but its accuracy is
     # still the reference a user reads the others against (the teacher's, above all): a dashed line.
+    timed = []
     for number, r in enumerate(table, 1):
-        x, y = r["p50_ms"], r["accuracy_mean"] * 100
-        if np.isnan(x):
-            line = ax.axhline(y, linestyle="--", linewidth=1, alpha=0.7, color=f"C{(number - 1) % 10}")
+        x, y, colour = r["p50_ms"], r["accuracy_mean"] * 100, f"C{(number - 1) % 10}"
+        if x is None or np.isnan(x):
+            line = ax.axhline(y, linestyle="--", linewidth=1, alpha=0.7, color=colour)
             line.set_label(f"{number}  {r['name']} ({r['mb']:.0f} MB, untimed: dashed at its accuracy)")
             ax.annotate(
                 str(number),
@@ -393,19 +399,26 @@ def plot(table: list[dict], path: Path, title: str) -> list[str]:
                 fontsize=7,
             )
             continue
-        ax.scatter(x, y, s=20 + 4 * r["mb"], alpha=0.6, label=f"{number}  {r['name']} ({r['mb']:.0f} MB)")
+        sd = r.get("accuracy_sd", 0.0) * 100
+        timed.append(Point(str(number), y, sd, x, ""))
+        ax.errorbar(x, y, yerr=sd, linestyle="", capsize=2, color=colour, alpha=0.5)
+        ax.scatter(x, y, s=20 + 4 * r["mb"], alpha=0.6, color=colour, label=f"{number}  {r['name']} ({r['mb']:.0f} MB)")
         ax.annotate(
             str(number), (x, y), xytext=(0, 0), textcoords="offset points", ha="center", va="center", fontsize=7
         )
+    front = pareto_front(timed)
+    if front:
+        xs, ys = [p.p50_ms for p in front], [p.accuracy_mean for p in front]
+        ax.step(xs, ys, where="post", color="black", linewidth=1, alpha=0.6, label="Pareto front")
     ax.set_xlabel("latency per text at batch 1, tokenizing included (ms, log)")
-    ax.set_ylabel("test accuracy (%), mean over seeds")
-    ax.set_title(f"{title}\n(point size: artifact MB)", fontsize=10)
+    ax.set_ylabel("test accuracy (%), mean ± sd over seeds")
+    ax.set_title(f"{title}\n(numbers: rows of the table; bars: sd over seeds; point size: artifact MB)", fontsize=10)
     key = ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
     for handle in key.legend_handles:
         if hasattr(handle, "set_sizes"):  # the points; an untimed row's handle is a line
             handle.set_sizes([30])
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, metadata={"Software": None})  # no version stamp: the same table, the same file
     plt.close(fig)
     return [text.get_text() for text in key.get_texts()]
 
@@ -466,11 +479,20 @@ def main() -> int:
     )
     p.add_argument("--out", type=Path, default=Path("peers-out"))
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
+    p.add_argument("--replot", action="store_true", help="draw the .png again from the results JSON; run nothing")
     args = p.parse_args()
     kinds = {k.strip() for k in args.kinds.split(",")} - {"none"}
     if not kinds <= set(KINDS):
         p.error(f"--kinds: unknown {', '.join(sorted(kinds - set(KINDS)))}; choose from {', '.join(KINDS)}")
     stem = args.results / f"peers-{Path(args.data).stem}{'-baselines' if args.baselines_only else ''}"
+    if args.replot:
+        try:
+            record = json.loads(stem.with_suffix(".json").read_text())
+            plot(record["table"], stem.with_suffix(".png"), record["title"])
+        except (OSError, ValueError, KeyError) as e:
+            p.error(f"--replot: {stem}.json is not a peers.py results file ({type(e).__name__}: {e})")
+        print(f"drew {stem}.png")
+        return 0
     if args.merge_from and not args.merge:
         p.error("--merge-from folds runs into the results already written: add --merge")
     elsewhere = []  # the other calls' records, read before anything runs

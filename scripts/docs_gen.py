@@ -138,37 +138,6 @@ def peers_table(record: dict) -> list[str]:
     return lines
 
 
-def peers_plot(record: dict, path: Path) -> None:
-    """Accuracy against latency, one numbered point per row of the table with its sd over seeds as an error
-    bar, the Pareto front (the sweep's rule) as a step line; an untimed row is a dashed line at its accuracy."""
-    from edgecut.sweeps.sweep_report import Point, pareto_front
-
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4.8))
-    ax.set_xscale("log")
-    timed = []
-    for number, r in enumerate(record["table"], 1):
-        y, colour = r["accuracy_mean"] * 100, f"C{(number - 1) % 10}"
-        if r["p50_ms"] is None or r["p50_ms"] != r["p50_ms"]:
-            ax.axhline(y, linestyle="--", linewidth=1, alpha=0.6, color=colour)
-            ax.annotate(str(number), (1.0, y), xycoords=("axes fraction", "data"), fontsize=7, va="center")
-            continue
-        timed.append(Point(str(number), y, r["accuracy_sd"] * 100, r["p50_ms"], ""))
-        ax.errorbar(r["p50_ms"], y, yerr=r["accuracy_sd"] * 100, linestyle="", capsize=2, color=colour, alpha=0.5)
-        ax.scatter(r["p50_ms"], y, s=20 + 3 * r["mb"], alpha=0.5, color=colour)
-        ax.annotate(str(number), (r["p50_ms"], y), ha="center", va="center", fontsize=7)
-    front = pareto_front(timed)
-    if front:
-        xs, ys = [p.p50_ms for p in front], [p.accuracy_mean for p in front]
-        ax.step(xs, ys, where="post", color="black", linewidth=1, alpha=0.6, label="Pareto front")
-        ax.legend(loc="lower right", fontsize=7, frameon=False)
-    ax.set_xlabel("latency per text at batch 1, tokenizing included (ms, log)")
-    ax.set_ylabel("test accuracy (%), mean ± sd over seeds")
-    title = "numbers: rows of the table; bars: sd over seeds; point size: MB; dashed: untimed"
-    ax.set_title(f"{record['title']}\n({title})", fontsize=9)
-    _save(fig, path)
-
-
 def peers_page(plots: Path | None) -> str:
     lines = [
         "# Peers: edgecut against what you would pick instead",
@@ -185,8 +154,9 @@ def peers_page(plots: Path | None) -> str:
         lines += peers_table(record)
         lines += ["", UNRECORDED_CHOICE] if any(not r.get("tuning") for r in record["table"]) else []
         lines += ["", f"![{record['title']}: accuracy against latency]({stem}.png)"]
-        if plots is not None:
-            peers_plot(record, plots / f"{stem}.png")
+        if plots is not None:  # benchmarks/peers.py's own plot: one drawing, in one place
+            plots.mkdir(parents=True, exist_ok=True)
+            (plots / f"{stem}.png").write_bytes((RESULTS / f"{stem}.png").read_bytes())
     return NOTE.format(source="benchmarks/results/peers-*.json") + "\n".join(lines) + "\n"
 
 

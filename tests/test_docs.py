@@ -118,26 +118,6 @@ def test_results_pages_cover_every_measurement_file_and_draw_their_plots(docs_ge
     assert "Date: not recorded" in results and "Date: 2026-11-27" in results
 
 
-def test_the_peers_plot_draws_each_row_s_spread_and_the_pareto_front(docs_gen, monkeypatch, tmp_path):
-    drawn = []
-    monkeypatch.setattr(docs_gen, "_save", lambda fig, path: drawn.append(fig))
-    nan = float("nan")
-    rows = [(1.0, 0.70, 0.01), (2.0, 0.80, 0.02), (3.0, 0.75, 0.03), (nan, 0.90, 0.0), (0.5, 0.60, 0.04)]
-    table = [
-        {"name": f"row {i}", "p50_ms": ms, "accuracy_mean": acc, "accuracy_sd": sd, "mb": 10.0}
-        for i, (ms, acc, sd) in enumerate(rows)
-    ]
-    docs_gen.peers_plot({"title": "t", "table": table}, tmp_path / "p.png")
-    ax = drawn[0].axes[0]
-    (front,) = [line for line in ax.get_lines() if line.get_label() == "Pareto front"]
-    # (3 ms, 75 %) is slower and worse than (2 ms, 80 %); the untimed row is a dashed line, not a point
-    assert list(front.get_xdata()) == [0.5, 1.0, 2.0] and list(front.get_ydata()) == [60.0, 70.0, 80.0]
-    bars = [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
-    assert len(bars) == 4
-    heights = sorted(round(float(seg[1][1] - seg[0][1]), 6) for b in bars for seg in b.lines[2][0].get_segments())
-    assert heights == [2.0, 4.0, 6.0, 8.0]  # each timed row's bar spans its sd either side, in points
-
-
 def test_a_measurement_file_without_provenance_says_not_recorded(docs_gen):
     line = docs_gen.provenance("x.json", {"rows": []})
     unknown = "Machine: not recorded. Date: not recorded. Versions: not recorded."

@@ -202,8 +202,50 @@ def test_the_plot_numbers_every_row_and_names_it_in_the_key(tmp_path):
         "1  TF-IDF + logistic regression (12 MB)",
         "2  model2vec (from MiniLM) (31 MB)",
         "3  edgecut N=1, int8 (32 MB)",
+        "Pareto front",
     ]
     assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_plot_draws_each_row_s_spread_and_the_pareto_front(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    drawn = []
+    monkeypatch.setattr(plt, "close", drawn.append)  # keep the figure to read it back
+    nan = float("nan")
+    rows = [(1.0, 0.70, 0.01), (2.0, 0.80, 0.02), (3.0, 0.75, 0.03), (nan, 0.90, 0.0), (0.5, 0.60, 0.04)]
+    table = [
+        {"name": f"row {i}", "p50_ms": ms, "accuracy_mean": acc, "accuracy_sd": sd, "mb": 10.0}
+        for i, (ms, acc, sd) in enumerate(rows)
+    ]
+    _peers().plot(table, tmp_path / "p.png", "t")
+    ax = drawn[0].axes[0]
+    (front,) = [line for line in ax.get_lines() if line.get_label() == "Pareto front"]
+    # (3 ms, 75 %) is slower and worse than (2 ms, 80 %); the untimed row is a dashed line, not a point
+    assert list(front.get_xdata()) == [0.5, 1.0, 2.0] and list(front.get_ydata()) == [60.0, 70.0, 80.0]
+    bars = [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
+    assert len(bars) == 4
+    heights = sorted(round(float(seg[1][1] - seg[0][1]), 6) for b in bars for seg in b.lines[2][0].get_segments())
+    assert heights == [2.0, 4.0, 6.0, 8.0]  # each timed row's bar spans its sd either side, in points
+
+
+def test_replot_draws_the_png_again_from_the_results_json(tmp_path, monkeypatch):
+    import json
+
+    table = [{"name": "TF-IDF + logistic regression", "p50_ms": 1.0, "accuracy_mean": 0.9, "accuracy_sd": 0.01}]
+    (tmp_path / "peers-x.json").write_text(json.dumps({"title": "t", "table": [table[0] | {"mb": 1.0}]}))
+    argv = ["peers.py", "--data", "x", "--replot", "--results", str(tmp_path), "--out", str(tmp_path / "o")]
+    monkeypatch.setattr(sys, "argv", argv)
+    assert _peers().main() == 0
+    assert (tmp_path / "peers-x.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (tmp_path / "o").exists()  # nothing ran
+    (tmp_path / "peers-x.json").write_text("{}")
+    with pytest.raises(SystemExit) as raised:
+        _peers().main()
+    assert raised.value.code == 2
 
 
 def test_merge_folds_one_seeds_runs_into_the_earlier_results(tiny_csv, tmp_path, monkeypatch):
