@@ -389,15 +389,8 @@ def plot(table: list[dict], path: Path, title: str) -> list[str]:
         if x is None or np.isnan(x):
             line = ax.axhline(y, linestyle="--", linewidth=1, alpha=0.7, color=colour)
             line.set_label(f"{number}  {r['name']} ({r['mb']:.0f} MB, untimed: dashed at its accuracy)")
-            ax.annotate(
-                str(number),
-                (1.0, y),
-                xycoords=("axes fraction", "data"),
-                xytext=(3, 0),
-                textcoords="offset points",
-                va="center",
-                fontsize=7,
-            )
+            where = {"xycoords": ("axes fraction", "data"), "xytext": (3, 0), "textcoords": "offset points"}
+            ax.annotate(str(number), (1.0, y), va="center", fontsize=7, **where)
             continue
         sd = r.get("accuracy_sd", 0.0) * 100
         timed.append(Point(str(number), y, sd, x, ""))

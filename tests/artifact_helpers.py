@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -12,6 +15,8 @@ from edgecut.cli import app
 from edgecut.pipeline import ExportSettings, Progress
 
 TEMPLATE = "Review: {text}\nSentiment:{label}"
+# The CLI in a process of its own: `[sys.executable, "-c", RUN_CLI, *args]`.
+RUN_CLI = "from edgecut.cli import main; main()"
 
 
 def export_tiny(model_dir: Path, data: Path, out: Path, *extra: str) -> Path:
@@ -93,3 +98,41 @@ class NotesUntilFineTuning(Progress):
         if title.startswith("fine-tune"):
             raise StopAtFineTuning
         return super().stage(title)
+
+
+def export_args(model: Path, data: Path, out: Path) -> list[str]:
+    """`edgecut export` of a 1-layer tiny model, as export_tiny runs it, for a CLI in a process of its own."""
+    args = ["export", "--model", str(model), "--data", str(data), "--layers", "1"]
+    args += ["--labels", "negative,positive", "--template", TEMPLATE, "--lr", "2e-3", "--batch-size", "8"]
+    return [*args, "--test-size", "40", "--epochs", "1", "-o", str(out)]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment of a user's shell, not pytest's: what the CLI sees when run by hand."""
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR") if k in os.environ}
+    return env | {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **extra}
+
+
+def user_dir(path: Path) -> Path:
+    """A directory of the user's own work, which nothing edgecut does may touch."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "thesis.tex").write_text("years of work", encoding="utf-8")
+    return path
+
+
+def snapshot(path: Path) -> dict[str, str]:
+    """Every file under `path` with its sha256: equal before and after means nothing was touched."""
+    if path.is_file():
+        return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()}
+    return {
+        p.relative_to(path).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    }
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (reaped)."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid

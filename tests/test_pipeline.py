@@ -295,6 +295,15 @@ def test_the_cli_stays_thin():
     assert len((ROOT / "edgecut" / "cli.py").read_text().splitlines()) < 500
 
 
+def test_no_module_over_600_lines():
+    """The project's standard: a longer module is split by what it serves (tests too)."""
+    modules = [
+        p for folder in ("edgecut", "benchmarks", "scripts", "examples", "tests") for p in (ROOT / folder).rglob("*.py")
+    ]
+    lines = {p.relative_to(ROOT).as_posix(): len(p.read_text(encoding="utf-8").splitlines()) for p in modules}
+    assert len(lines) > 100 and {name: n for name, n in lines.items() if n > 600} == {}
+
+
 def test_vocab_auto_trimming_with_select_and_int8(tiny_model_dirs, tiny_csv, tmp_path, monkeypatch):
     """`--vocab auto` trims as `task` when the training ids cover AUTO_MIN_COVERAGE of the validation tokens
     (here lowered to 0.5), combined with a chosen (not first) layer and the int8 search: the trimmed table is
