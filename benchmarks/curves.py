@@ -12,7 +12,8 @@ validation split (500 rows, whatever the training size: the data's split caps tr
 small stated grid, the choice in the table's last column. Exports train for at least the cpu recipe's 2
 epochs and at least MIN_STEPS optimizer steps (`schedule_for`), each epoch evaluated on validation and the best
 kept, at their family's learning rate (a cut the cpu recipe's, MiniLM an encoder's); --lr-auto also picks the
-learning rate from the export's 3-point grid (three trainings an export).
+learning rate from the export's 3-point grid (three trainings an export); --lr-grid gives that grid other
+factors, for a study of the grid (its own results file).
 
 Each finished run is kept in --out (its rows as JSON; the artifact is removed unless --keep-artifacts or it
 is a teacher), so a rerun skips it. After every run the results are written again:
@@ -53,6 +54,7 @@ from edgecut.errors import EdgecutError
 from edgecut.model.data import DataSpec, load_dataset
 from edgecut.model.finetune import RECIPES
 from edgecut.pipeline import export
+from edgecut.settings import parse_lr_grid
 from edgecut.sweeps.baselines import BaselineUnavailable, baseline_in_a_process, tfidf_baseline
 from edgecut.sweeps.sweep_report import Point
 from edgecut.sweeps.sweep_report import pareto_front as sweep_pareto_front
@@ -404,6 +406,8 @@ def write_results(runs: list[dict], args, stem: Path, missing: list[str]) -> dic
     table = curve_table(runs)
     answer = size_answer(table) if args.curve == "size" else depth_answer(table, args.within)
     title = f"{Path(args.model).name} on {args.data}: the {args.curve} curve (seeds {args.seeds})"
+    if args.lr_grid is not None:
+        title += f", --lr auto over {', '.join(f'x{f:g}' for f in args.lr_grid)} the family's rate"
     md = [f"### {title}", "", f"**Answer:** {answer['text']}.", "", grid_markdown(table)]
     for size in sorted({r["size"] for r in table}, key=size_key):
         md.append(markdown([r for r in table if r["size"] == size], f"{size} training rows per class"))
@@ -440,6 +444,12 @@ def main() -> int:
     p.add_argument("--seeds", default="0,42,421")
     p.add_argument("--kinds", default=None, help="rows to run: any of " + ",".join(KINDS) + ", or none")
     p.add_argument("--lr-auto", action="store_true", help="the exports pick their learning rate on validation too")
+    p.add_argument(
+        "--lr-grid",
+        default=None,
+        help="--lr auto's factors (edgecut's --lr-grid) for a study of the grid: the results go to their own "
+        "file, curve-<curve>-<data>-grid-<factors> (0.2 written 0p2)",
+    )
     p.add_argument("--full-cap", type=int, default=RECIPES["cpu"].per_class_cap, help="rows per class of `full`")
     p.add_argument("--test-size", type=int, default=1000)
     p.add_argument("--time-budget", type=float, default=None)
@@ -470,6 +480,13 @@ def main() -> int:
     chosen = {k.strip() for k in args.kinds.split(",")} - {"none"}  # none: only the --merge-from runs
     if not chosen <= set(KINDS):
         p.error(f"--kinds: unknown {', '.join(sorted(chosen - set(KINDS)))}; choose from {', '.join(KINDS)}")
+    if args.lr_grid is not None:
+        if not args.lr_auto:
+            p.error("--lr-grid is the grid of --lr-auto: add --lr-auto")
+        try:
+            args.lr_grid = parse_lr_grid(args.lr_grid)
+        except EdgecutError as e:
+            p.error(str(e))
     sizes = [s.strip() for s in args.per_class.split(",")]
     if any(s != FULL and not (s.isdigit() and int(s) > 0) for s in sizes):
         p.error(f"--per-class {args.per_class}: give whole numbers of rows per class, or full")
@@ -504,7 +521,9 @@ def main() -> int:
     plan = [
         (kind, n) for kind in KINDS if kind in chosen for n in (depths if kind in ("plain", "from-full") else ["-"])
     ]
-    stem = args.results / f"curve-{args.curve}-{Path(args.data).stem}"
+    # a dot would read as the file's suffix: 0.2 is written 0p2
+    grid = "" if args.lr_grid is None else "-grid-" + "-".join(f"{f:g}".replace(".", "p") for f in args.lr_grid)
+    stem = args.results / f"curve-{args.curve}-{Path(args.data).stem}{grid}"
     runs: list[dict] = []
     missing: list[str] = []
     todo = [(kind, n, seed, size) for kind, n in plan for seed in seeds for size in sorted(sizes, key=size_key)]
@@ -513,7 +532,7 @@ def main() -> int:
     todo.sort(key=lambda t: (t[0] not in PEERS, seeds.index(t[2]), size_key(t[3])))
     started = time.perf_counter()
     for kind, n, seed, size in todo:
-        cell = args.out / Path(args.data).stem / size
+        cell = args.out / f"{Path(args.data).stem}{grid}" / size  # another grid's runs are other runs
         cell.mkdir(parents=True, exist_ok=True)
         record = run_one(kind, n, seed, size, args, cell)
         label = f"{kind}{'' if n == '-' else f' N={n}'} seed {seed} at {size}/class"

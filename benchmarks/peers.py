@@ -135,6 +135,7 @@ def settings_for(run: Run, args, out: Path) -> ExportSettings:
         target=args.teacher_target if run.kind == "full" else "cpu",
         time_budget=args.time_budget,
         lr="auto" if getattr(args, "lr_auto", False) else None,  # None: the family's rule (never the cut's rate)
+        lr_grid=getattr(args, "lr_grid", None),  # curves.py's study of --lr auto's grid
     )
     if run.kind == "minilm":
         return ExportSettings(model=MINILM, layers="full", setting="cls", **common)

@@ -57,6 +57,18 @@ def cli_option(f) -> Option | None:
     return f.metadata.get("cli")
 
 
+def parse_lr_grid(value: str | list | tuple) -> tuple[float, ...]:
+    """`--lr-grid 0.2,1,2,4` (or a config file's list) -> the distinct factors, lowest first: the grid's ends
+    are where `--lr auto` looks for a winner at the edge."""
+    try:
+        factors = sorted({float(f) for f in (split_list(value) if isinstance(value, str) else value)})
+    except (TypeError, ValueError):
+        raise EdgecutError(f"--lr-grid {value}: give factors of the family's rate, e.g. 0.2,1,2") from None
+    if len(factors) < 2 or not all(math.isfinite(f) and f > 0 for f in factors):
+        raise EdgecutError(f"--lr-grid {value}: give at least two distinct positive factors, e.g. 0.2,1,2")
+    return tuple(factors)
+
+
 @dataclass(frozen=True)
 class ExportSettings:
     """Everything an export needs; the `edgecut export` options, one field each.
@@ -107,8 +119,14 @@ class ExportSettings:
     batch_size: int | None = option(None, "Override the recipe's batch size.", sweep=True)
     lr: float | str | None = option(
         None,
-        "Learning rate: a number overrides the recipe's; auto trains one run per rate of a 3-point grid around "
-        "the family's rate (3x the training time) and keeps the best on validation.",
+        "Learning rate: a number overrides the recipe's; auto trains one run per rate of a grid around the "
+        "family's rate (--lr-grid; 3 rates, 3x the training time, by default) and keeps the best on validation.",
+        cli_type=str,
+        sweep=True,
+    )
+    lr_grid: tuple[float, ...] | None = option(
+        None,
+        "--lr auto's grid: factors of the family's rate, comma-separated (default 0.2,1,2); one training each.",
         cli_type=str,
         sweep=True,
     )
@@ -179,6 +197,10 @@ class ExportSettings:
                 raise EdgecutError(f"--lr {self.lr}: give a learning rate (e.g. 5e-4) or auto") from None
         if isinstance(self.lr, float) and not (math.isfinite(self.lr) and self.lr > 0):
             raise EdgecutError(f"--lr {self.lr:g} must be a positive number (or auto)")
+        if self.lr_grid is not None:
+            object.__setattr__(self, "lr_grid", parse_lr_grid(self.lr_grid))
+            if self.lr != "auto":
+                raise EdgecutError("--lr-grid is the grid of --lr auto: add --lr auto (or drop --lr-grid)")
         for name in ("output", "vocab_corpus", "teacher", "unlabeled"):  # a config file gives paths as text
             value = getattr(self, name)
             object.__setattr__(self, name, None if value is None else Path(value))
@@ -204,6 +226,7 @@ class ExportSettings:
             epochs=self.epochs,
             batch_size=self.batch_size,
             learning_rate=None if self.lr == "auto" else self.lr,
+            learning_rate_factors=self.lr_grid,
             per_class_cap=self.per_class_cap,
             max_length=self.max_length,
             demonstrations=self.demos,
@@ -383,9 +406,11 @@ def _typed(tp: Any, value: Any) -> tuple[bool, Any]:
         return isinstance(value, str), value
     if tp is Path:
         return isinstance(value, str), Path(value) if isinstance(value, str) else value
-    if typing.get_origin(tp) is tuple:
-        items = value if isinstance(value, list | tuple) else None
-        return items is not None and all(isinstance(i, str) for i in items), tuple(items or ())
+    if typing.get_origin(tp) is tuple:  # tuple[str, ...], tuple[float, ...]: a TOML list of that type
+        if not isinstance(value, list | tuple):
+            return False, value
+        checked = [_typed(typing.get_args(tp)[0], item) for item in value]
+        return all(ok for ok, _ in checked), tuple(item for _, item in checked)
     return False, value
 
 
@@ -395,5 +420,5 @@ def _type_name(tp: Any) -> str:
         arms = [a for a in typing.get_args(tp) if a is not type(None)]
         return " or ".join(_type_name(a) for a in arms)
     if typing.get_origin(tp) is tuple:
-        return "a list of text"
+        return {float: "a list of numbers"}.get(typing.get_args(tp)[0], "a list of text")
     return names.get(tp, str(tp))

@@ -133,11 +133,25 @@ def test_a_size_curve_of_the_peers_writes_its_results_and_a_rerun_skips_finished
     assert curves.main() == 0
     partial = json.loads((tmp_path / f"curve-size-{tiny_csv.stem}.json").read_text())
     assert partial["missing"] == ["tfidf seed 0 at 64/class", "fasttext seed 0 at 64/class"]
+    # a study of --lr auto's grid has its own results file, title and runs: nothing of the default grid's is reused
+    monkeypatch.undo()  # the peers may run again (another grid's runs are other runs)
+    monkeypatch.setattr(sys, "argv", [*argv, "--results", str(tmp_path), "--lr-auto", "--lr-grid", "4,0.2,1,2"])
+    assert curves.main() == 0
+    study = json.loads((tmp_path / f"curve-size-{tiny_csv.stem}-grid-0p2-1-2-4.json").read_text())
+    assert study["title"].endswith("--lr auto over x0.2, x1, x2, x4 the family's rate")
+    assert study["settings"]["lr_grid"] == [0.2, 1.0, 2.0, 4.0] and len(study["runs"]) == 4
+    assert (tmp_path / "o" / f"{tiny_csv.stem}-grid-0p2-1-2-4" / "16").is_dir()
 
 
 def test_a_bad_size_or_kind_is_one_usage_error(tmp_path, monkeypatch, capsys):
     curves = _curves()
-    for args, message in ((["--per-class", "16,lots"], "--per-class 16,lots"), (["--kinds", "bert"], "unknown bert")):
+    cases = [
+        (["--per-class", "16,lots"], "--per-class 16,lots"),
+        (["--kinds", "bert"], "unknown bert"),
+        (["--lr-grid", "0.2,1,4"], "add --lr-auto"),
+        (["--lr-auto", "--lr-grid", "4"], "at least two distinct positive factors"),
+    ]
+    for args, message in cases:
         monkeypatch.setattr(sys, "argv", ["curves.py", "--curve", "size", *args, "--out", str(tmp_path / "o")])
         with pytest.raises(SystemExit) as stop:
             curves.main()

@@ -74,6 +74,38 @@ def test_a_bad_config_file_is_one_error_line_naming_the_key(tmp_path, text, matc
     assert not (tmp_path / "out").exists()
 
 
+def test_lr_grid_widens_lr_auto_s_grid_from_the_command_line_or_a_config_file(tmp_path):
+    from edgecut.model.finetune import learning_rate_grid
+
+    assert learning_rate_grid(ExportSettings(lr="auto").training_recipe()) == [1e-4, 5e-4, 1e-3]  # the default
+    run = tmp_path / "run.toml"
+    run.write_text('lr = "auto"\nlr_grid = [4, 0.2, 1, 2]\n')
+    settings = load_settings({}, config=run)
+    assert settings.lr_grid == (0.2, 1.0, 2.0, 4.0)  # lowest first: the grid's top end is its last rate
+    assert learning_rate_grid(settings.training_recipe()) == [1e-4, 5e-4, 1e-3, 2e-3]
+    assert load_settings({"lr_grid": "1, 0.5"}, config=run).lr_grid == (0.5, 1.0)  # as the command line gives it
+    run.write_text('lr = "auto"\nlr_grid = "0.2,1"\n')
+    with pytest.raises(EdgecutError, match="lr_grid = '0.2,1' is not a list of numbers"):
+        load_settings({}, config=run)
+
+
+@pytest.mark.parametrize(
+    ("given", "match"),
+    [
+        (["--lr-grid", "0.2,1,4"], "--lr-grid is the grid of --lr auto: add --lr auto"),
+        (["--lr", "5e-4", "--lr-grid", "0.2,1,4"], "--lr-grid is the grid of --lr auto: add --lr auto"),
+        (["--lr", "auto", "--lr-grid", "2"], "give at least two distinct positive factors"),
+        (["--lr", "auto", "--lr-grid", "1,1"], "give at least two distinct positive factors"),
+        (["--lr", "auto", "--lr-grid", "0,1"], "give at least two distinct positive factors"),
+        (["--lr", "auto", "--lr-grid", "1,fast"], "--lr-grid 1,fast: give factors of the family's rate"),
+    ],
+)
+def test_a_bad_lr_grid_is_one_error_line_before_any_work(tmp_path, given, match):
+    result = runner.invoke(app, ["export", "--model", "m", "--data", "d.csv", *given, "-o", str(tmp_path / "out")])
+    _one_line_error(result, match)
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_missing_config_file_is_named(tmp_path):
     with pytest.raises(EdgecutError, match=r"--config .*nope.toml does not exist"):
         settings_of_file(tmp_path / "nope.toml")

@@ -26,6 +26,11 @@ import numpy as np
 from edgecut.errors import EdgecutError
 from edgecut.signals import raise_if_interrupted
 
+# `--lr auto`: the family's learning rate times these factors (`--lr-grid` gives others), each trained for the
+# recipe's epochs with an evaluation per epoch (so the grid is learning rate x epochs); the best validation
+# accuracy wins.
+LEARNING_RATE_GRID = (0.2, 1.0, 2.0)
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -42,6 +47,7 @@ class Recipe:
     lr_scheduler: str = "constant"  # the paper uses no schedule; any transformers scheduler name works
     warmup_ratio: float = 0.0
     learning_rate_rule: str = "recipe"  # which rule chose learning_rate (LEARNING_RATE_RULES); the manifest records it
+    learning_rate_factors: tuple[float, ...] = LEARNING_RATE_GRID  # `--lr auto`'s grid, times learning_rate
 
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "learning_rate", "per_class_cap", "max_length"):
@@ -99,10 +105,6 @@ FAMILY_MAX_LEARNING_RATE = {"gemma": 1e-4, "gemma2": 1e-4, "gemma3": 1e-4, "gemm
 # benchmarks/distill_recipe.py). Not in the `cls` setting: its head starts random.
 FULL_DEPTH_MAX_LEARNING_RATE = 1e-4
 
-# `--lr auto`: the family's learning rate times these factors, each trained for the recipe's epochs with an
-# evaluation per epoch (so the grid is learning rate x epochs); the best validation accuracy wins.
-LEARNING_RATE_GRID = (0.2, 1.0, 2.0)
-
 LEARNING_RATE_RULES = {
     "given": "--lr as given",
     "recipe": "the recipe's learning rate",
@@ -144,8 +146,9 @@ def get_recipe(
 
 
 def learning_rate_grid(recipe: Recipe) -> list[float]:
-    """`--lr auto`'s candidates: the family's rate (the recipe's, as the rules chose it) times LEARNING_RATE_GRID."""
-    return [float(f"{recipe.learning_rate * f:.3g}") for f in LEARNING_RATE_GRID]
+    """`--lr auto`'s candidates, lowest first: the family's rate (the recipe's, as the rules chose it) times the
+    recipe's factors (LEARNING_RATE_GRID unless `--lr-grid` gave others)."""
+    return sorted({float(f"{recipe.learning_rate * f:.3g}") for f in recipe.learning_rate_factors})
 
 
 @dataclass(frozen=True)
@@ -572,7 +575,7 @@ def train_with_rate_search(recipe: Recipe, auto: bool, classifier, train_one: Ca
         beyond = winner.learning_rate * (2 if edge == "highest" else 0.5)
         progress.warn(
             f"--lr auto: the winner, lr {winner.learning_rate:g}, is the grid's {edge} rate and beat its neighbour, "
-            f"so a rate beyond the grid may score better on validation: try --lr {beyond:g}"
+            f"so a rate beyond the grid may score better on validation: try --lr {beyond:g}, or widen --lr-grid"
         )
     record = {
         "rule": LEARNING_RATE_RULES["auto"],
