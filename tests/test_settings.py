@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from edgecut.cli import app
 from edgecut.errors import EdgecutError
-from edgecut.settings import ExportSettings, cli_option, load_settings, settings_of_file
+from edgecut.settings import ExportSettings, checked_settings, cli_option, load_settings, settings_of_file
 
 runner = CliRunner()
 
@@ -84,6 +84,8 @@ def test_lr_grid_widens_lr_auto_s_grid_from_the_command_line_or_a_config_file(tm
     assert settings.lr_grid == (0.2, 1.0, 2.0, 4.0)  # lowest first: the grid's top end is its last rate
     assert learning_rate_grid(settings.training_recipe()) == [1e-4, 5e-4, 1e-3, 2e-3]
     assert load_settings({"lr_grid": "1, 0.5"}, config=run).lr_grid == (0.5, 1.0)  # as the command line gives it
+    recorded = json.loads(json.dumps(settings.as_dict(), default=str))  # what the manifest keeps, for --like
+    assert ExportSettings(**checked_settings(recorded, "--like")).lr_grid == (0.2, 1.0, 2.0, 4.0)
     run.write_text('lr = "auto"\nlr_grid = "0.2,1"\n')
     with pytest.raises(EdgecutError, match="lr_grid = '0.2,1' is not a list of numbers"):
         load_settings({}, config=run)
