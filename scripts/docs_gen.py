@@ -138,6 +138,12 @@ def peers_table(record: dict) -> list[str]:
     return lines
 
 
+def copy_benchmark_plot(stem: str, plots: Path) -> None:
+    """A benchmark's own plot (benchmarks/results/<stem>.png) beside the page that shows it."""
+    plots.mkdir(parents=True, exist_ok=True)
+    (plots / f"{stem}.png").write_bytes((RESULTS / f"{stem}.png").read_bytes())
+
+
 def peers_page(plots: Path | None) -> str:
     lines = [
         "# Peers: edgecut against what you would pick instead",
@@ -155,8 +161,7 @@ def peers_page(plots: Path | None) -> str:
         lines += ["", UNRECORDED_CHOICE] if any(not r.get("tuning") for r in record["table"]) else []
         lines += ["", f"![{record['title']}: accuracy against latency]({stem}.png)"]
         if plots is not None:  # benchmarks/peers.py's own plot: one drawing, in one place
-            plots.mkdir(parents=True, exist_ok=True)
-            (plots / f"{stem}.png").write_bytes((RESULTS / f"{stem}.png").read_bytes())
+            copy_benchmark_plot(stem, plots)
     return NOTE.format(source="benchmarks/results/peers-*.json") + "\n".join(lines) + "\n"
 
 
@@ -183,8 +188,7 @@ def curves_page(plots: Path | None) -> str:
         lines += [table.replace("\n### ", "\n#### "), "", f"![{record['title']}: accuracy against latency]({stem}.png)"]
         lines += ["", UNRECORDED_CHOICE] if f"| {NOT_RECORDED} |" in table else []
         if plots is not None:
-            plots.mkdir(parents=True, exist_ok=True)
-            (plots / f"{stem}.png").write_bytes((RESULTS / f"{stem}.png").read_bytes())
+            copy_benchmark_plot(stem, plots)
     return NOTE.format(source="benchmarks/results/curve-*.json") + "\n".join(lines) + "\n"
 
 
